@@ -1,0 +1,37 @@
+# The two commands a fresh machine needs: `make demo` and `make test`. Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+EXAMPLE := examples/hyp-lto
+
+.PHONY: all deps toolchain demo test bench clean
+
+all: test
+
+toolchain:
+	@bash scripts/ensure-toolchain.sh
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+deps: toolchain $(VENV)/.installed
+
+demo: deps
+	$(MAKE) -s -C $(EXAMPLE) VARIANT=overflow vmlinux.o
+	-$(MAKE) -s -C $(EXAMPLE) VARIANT=overflow vmlinux
+	@echo
+	@echo "== reachls scan $(EXAMPLE)/out/overflow"
+	$(BIN)/reachls scan $(EXAMPLE)/out/overflow
+
+test: deps
+	$(BIN)/python -m pytest
+
+bench: deps
+	$(BIN)/python bench/run_bench.py
+
+clean:
+	$(MAKE) -C $(EXAMPLE) clean
+	rm -rf bench/out

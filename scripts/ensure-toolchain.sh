@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the clang/lld/llvm toolchain and GNU binutils for aarch64 (the test oracle) when missing.
+set -euo pipefail
+needed=(clang ld.lld llvm-objdump llvm-readelf llvm-nm aarch64-linux-gnu-addr2line)
+missing=()
+for tool in "${needed[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing toolchain (missing: ${missing[*]})"
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "error: missing ${missing[*]} and no apt-get to install them" >&2
+    exit 1
+fi
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq clang lld llvm binutils-aarch64-linux-gnu >/dev/null
