@@ -1,0 +1,54 @@
+"""One module per architecture, each filling `Architecture`: reach table, instruction names, fix hints.
+
+The way ld.lld keeps `Arch/AArch64.cpp`: everything that differs between architectures lives
+in that architecture's module; the analysis stages are generic over this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ReachlsError
+from ..record import RelocKind
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the generic stages need to know about one ELF machine.
+
+    `kinds` maps relocation type numbers to their reach; `instruction` names the instruction
+    a relocation patches (from its encoded word) for messages like `cbz → hyp_panic`;
+    `fix_hint` says in one line what kernel developers do about an out-of-range reference.
+    `note` is said plainly when the architecture has nothing worth reporting.
+    """
+
+    name: str
+    elf_machine: str
+    kinds: dict[int, RelocKind]
+    instruction: Callable[[RelocKind, int], str | None]
+    fix_hint: Callable[[RelocKind, str | None], str | None]
+    note: str | None = None
+    page_size: int = 4096
+    aliases: tuple[str, ...] = field(default=())
+
+
+def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, page_size: int) -> np.ndarray:
+    """The value the linker range-checks, from uint64 S+A (`target`) and P (`place`), as int64."""
+    if kind.formula in ("page", "got_page"):
+        mask = np.uint64(~(page_size - 1) & 0xFFFF_FFFF_FFFF_FFFF)
+        return ((target & mask) - (place & mask)).view(np.int64)
+    return (target - place).view(np.int64)
+
+
+def for_machine(elf_machine: str, where: str) -> Architecture:
+    """The architecture module for an ELF `e_machine`, or a clear error naming what we support."""
+    from . import aarch64, x86_64
+
+    known = {arch.elf_machine: arch for arch in (aarch64.ARCH, x86_64.ARCH)}
+    if elf_machine not in known:
+        supported = ", ".join(sorted(a.name for a in known.values()))
+        raise ReachlsError(f"unsupported architecture {elf_machine} (supported: {supported})", where)
+    return known[elf_machine]

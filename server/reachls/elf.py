@@ -1,0 +1,241 @@
+"""ELF input: validated structure from pyelftools, bulk tables (sections, symbols, relocations) as numpy arrays.
+
+A kernel's `vmlinux.o` has tens of thousands of sections and millions of relocations; one
+Python object per entry would take minutes and gigabytes. pyelftools checks the file header;
+the section header table, symbol table and the relocation tables of code sections are read
+as structured numpy arrays straight from the file (one `frombuffer` each). Relocation tables
+of debug sections are never read here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from .errors import ReachlsError
+
+SHT_SYMTAB = 2
+SHT_RELA = 4
+SHT_NOBITS = 8
+SHT_REL = 9
+SHF_ALLOC = 0x2
+SHF_EXECINSTR = 0x4
+SHN_UNDEF = 0
+SHN_LORESERVE = 0xFF00
+SHN_ABS = 0xFFF1
+SHN_COMMON = 0xFFF2
+SHN_XINDEX = 0xFFFF
+STT_FUNC = 2
+STT_SECTION = 3
+STB_LOCAL = 0
+
+ET_REL = 1
+ET_EXEC = 2
+ET_DYN = 3
+
+
+def _dtypes(is64: bool, little: bool) -> dict[str, np.dtype]:
+    """Structured dtypes of the ELF tables for one class and byte order."""
+    e = "<" if little else ">"
+    word = f"{e}u8" if is64 else f"{e}u4"
+    if is64:
+        shdr = [("name", f"{e}u4"), ("type", f"{e}u4"), ("flags", word), ("addr", word),
+                ("offset", word), ("size", word), ("link", f"{e}u4"), ("info", f"{e}u4"),
+                ("addralign", word), ("entsize", word)]
+        sym = [("name", f"{e}u4"), ("info", "u1"), ("other", "u1"), ("shndx", f"{e}u2"),
+               ("value", word), ("size", word)]
+        rela = [("offset", word), ("info", word), ("addend", f"{e}i8")]
+        rel = [("offset", word), ("info", word)]
+    else:
+        shdr = [("name", f"{e}u4"), ("type", f"{e}u4"), ("flags", word), ("addr", word),
+                ("offset", word), ("size", word), ("link", f"{e}u4"), ("info", f"{e}u4"),
+                ("addralign", word), ("entsize", word)]
+        sym = [("name", f"{e}u4"), ("value", word), ("size", word), ("info", "u1"),
+               ("other", "u1"), ("shndx", f"{e}u2")]
+        rela = [("offset", word), ("info", word), ("addend", f"{e}i4")]
+        rel = [("offset", word), ("info", word)]
+    return {"shdr": np.dtype(shdr), "sym": np.dtype(sym), "rela": np.dtype(rela), "rel": np.dtype(rel)}
+
+
+@dataclass(frozen=True)
+class InputSection:
+    """One section header of the file, in file order (index = section header index)."""
+
+    index: int
+    name: str
+    sh_type: int
+    flags: int
+    addr: int
+    offset: int
+    size: int
+    align: int
+    link: int
+    info: int
+
+    @property
+    def is_alloc(self) -> bool:
+        return bool(self.flags & SHF_ALLOC)
+
+    @property
+    def is_code(self) -> bool:
+        return bool(self.flags & SHF_ALLOC) and bool(self.flags & SHF_EXECINSTR)
+
+
+@dataclass(frozen=True)
+class Relocations:
+    """The relocations applying to one section, as parallel numpy arrays (no per-entry objects)."""
+
+    section: int
+    offset: np.ndarray
+    sym: np.ndarray
+    type: np.ndarray
+    addend: np.ndarray
+    explicit_addend: bool
+
+
+class ElfInput:
+    """An ELF file opened for reach analysis; every problem with it is a `ReachlsError`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            self._file = open(self.path, "rb")
+        except OSError as exc:
+            raise ReachlsError(f"cannot open: {exc.strerror}", str(self.path)) from None
+        size = self.path.stat().st_size
+        if size < 16:
+            raise ReachlsError("not an ELF file (too short for an ELF header)", str(self.path))
+        if os.pread(self._file.fileno(), 4, 0) != b"\x7fELF":
+            raise ReachlsError("not an ELF file (no ELF magic)", str(self.path))
+        try:
+            self.elffile = ELFFile(self._file)
+            header = self.elffile.header
+        except (ELFError, ValueError, OSError) as exc:
+            raise ReachlsError(f"unreadable ELF header: {exc}", str(self.path)) from None
+        except Exception as exc:  # construct raises its own error types on truncated headers
+            raise ReachlsError(f"truncated ELF header ({type(exc).__name__})", str(self.path)) from None
+        self.machine: str = header["e_machine"]
+        self.elf_type: int = {"ET_REL": ET_REL, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN}.get(header["e_type"], 0)
+        self.is64 = self.elffile.elfclass == 64
+        self.little = self.elffile.little_endian
+        self._dt = _dtypes(self.is64, self.little)
+        self.size = size
+        self.sections = self._read_sections(header)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "ElfInput":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_relocatable(self) -> bool:
+        return self.elf_type == ET_REL
+
+    def _slice(self, offset: int, length: int, what: str) -> bytes:
+        """Bytes of the file, read on demand (only the tables a scan needs are ever read)."""
+        if offset + length > self.size:
+            raise ReachlsError(
+                f"truncated: {what} ends at byte {offset + length:#x}, file has {self.size:#x} bytes "
+                "(a half-written ELF? the linker writes in place)",
+                str(self.path),
+            )
+        return os.pread(self._file.fileno(), length, offset)
+
+    def _table(self, offset: int, length: int, dtype: np.dtype, what: str) -> np.ndarray:
+        usable = length - length % dtype.itemsize
+        return np.frombuffer(self._slice(offset, usable, what), dtype=dtype)
+
+    def _read_sections(self, header: dict) -> list[InputSection]:
+        shoff, shnum, shentsize = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
+        if shoff == 0:
+            return []
+        dtype = self._dt["shdr"]
+        if shentsize != dtype.itemsize:
+            raise ReachlsError(f"unexpected section header size {shentsize}", str(self.path))
+        first = self._table(shoff, dtype.itemsize, dtype, "section header table")
+        if shnum == 0:  # more than 0xff00 sections: the real count sits in section 0's sh_size
+            shnum = int(first["size"][0])
+        table = self._table(shoff, shnum * dtype.itemsize, dtype, "section header table")
+        shstrndx = header["e_shstrndx"]
+        if shstrndx == SHN_XINDEX:
+            shstrndx = int(first["link"][0])
+        names_hdr = table[shstrndx]
+        names = self._slice(int(names_hdr["offset"]), int(names_hdr["size"]), "section name table")
+        sections = []
+        for i, row in enumerate(table.tolist()):
+            name_off, sh_type, flags, addr, offset, size, link, info, align, _ = row
+            end = names.find(b"\0", name_off)
+            sections.append(InputSection(i, names[name_off:end].decode("utf-8", "replace"), sh_type, flags,
+                                         addr, offset, size, align or 1, link, info))
+        return sections
+
+    def section_data(self, index: int) -> bytes:
+        """The bytes of one section (empty for NOBITS)."""
+        sec = self.sections[index]
+        if sec.sh_type == SHT_NOBITS:
+            return b""
+        return self._slice(sec.offset, sec.size, f"section {sec.name}")
+
+    @cached_property
+    def _symtab(self) -> InputSection | None:
+        return next((s for s in self.sections if s.sh_type == SHT_SYMTAB), None)
+
+    @cached_property
+    def symbols(self) -> np.ndarray:
+        """The static symbol table as one structured array (fields name, info, other, shndx, value, size)."""
+        symtab = self._symtab
+        if symtab is None:
+            return np.zeros(0, dtype=self._dt["sym"])
+        return self._table(symtab.offset, symtab.size, self._dt["sym"], "symbol table")
+
+    @cached_property
+    def symbol_string_table(self) -> bytes:
+        symtab = self._symtab
+        if symtab is None:
+            return b""
+        return self.section_data(symtab.link)
+
+    def symbol_name(self, index: int) -> str:
+        """Name of symbol `index`; section symbols are named after their section."""
+        sym = self.symbols[index]
+        if sym["info"] & 0xF == STT_SECTION:
+            shndx = int(sym["shndx"])
+            return self.sections[shndx].name if 0 < shndx < len(self.sections) else ""
+        start = int(sym["name"])
+        end = self.symbol_string_table.find(b"\0", start)
+        return self.symbol_string_table[start:end].decode("utf-8", "replace")
+
+    def relocation_sections(self) -> dict[int, InputSection]:
+        """Relocation sections keyed by the section they apply to."""
+        return {s.info: s for s in self.sections
+                if s.sh_type in (SHT_RELA, SHT_REL) and s.link == (self._symtab.index if self._symtab else -1)}
+
+    def relocations(self, rel_section: InputSection) -> Relocations:
+        """One relocation table as arrays; `sym` and `type` split out of r_info for this ELF class."""
+        explicit = rel_section.sh_type == SHT_RELA
+        table = self._table(rel_section.offset, rel_section.size, self._dt["rela" if explicit else "rel"],
+                            f"relocation section {rel_section.name}")
+        info = table["info"].astype(np.uint64)
+        if self.is64:
+            sym, rtype = (info >> np.uint64(32)).astype(np.int64), (info & np.uint64(0xFFFFFFFF)).astype(np.int64)
+        else:
+            sym, rtype = (info >> np.uint64(8)).astype(np.int64), (info & np.uint64(0xFF)).astype(np.int64)
+        addend = table["addend"].astype(np.int64) if explicit else np.zeros(len(table), dtype=np.int64)
+        return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit)
+
+    def function_symbols(self) -> list[tuple[str, int, int, int]]:
+        """(name, section index, value, size) of every defined function symbol."""
+        syms = self.symbols
+        mask = ((syms["info"] & 0xF) == STT_FUNC) & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE)
+        return [(self.symbol_name(int(i)), int(syms["shndx"][i]), int(syms["value"][i]), int(syms["size"][i]))
+                for i in np.flatnonzero(mask)]

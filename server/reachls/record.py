@@ -1,0 +1,179 @@
+"""The reach record: one PC-relative reference of a short-reach kind, with its distance and status.
+
+Everything downstream (source findings, the CLI report, the language server) reads these
+records and nothing else from the analysis, so the fields follow design.md's reach record and
+`to_json` is the stable, documented JSON form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from .sourcemap import SourceLocation
+
+MIB = 1 << 20
+DEFAULT_THRESHOLD = 0.75
+
+
+class Status(str, Enum):
+    """Ordered worst first; `rank` sorts reports and implements `--fail-on`."""
+
+    OVERFLOW = "overflow"
+    VENEER = "veneer"
+    AT_RISK = "at-risk"
+    FRAGILE = "fragile"
+    OK = "ok"
+
+    @property
+    def rank(self) -> int:
+        return list(Status).index(self)
+
+
+@dataclass(frozen=True)
+class RelocKind:
+    """A relocation type with a bounded reach, described the way the linker checks it.
+
+    `lo`/`hi` are the inclusive bounds of the value the linker range-checks, in bytes;
+    `formula` says how that value is computed from S+A and P (`prel`: S+A-P, `page`:
+    Page(S+A)-Page(P), `got`/`got_page`: the same against the symbol's GOT entry).
+    `thunk` is true when linkers bridge an out-of-range value with a veneer instead of failing.
+    """
+
+    arch: str
+    name: str
+    number: int
+    lo: int
+    hi: int
+    alignment: int
+    thunk: bool
+    formula: str = "prel"
+
+    @property
+    def short_name(self) -> str:
+        """The type name without the `R_<ARCH>_` prefix, as people say it (CONDBR19)."""
+        return self.name.split("_", 2)[2] if self.name.count("_") >= 2 else self.name
+
+    @property
+    def reach_text(self) -> str:
+        """`±1 MiB` when symmetric, `[-32 KiB, +64 KiB)` otherwise."""
+        if -self.lo == self.hi + 1:
+            return f"±{format_size(self.hi + 1)}"
+        return f"[-{format_size(-self.lo)}, +{format_size(self.hi + 1)})"
+
+    def usage(self, distance: int) -> float:
+        """Distance relative to the bound on its side (1.0 = the last reachable byte)."""
+        return distance / self.hi if distance >= 0 else distance / self.lo
+
+    def headroom(self, distance: int) -> int:
+        """Bytes left before the bound on the distance's side; negative when out of range."""
+        return self.hi - distance if distance >= 0 else distance - self.lo
+
+    def in_range(self, distance: int) -> bool:
+        return self.lo <= distance <= self.hi and distance % self.alignment == 0
+
+
+def format_size(nbytes: int) -> str:
+    """Power-of-two sizes as kernel people write them: 1 MiB, 32 KiB, 4 GiB."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", 1 << 10)):
+        if nbytes >= scale:
+            value = nbytes / scale
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.2f} {unit}"
+    return f"{nbytes} B"
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where the referencing instruction is: input section + offset, final address, enclosing symbol."""
+
+    section: str
+    section_index: int
+    offset: int
+    address: int
+    symbol: str | None
+    symbol_offset: int
+    output_section: str | None
+    instruction: str | None
+    location: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What it references: symbol, its section and final address, the addend."""
+
+    symbol: str
+    section: str | None
+    section_index: int | None
+    offset: int
+    address: int
+    addend: int
+    output_section: str | None
+    location: SourceLocation | None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which artefact produced the record, when it was built, and which engine placed it."""
+
+    artefact: str
+    artefact_mtime: float
+    mode: str
+    engine: str
+
+
+@dataclass(frozen=True)
+class ReachRecord:
+    kind: RelocKind
+    site: Site
+    target: Target
+    distance: int
+    status: Status
+    provenance: Provenance
+
+    @property
+    def usage(self) -> float:
+        return self.kind.usage(self.distance)
+
+    @property
+    def headroom(self) -> int:
+        return self.kind.headroom(self.distance)
+
+    @property
+    def distance_mib(self) -> float:
+        return self.distance / MIB
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable JSON form documented in README.md (one object per record)."""
+        return {
+            "kind": {
+                "arch": self.kind.arch, "type": self.kind.name, "number": self.kind.number,
+                "range": [self.kind.lo, self.kind.hi], "alignment": self.kind.alignment,
+                "thunk": self.kind.thunk, "formula": self.kind.formula,
+            },
+            "site": {
+                "section": self.site.section, "offset": self.site.offset, "address": self.site.address,
+                "output_section": self.site.output_section,
+                "symbol": self.site.symbol, "symbol_offset": self.site.symbol_offset,
+                "instruction": self.site.instruction, "source": _location_json(self.site.location),
+            },
+            "target": {
+                "symbol": self.target.symbol, "section": self.target.section, "offset": self.target.offset,
+                "address": self.target.address, "addend": self.target.addend,
+                "output_section": self.target.output_section, "source": _location_json(self.target.location),
+            },
+            "distance": self.distance,
+            "usage": round(self.usage, 6),
+            "headroom": self.headroom,
+            "status": self.status.value,
+            "provenance": {
+                "artefact": self.provenance.artefact, "artefact_mtime": self.provenance.artefact_mtime,
+                "mode": self.provenance.mode, "engine": self.provenance.engine,
+            },
+        }
+
+
+def _location_json(location: SourceLocation | None) -> dict[str, Any] | None:
+    if location is None:
+        return None
+    return {"file": location.file, "line": location.line, "column": location.column}
