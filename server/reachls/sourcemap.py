@@ -1,0 +1,393 @@
+"""Source lines for code locations, from DWARF, without decoding a whole kernel's DWARF.
+
+Three traps shape this module:
+
+* In a relocatable input (`.o`, `ld -r` output such as `vmlinux.o`) every code address in DWARF
+  is a relocation against a code section + addend, and with -ffunction-sections all those
+  sections start at 0. pyelftools' own relocation would make them all overlap, and not relocating
+  breaks DWARF5's references between debug sections (non-zero addends after `ld -r`). So we apply
+  the relocations ourselves and give each code section its own synthetic base address.
+* A line sequence is not sorted by address when asm uses `.subsection 1` ... `.previous`
+  (ALTERNATIVE): rows step forward and back. Rows are sorted per sequence before lookup
+  (GNU addr2line does the same; llvm-addr2line does not).
+* Decoding everything takes minutes for a kernel. The code relocations of the debug sections
+  (sequence starts in .debug_line, low_pc & co. in .debug_info/.debug_addr/...) give, as plain
+  numpy arrays, code addresses and the line program / CU they sit in; only the units nearest
+  below an address are decoded, once, into sorted arrays searched with `searchsorted`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections import namedtuple
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
+from elftools.dwarf.structs import DWARFStructs
+
+from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
+from .errors import ReachlsError
+
+SHT_SYMTAB_SHNDX = 18
+SHF_COMPRESSED = 0x800
+# Byte widths of the data relocation types found in debug sections (0 = "none": nothing to write).
+_RELOC_WIDTH: dict[str, dict[int, int]] = {
+    "EM_AARCH64": {0: 0, 256: 0, 257: 8, 258: 4},  # R_AARCH64_NONE (both numbers), ABS64, ABS32
+    "EM_X86_64": {0: 0, 1: 8, 10: 4, 11: 4},       # R_X86_64_NONE, 64, 32, 32S
+    "EM_RISCV": {0: 0, 1: 4, 2: 8},                # R_RISCV_NONE, 32, 64 (no ADD/SUB pairs)
+}
+_DEBUG = (".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".debug_line_str",
+          ".debug_str_offsets", ".debug_addr", ".debug_ranges", ".debug_rnglists", ".debug_loc",
+          ".debug_loclists")
+_UNUSED = ("debug_aranges", "debug_frame", "eh_frame", "debug_pubtypes", "debug_pubnames", "debug_sup",
+           "gnu_debugaltlink", "debug_types")
+_ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3",
+               "DW_FORM_addrx4")
+_DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
+_SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
+
+# One debug relocation table: r_offset, section of the symbol (-1: none/special), S + A (no base), type.
+_Rel = namedtuple("_Rel", "offset section value type")
+# A decoded line program: rows sorted by (sequence, address); sequence i covers [lo[i], hi[i]) and
+# owns rows first[i]:first[i+1]; `files` maps the file column to paths.
+_Lines = namedtuple("_Lines", "lo hi first addr line column file files")
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    file: str  # normalised absolute path as the build machine saw it
+    line: int
+    column: int  # 0 if unknown
+
+
+class _LazyStream:
+    """Stands in for a section stream and builds the (patched) bytes only when pyelftools reads it."""
+
+    def __init__(self, make: Callable[[], bytes | memoryview]) -> None:
+        self._make, self._io = make, None
+
+    def __getattr__(self, name: str):  # only reached for the io methods (seek, read, tell, ...)
+        if self._io is None:
+            self._io = io.BytesIO(self._make())
+        return getattr(self._io, name)
+
+
+def _memo(method: Callable) -> Callable:
+    """Per-instance cache of a one-argument method: each unit is decoded once, for every site."""
+    def cached(self, key):
+        memo = self.__dict__.setdefault("_memo", {})
+        if (method.__name__, key) not in memo:
+            memo[method.__name__, key] = method(self, key)
+        return memo[method.__name__, key]
+    return cached
+
+
+def _text(value: bytes | str | None) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value or "")
+
+
+class SourceMap:
+    """file:line for (section, offset) of a relocatable input or addresses of a linked image."""
+
+    def __init__(self, obj: ElfInput) -> None:
+        self.obj = obj
+        self._index = {s.name: s.index for s in obj.sections if s.name in _DEBUG and s.size}
+        self._e = "<" if obj.little else ">"
+        self._is_code = np.array([s.is_code for s in obj.sections] + [False])  # [-1] (no section): False
+
+    def has_dwarf(self) -> bool:
+        return ".debug_line" in self._index
+
+    def line_for(self, section_index: int, offset: int) -> SourceLocation | None:
+        """Line of the code at `offset` in section `section_index` (any ELF type)."""
+        return self._line_at(int(self._bases[section_index]) + offset) if self.has_dwarf() else None
+
+    def line_for_address(self, address: int) -> SourceLocation | None:
+        """Line of the code at a final address of a linked image."""
+        if self.obj.is_relocatable:
+            raise ValueError("line_for_address needs a linked image; use line_for(section, offset)")
+        return self._line_at(address) if self.has_dwarf() else None
+
+    def function_declaration(self, section_index: int, offset: int) -> SourceLocation | None:
+        """DW_AT_decl_file/line of the function starting at (else the smallest containing) the location."""
+        if ".debug_info" not in self._index:
+            return None
+        address = np.uint64(int(self._bases[section_index]) + offset)
+        for cu in self._near(self._cu_table, ".debug_info", address):
+            low, high, decl = self._subprograms(cu)
+            inside = np.flatnonzero((low <= address) & (address < high))
+            if len(inside):  # the function starting here, else the innermost one around it
+                return decl[inside[np.argmin(np.where(low[inside] == address, 0, high[inside] - low[inside]))]]
+        return None
+
+    def _line_at(self, address: int) -> SourceLocation | None:
+        for program in self._near(self._line_table, ".debug_line", address):
+            covered, loc = self._lookup(self._lines(program), address)
+            if covered:
+                return loc
+        return None
+
+    def _near(self, table: tuple[np.ndarray, np.ndarray] | None, name: str, address: int) -> list[int]:
+        """Units to try for `address`: those with a known code address nearest at or below it (a unit
+        covering it starts there), or, without relocations to tell, every unit of section `name`."""
+        if table is None:
+            return self._unit_starts(name).tolist()
+        addrs, units = table
+        k = int(np.searchsorted(addrs, np.uint64(address), "right"))
+        return list(dict.fromkeys(units[max(0, k - 256):k][::-1].tolist()))[:4]
+
+    # ----- section bytes, relocations, synthetic addresses (trap 1) -----
+
+    @_memo
+    def _raw(self, name: str) -> memoryview | bytes:
+        """Section bytes (zero-copy from the mapping), inflated if SHF_COMPRESSED (zlib, as -gz makes)."""
+        sec = self.obj.sections[self._index[name]]
+        data = self.obj.section_data(sec.index)
+        if not sec.flags & SHF_COMPRESSED:
+            return data
+        if (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
+            raise ReachlsError(f"{name}: unsupported compression type {ch_type}", str(self.obj.path))
+        return zlib.decompress(data[24 if self.obj.is64 else 12:])
+
+    @cached_property
+    def _symbol_sections(self) -> np.ndarray:
+        """Section of each symbol, SHN_XINDEX resolved (vmlinux.o has >65280 sections); -1 if none."""
+        raw = self.obj.symbols["shndx"].astype(np.int64)
+        shndx = np.where((raw >= SHN_LORESERVE) | (raw == 0), -1, raw)
+        xsec = next((s for s in self.obj.sections if s.sh_type == SHT_SYMTAB_SHNDX), None)
+        if xsec is not None and (raw == SHN_XINDEX).any():
+            ext = np.frombuffer(self.obj.section_data(xsec.index), self._e + "u4")[:len(raw)].astype(np.int64)
+            shndx = np.where(raw == SHN_XINDEX, ext, shndx)
+        return np.where(shndx < len(self.obj.sections), shndx, -1)
+
+    @cached_property
+    def _bases(self) -> np.ndarray:
+        """Address of each section as DWARF sees it: sh_addr in a linked image; in a relocatable input
+        disjoint synthetic ranges for code sections (0 for the rest), so that DWARF addresses of
+        different sections never coincide and map back to (section, offset)."""
+        if not self.obj.is_relocatable:
+            return np.array([s.addr for s in self.obj.sections], dtype=np.uint64)
+        bases, cursor = np.zeros(len(self.obj.sections), dtype=np.uint64), _SYNTHETIC_START
+        for s in self.obj.sections:
+            if s.is_code:
+                align = max(s.align, 16)
+                cursor = (cursor + align - 1) // align * align
+                bases[s.index], cursor = cursor, cursor + max(s.size, 1)
+        return bases
+
+    @_memo
+    def _relocs(self, name: str) -> _Rel | None:
+        """The relocations of debug section `name` as arrays, or None if it has none."""
+        relsec = self.obj.relocation_sections().get(self._index.get(name, -1))
+        if relsec is None:
+            return None
+        r = self.obj.relocations(relsec)
+        if not r.explicit_addend and self.obj.is_relocatable:
+            raise ReachlsError(f"{relsec.name}: REL (implicit addend) debug relocations unsupported",
+                               str(self.obj.path))
+        value = self.obj.symbols["value"][r.sym].astype(np.int64) + r.addend
+        return _Rel(r.offset, self._symbol_sections[r.sym], value, r.type)
+
+    def _patched(self, name: str) -> bytes | memoryview:
+        """Debug section bytes with relocations applied: S + A, S of code symbols on synthetic bases.
+        Vectorised here because pyelftools relocates entry by entry (slow) and onto 0-based code
+        addresses; DWARF only uses data relocations (ABS32/ABS64 and the like). Linked images: as is."""
+        data, rel = self._raw(name), self._relocs(name) if self.obj.is_relocatable else None
+        if rel is None:
+            return data
+        widths = _RELOC_WIDTH.get(self.obj.machine, {})
+        if unknown := sorted(set(np.unique(rel.type).tolist()) - set(widths)):
+            raise ReachlsError(f"{name}: unsupported relocation type(s) {unknown} for {self.obj.machine}",
+                               str(self.obj.path))
+        width = np.zeros(len(rel.type), dtype=np.int64)
+        for rtype, w in widths.items():
+            width[rel.type == rtype] = w
+        if ((rel.offset + width > len(data)) | (rel.offset < 0)).any():
+            raise ReachlsError(f"{name}: relocation outside the section", str(self.obj.path))
+        base = np.where(rel.section >= 0, self._bases[np.maximum(rel.section, 0)], np.uint64(0))
+        as_bytes = (rel.value.astype(np.uint64) + base).astype(self._e + "u8").view(np.uint8).reshape(-1, 8)
+        buf = np.frombuffer(data, dtype=np.uint8).copy()
+        for w in (4, 8):
+            m = width == w
+            cols = slice(0, w) if self._e == "<" else slice(8 - w, 8)  # low-order bytes of the u8
+            buf[rel.offset[m][:, None] + np.arange(w)] = as_bytes[m][:, cols]
+        return buf.tobytes()
+
+    @cached_property
+    def _dwarf(self) -> DWARFInfo:
+        """pyelftools DWARFInfo over our own section bytes, each patched only when first read."""
+        def desc(name: str) -> DebugSectionDescriptor | None:
+            if name not in self._index:
+                return None
+            sec = self.obj.sections[self._index[name]]
+            size = len(self._raw(name)) if sec.flags & SHF_COMPRESSED else sec.size
+            return DebugSectionDescriptor(_LazyStream(lambda: self._patched(name)), name, sec.offset, size, 0)
+        config = DwarfConfig(self.obj.little, self.obj.elffile.get_machine_arch(), 8 if self.obj.is64 else 4)
+        return DWARFInfo(config=config, **{f"{n[1:]}_sec": desc(n) for n in _DEBUG},
+                         **{f"{n}_sec": None for n in _UNUSED})
+
+    # ----- which units cover which code section (trap 3) -----
+
+    @_memo
+    def _unit_starts(self, name: str) -> np.ndarray:
+        """Offsets of the units of .debug_line / .debug_info, from the unit_length fields alone."""
+        data, starts, off = self._raw(name), [], 0
+        while off + 4 <= len(data):
+            starts.append(off)
+            length = struct.unpack_from(self._e + "I", data, off)[0]
+            wide = length == 0xFFFFFFFF  # 64-bit DWARF
+            off += 12 + struct.unpack_from(self._e + "Q", data, off + 4)[0] if wide else 4 + length
+        return np.array(starts, dtype=np.int64)
+
+    def _owner(self, name: str, offsets: np.ndarray) -> np.ndarray:
+        starts = self._unit_starts(name)
+        return starts[np.searchsorted(starts, offsets, "right") - 1]
+
+    def _code_addresses(self, rel: _Rel) -> tuple[np.ndarray, np.ndarray]:
+        """(mask of relocations against code, the code addresses they produce, as DWARF will see them)."""
+        m = self._is_code[rel.section]
+        base = self._bases[rel.section[m]] if self.obj.is_relocatable else np.uint64(0)
+        return m, rel.value[m].astype(np.uint64) + base
+
+    @staticmethod
+    def _table(addrs: np.ndarray, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(addrs, kind="stable")
+        return addrs[order], units[order]
+
+    @cached_property
+    def _line_table(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(code address, line program) sorted by address: each code relocation in .debug_line is a
+        DW_LNE_set_address (a sequence start) inside its program. None: no relocations, try all."""
+        if (rel := self._relocs(".debug_line")) is None:
+            return (np.zeros(0, np.uint64),) * 2 if self.obj.is_relocatable else None
+        m, addrs = self._code_addresses(rel)
+        return self._table(addrs, self._owner(".debug_line", rel.offset[m]))
+
+    @cached_property
+    def _cu_table(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(code address, CU) sorted by address: code relocations in .debug_info belong to the CU they
+        sit in; those in .debug_addr/.debug_rnglists/.debug_ranges to the CU whose pointer into that
+        section (addr_base, rnglists_base, DW_AT_ranges: .debug_info relocations against it) precedes."""
+        if (info := self._relocs(".debug_info")) is None:
+            return (np.zeros(0, np.uint64),) * 2 if self.obj.is_relocatable else None
+        owner = self._owner(".debug_info", info.offset)
+        m, addrs = self._code_addresses(info)
+        keys, values = [addrs], [owner[m]]
+        for name in (".debug_addr", ".debug_rnglists", ".debug_ranges"):
+            if (rel := self._relocs(name)) is None:
+                continue
+            to_sec = info.section == self._index[name]
+            pointers, cus = self._table(info.value[to_sec], owner[to_sec])
+            m, addrs = self._code_addresses(rel)
+            k = np.searchsorted(pointers, rel.offset[m], "right") - 1
+            keys.append(addrs[k >= 0])
+            values.append(cus[k[k >= 0]])
+        return self._table(np.concatenate(keys), np.concatenate(values))
+
+    @cached_property
+    def _cu_of_program(self) -> dict[int, int]:
+        """{line program offset: CU offset}, for DWARF<5 comp_dir; from relocations when present."""
+        info = self._relocs(".debug_info")
+        if info is not None and ".debug_line" in self._index:
+            m = info.section == self._index[".debug_line"]
+            return dict(zip(info.value[m].tolist(), self._owner(".debug_info", info.offset[m]).tolist()))
+        found = {}
+        for cu in self._unit_starts(".debug_info") if ".debug_info" in self._index else ():  # slow path
+            if (attr := self._dwarf.get_CU_at(int(cu)).get_top_DIE().attributes.get("DW_AT_stmt_list")):
+                found[attr.value] = int(cu)
+        return found
+
+    # ----- decoding, cached (trap 2) -----
+
+    def _program(self, offset: int):
+        """pyelftools LineProgram at `offset`, via the private `_parse_line_program_at_offset`: the
+        public route (`line_program_for_CU`) would decode the CU first."""
+        length = struct.unpack_from(self._e + "I", self._raw(".debug_line"), offset)[0]
+        structs = DWARFStructs(self.obj.little, 64 if length == 0xFFFFFFFF else 32, 8 if self.obj.is64 else 4)
+        return self._dwarf._parse_line_program_at_offset(offset, structs)
+
+    @_memo
+    def _files(self, offset: int) -> list[str]:
+        """File table of a line program as normalised paths: comp_dir / include dir / name."""
+        header = self._program(offset).header
+        dirs = [_text(d) for d in header["include_directory"]]
+        if header["version"] >= 5:  # directory 0 is comp_dir, file indexes start at 0
+            comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], list(header["file_entry"])
+        else:  # directory 0 is the CU's comp_dir, file indexes start at 1
+            comp, dirs, files = self._comp_dir(offset), [""] + dirs, [None] + list(header["file_entry"])
+        return ["" if f is None else os.path.normpath(os.path.join(
+                    comp, dirs[f.dir_index or 0] if (f.dir_index or 0) < len(dirs) else "", _text(f.name)))
+                for f in files]
+
+    def _comp_dir(self, program: int) -> str:
+        if (cu := self._cu_of_program.get(program)) is None:
+            return ""
+        attr = self._dwarf.get_CU_at(cu).get_top_DIE().attributes.get("DW_AT_comp_dir")
+        return "" if attr is None else _text(attr.value)
+
+    @_memo
+    def _lines(self, offset: int) -> _Lines:
+        """Rows of one line program, each sequence sorted by address (stable: of rows at one address
+        the last one wins, as in GNU addr2line); end_sequence rows only bound their sequence."""
+        mask = (1 << (64 if self.obj.is64 else 32)) - 1  # a step back is a wrapping DW_LNS_advance_pc
+        rows = [(s.address & mask, s.line, s.column, s.file, s.end_sequence)
+                for e in self._program(offset).get_entries() if (s := e.state) is not None]
+        addr = np.array([r[0] for r in rows], dtype=np.uint64)
+        line, column, file = (np.array([r[i] for r in rows], dtype=np.int64) for i in (1, 2, 3))
+        end = np.array([r[4] for r in rows], dtype=bool)
+        seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(rows) else end.astype(np.int64)
+        hi = addr[end]
+        keep = ~end & (seq < len(hi))  # rows after the last end_sequence belong to no sequence
+        idx = np.flatnonzero(keep)[np.lexsort((addr[keep], seq[keep]))]  # lexsort is stable
+        first = np.searchsorted(seq[idx], np.arange(len(hi) + 1))
+        lo, nonempty = hi.copy(), first[:-1] < first[1:]
+        lo[nonempty] = addr[idx[first[:-1][nonempty]]]
+        return _Lines(lo, hi, first, addr[idx], line[idx], column[idx], file[idx], self._files(offset))
+
+    @staticmethod
+    def _lookup(lines: _Lines, address: int) -> tuple[bool, SourceLocation | None]:
+        """(covered, row with the greatest address <= `address` in a sequence covering it); line 0
+        rows mean "no line" (GNU addr2line prints `?`)."""
+        a = np.uint64(address)
+        for s in np.flatnonzero((lines.lo <= a) & (a < lines.hi)):
+            r0, r1 = int(lines.first[s]), int(lines.first[s + 1])
+            i = r0 + int(np.searchsorted(lines.addr[r0:r1], a, "right")) - 1
+            if (line := int(lines.line[i])) == 0:
+                return True, None
+            f = int(lines.file[i])
+            return True, SourceLocation(lines.files[f] if 0 <= f < len(lines.files) else "", line,
+                                        int(lines.column[i]))
+        return False, None
+
+    @_memo
+    def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
+        """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
+        lows, highs, decls = [], [], []
+        for die in self._dwarf.get_CU_at(cu_offset).iter_DIEs():
+            at = die.attributes
+            if die.tag != "DW_TAG_subprogram" or "DW_AT_low_pc" not in at:
+                continue
+            low, hp = at["DW_AT_low_pc"].value, at.get("DW_AT_high_pc")
+            lows.append(low)
+            highs.append(low + 1 if hp is None else hp.value if hp.form in _ADDR_FORMS else low + hp.value)
+            decl = die  # out-of-line copies and definitions of declarations point to the declaring DIE
+            while "DW_AT_decl_line" not in decl.attributes and (ref := next(
+                    (r for r in _DECL_REFS if r in decl.attributes), None)):
+                decl = decl.get_DIE_from_attribute(ref)
+            decls.append(self._declaration(decl))
+        return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), decls
+
+    def _declaration(self, die) -> SourceLocation | None:
+        at = die.attributes
+        if "DW_AT_decl_line" not in at or "DW_AT_decl_file" not in at:
+            return None
+        stmt = die.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
+        files, f = self._files(stmt.value) if stmt is not None else [], at["DW_AT_decl_file"].value
+        column = at["DW_AT_decl_column"].value if "DW_AT_decl_column" in at else 0
+        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"].value, column)
