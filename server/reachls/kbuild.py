@@ -1,0 +1,78 @@
+"""What a build directory holds: the artefact to analyse, the linker script, the final link command.
+
+Kernel build dirs record each command in `.<target>.cmd` files (`savedcmd_vmlinux := …`, older
+kernels `cmd_vmlinux := …`); newer kernels link through `scripts/link-vmlinux.sh "LD" "LDFLAGS"
+"LDFLAGS_vmlinux"` and add `-T arch/<arch>/kernel/vmlinux.lds` inside that script. The line is
+split with `shlex` and never run by a shell.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ReachlsError
+from .layout.relink import LinkCommand, safe_link_command
+
+ARTEFACTS = ("vmlinux.o", "vmlinux")
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """Everything found for one scan: the ELF to read, and how the final link is done."""
+
+    artefact: Path
+    build_dir: Path | None
+    script: Path | None
+    link_command: LinkCommand | None
+
+
+def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
+    """Resolve a scan PATH (a build dir or an ELF file) into the inputs of the analysis."""
+    if not path.exists():
+        raise ReachlsError("no such file or directory", str(path))
+    if path.is_dir():
+        artefact = next((path / name for name in ARTEFACTS if (path / name).is_file()), None)
+        if artefact is None:
+            raise ReachlsError(f"no {' or '.join(ARTEFACTS)} in this build directory", str(path))
+        build_dir = path
+    else:
+        artefact, build_dir = path, path.parent if (path.parent / ".vmlinux.cmd").is_file() else None
+    command = read_link_command(build_dir) if build_dir else None
+    if script is None:
+        script = command.script if command and command.script else _default_script(build_dir)
+    if script is not None and not script.is_file():
+        raise ReachlsError("linker script not found", str(script))
+    return BuildInputs(artefact, build_dir, script, command)
+
+
+def _default_script(build_dir: Path | None) -> Path | None:
+    if build_dir is None:
+        return None
+    return next(iter(sorted(build_dir.glob("arch/*/kernel/vmlinux.lds"))), None)
+
+
+def read_link_command(build_dir: Path) -> LinkCommand | None:
+    """The final link from `.vmlinux.cmd`, if the build dir has one."""
+    cmd_file = build_dir / ".vmlinux.cmd"
+    if not cmd_file.is_file():
+        return None
+    for line in cmd_file.read_text(errors="replace").splitlines():
+        name, sep, value = line.partition(":=")
+        if sep and name.strip() in ("savedcmd_vmlinux", "cmd_vmlinux"):
+            return parse_link_line(value.split(";")[0], build_dir, str(cmd_file))
+    return None
+
+
+def parse_link_line(line: str, build_dir: Path, where: str) -> LinkCommand:
+    """Split a recorded link line, unwrapping `link-vmlinux.sh "LD" "FLAGS" "FLAGS"`."""
+    try:
+        tokens = shlex.split(line)
+    except ValueError as exc:
+        raise ReachlsError(f"cannot parse the link command: {exc}", where) from None
+    if tokens and tokens[0].endswith("link-vmlinux.sh"):
+        tokens = [tokens[1], *(part for arg in tokens[2:] for part in shlex.split(arg))] if len(tokens) > 1 else []
+    if not tokens:
+        raise ReachlsError("empty link command", where)
+    return safe_link_command(tokens, build_dir)

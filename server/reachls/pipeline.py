@@ -1,0 +1,126 @@
+"""The stages wired together: artefact → placement → reach records → records with source lines.
+
+The CLI and the language server both call `scan` and `function_layout`; neither reimplements a
+stage. Each stage is a function of the previous one's output (see ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .analysis import Analysis, analyse, attach_sources
+from .arch import Architecture, for_machine
+from .elf import ElfInput
+from .errors import ReachlsError
+from .kbuild import BuildInputs, find_inputs
+from .layout import Placement
+from .layout.model import model_layout
+from .layout.relink import LinkCommand, find_linker, relink_layout
+from .layout.script import load_linker_script
+from .record import DEFAULT_THRESHOLD, Provenance
+from .sourcemap import SourceMap
+
+ENGINES = ("auto", "relink", "model")
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    engine: str = "auto"
+    script: Path | None = None
+    threshold: float = DEFAULT_THRESHOLD
+    include_ok: bool = False
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    inputs: BuildInputs
+    arch: Architecture
+    analysis: Analysis
+    has_dwarf: bool
+    notes: tuple[str, ...] = field(default=())
+
+
+def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput, Architecture]:
+    inputs = find_inputs(path, options.script)
+    obj = ElfInput(inputs.artefact)
+    return inputs, obj, for_machine(obj.machine, str(inputs.artefact))
+
+
+def place(obj: ElfInput, inputs: BuildInputs, engine: str) -> Placement:
+    """Where every input section lands: read from a linked image, or from one of the two engines."""
+    if engine not in ENGINES:
+        raise ReachlsError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
+    if not obj.is_relocatable:
+        return linked_placement(obj)
+    if engine == "auto":
+        try:
+            find_linker(inputs.link_command.linker if inputs.link_command else None)
+            engine = "relink"
+        except ReachlsError:
+            engine = "model"
+    if engine == "relink":
+        command = inputs.link_command or LinkCommand("ld.lld", (), inputs.script)
+        if inputs.script is not None:
+            command = dataclasses.replace(command, script=inputs.script)
+        return relink_layout(obj, command)
+    script = load_linker_script(inputs.script) if inputs.script else None
+    return model_layout(obj, script)
+
+
+def linked_placement(obj: ElfInput) -> Placement:
+    """A linked image already has its layout: every allocated section at its own address."""
+    placed = [s for s in obj.sections if s.is_alloc]
+    return Placement("linked", {s.index: s.addr for s in placed}, {s.index: s.name for s in placed},
+                     {s.name: s.addr for s in placed})
+
+
+def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
+    """Reach records of the artefact at `path` (a build dir or an ELF file), with source lines."""
+    inputs, obj, arch = open_input(path, options)
+    with obj:
+        if not obj.is_relocatable and not any(
+                obj.sections[target].is_code for target in obj.relocation_sections() if target < len(obj.sections)):
+            raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
+                               "or scan the pre-link vmlinux.o", str(inputs.artefact))
+        placement = place(obj, inputs, options.engine)
+        provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
+                                "relocatable" if obj.is_relocatable else "linked", placement.engine)
+        analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
+        sourcemap = SourceMap(obj)
+        has_dwarf = sourcemap.has_dwarf()
+        notes: tuple[str, ...] = ()
+        if has_dwarf:
+            analysis = dataclasses.replace(
+                analysis, records=attach_sources(analysis.records, sourcemap, not obj.is_relocatable))
+        else:
+            notes = ("no DWARF line information: sites are given as symbol+offset (build with -g)",)
+    return ScanResult(inputs, arch, analysis, has_dwarf, notes)
+
+
+@dataclass(frozen=True)
+class FunctionPlacement:
+    name: str
+    address: int
+    size: int
+    output_section: str | None
+    output_offset: int | None
+
+
+def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[Placement, list[FunctionPlacement]]:
+    """Where every function symbol lands, and its offset from the start of its output section."""
+    inputs, obj, _ = open_input(path, options)
+    with obj:
+        placement = place(obj, inputs, options.engine)
+        functions = []
+        for name, shndx, value, size in obj.function_symbols():
+            if shndx not in placement.section_address:
+                continue
+            address = value if not obj.is_relocatable else placement.section_address[shndx] + value
+            output = placement.output_section.get(shndx)
+            start = placement.output_start.get(output) if output else None
+            functions.append(FunctionPlacement(name, address, size, output,
+                                               address - start if start is not None else None))
+    functions.sort(key=lambda f: (f.address, f.name))
+    return placement, functions

@@ -1,0 +1,121 @@
+"""The real toolchain as the tests' oracle: build with clang, link with ld.lld, read its verdicts.
+
+Parsers here are the tests' own, independent of reachls's, so an answer key never comes from
+the code under test.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = "--target=aarch64-linux-gnu"
+_LLD_OVERFLOW = re.compile(
+    r"relocation (R_\w+) out of range: (-?\d+) is not in \[(-?\d+), (-?\d+)\]; references '?([^'\s]+)'?")
+
+
+def need(*tools: str) -> None:
+    """Skip the calling test when a tool of the toolchain is not installed."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def run(*argv: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, argv))} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def compile_aarch64(source: Path, output: Path, *flags: str) -> Path:
+    need("clang")
+    run("clang", TARGET, "-c", "-g", *flags, source, "-o", output)
+    return output
+
+
+@dataclass(frozen=True)
+class LldOverflow:
+    type: str
+    distance: int
+    lo: int
+    hi: int
+    symbol: str
+
+
+def lld_overflows(log: str) -> list[LldOverflow]:
+    """Every `relocation R_X out of range: D is not in [lo, hi]; references S` ld.lld printed."""
+    return [LldOverflow(m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4)), m.group(5))
+            for m in _LLD_OVERFLOW.finditer(log)]
+
+
+def link_noinhibit(script: Path, inputs: list[Path], output: Path, *flags: str) -> str:
+    """Link with `--noinhibit-exec`: every out-of-range error printed, the output still written."""
+    need("ld.lld")
+    result = run("ld.lld", *flags, "-T", script, *inputs, "-o", output, "--noinhibit-exec", "--error-limit=0",
+                 check=False)
+    assert output.is_file(), result.stderr
+    return result.stdout + result.stderr
+
+
+def nm_symbols(image: Path) -> dict[str, int]:
+    """Symbol name → address, from llvm-nm."""
+    need("llvm-nm")
+    symbols = {}
+    for line in run("llvm-nm", image).stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            symbols[parts[2]] = int(parts[0], 16)
+    return symbols
+
+
+def gnu_addr2line(image: Path, addresses: list[int]) -> list[tuple[str, int]]:
+    """(file, line) for each address from GNU addr2line for aarch64, which sorts line rows."""
+    need("aarch64-linux-gnu-addr2line")
+    out = run("aarch64-linux-gnu-addr2line", "-e", image, *(f"{a:#x}" for a in addresses)).stdout.splitlines()
+    located = []
+    for line in out:
+        file, _, number = line.rpartition(":")
+        located.append((file, int(number.split()[0]) if number.split()[0].isdigit() else 0))
+    return located
+
+
+EXAMPLE = ROOT / "examples" / "hyp-lto"
+
+
+def copy_example(destination: Path) -> Path:
+    """A private copy of the example tree (without build outputs), so tests may edit and rebuild it."""
+    tree = destination / "hyp-lto"
+    shutil.copytree(EXAMPLE, tree, ignore=shutil.ignore_patterns("out"))
+    return tree
+
+
+def build_example(tree: Path, variant: str) -> Path:
+    """`vmlinux.o` and the `--noinhibit-exec` link of one variant; returns its build dir."""
+    need("clang", "ld.lld", "make")
+    run("make", "-s", "-C", tree, f"VARIANT={variant}", "vmlinux.o", "noinhibit")
+    return tree / "out" / variant
+
+
+def objdump_targets(image: Path) -> dict[int, tuple[str, int | None]]:
+    """Address → (mnemonic, decoded branch/adr/literal target) for every instruction, from llvm-objdump."""
+    need("llvm-objdump")
+    decoded: dict[int, tuple[str, int | None]] = {}
+    line = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*([^<]*?)(?:\s+<.*>)?$")
+    for text in run("llvm-objdump", "-d", "--no-show-raw-insn", image).stdout.splitlines():
+        match = line.match(text)
+        if match:
+            address, mnemonic, target = int(match.group(1), 16), match.group(2), match.group(3).split(",")[-1].strip()
+            if re.fullmatch(r"0x[0-9a-f]+", target):
+                decoded[address] = (mnemonic, int(target, 16))
+            elif mnemonic == "adr" and re.fullmatch(r"#-?\d+", target):  # printed relative to the pc
+                decoded[address] = (mnemonic, address + int(target[1:]))
+            else:
+                decoded[address] = (mnemonic, None)
+    return decoded
