@@ -32,6 +32,7 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
     """Resolve a scan PATH (a build dir or an ELF file) into the inputs of the analysis."""
     if not path.exists():
         raise ReachlsError("no such file or directory", str(path))
+    path = path.resolve()  # the relink runs in a temp dir: every path it is given must be absolute
     if path.is_dir():
         artefact = next((path / name for name in ARTEFACTS if (path / name).is_file()), None)
         if artefact is None:

@@ -112,7 +112,7 @@ def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
         if command.script is not None:
             if not command.script.is_file():
                 raise ReachlsError("linker script not found", str(command.script))
-            argv += ["-T", str(command.script)]
+            argv += ["-T", str(command.script.resolve())]
         argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path),
                  "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
         try:
