@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs the clang/lld/llvm toolchain and GNU binutils for aarch64 (the test oracle) when missing.
+# Installs what the tests drive when missing: clang/lld/llvm, GNU binutils and GCC for aarch64
+# (the oracle for source lines, and the second compiler fixes must build with), and Neovim.
 set -euo pipefail
-needed=(clang ld.lld llvm-objdump llvm-readelf llvm-nm aarch64-linux-gnu-addr2line)
+needed=(clang ld.lld llvm-objdump llvm-readelf llvm-nm aarch64-linux-gnu-addr2line aarch64-linux-gnu-gcc nvim)
 missing=()
 for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
@@ -16,4 +17,4 @@ sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
-$sudo apt-get install -y -qq clang lld llvm binutils-aarch64-linux-gnu >/dev/null
+$sudo apt-get install -y -qq clang lld llvm binutils-aarch64-linux-gnu gcc-aarch64-linux-gnu neovim >/dev/null

@@ -9,7 +9,6 @@ the output file stays small whatever the distances. reachls must agree on every 
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

@@ -52,11 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "output section)")
     _common(layout_parser)
     layout_parser.add_argument("--symbol", action="append", help="only this function (repeatable)")
+    commands.add_parser("serve", help="run the language server on stdio")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .lsp.server import serve
+
+        serve()
+        return 0
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
                           include_ok=getattr(args, "all", False))
     try:

@@ -22,7 +22,9 @@ class Architecture:
     `kinds` maps relocation type numbers to their reach; `instruction` names the instruction
     a relocation patches (from its encoded word) for messages like `cbz → hyp_panic`;
     `fix_hint` says in one line what kernel developers do about an out-of-range reference.
-    `note` is said plainly when the architecture has nothing worth reporting.
+    `asm_fixes` turns an out-of-reach assembly statement into the rewrites kernel developers
+    use (see `fixes.py` for the edit types). `note` is said plainly when the architecture has
+    nothing worth reporting.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Architecture:
     kinds: dict[int, RelocKind]
     instruction: Callable[[RelocKind, int], str | None]
     fix_hint: Callable[[RelocKind, str | None], str | None]
+    asm_fixes: Callable[..., list] = field(default=lambda *args: [])
     note: str | None = None
     page_size: int = 4096
     aliases: tuple[str, ...] = field(default=())

@@ -7,7 +7,11 @@ the number the linker prints. Only the branch relocations are bridged by linker 
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..fixes import Fix, TextEdit
 from ..record import RelocKind
+from ..sources.asm import AsmFile, AsmStatement, Span
 from . import Architecture
 
 
@@ -74,11 +78,56 @@ def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
     return None
 
 
+_INVERSE = {"eq": "ne", "ne": "eq", "hs": "lo", "lo": "hs", "cs": "cc", "cc": "cs", "mi": "pl", "pl": "mi",
+            "vs": "vc", "vc": "vs", "hi": "ls", "ls": "hi", "ge": "lt", "lt": "ge", "gt": "le", "le": "gt"}
+_INVERSE_MNEMONIC = {"cbz": "cbnz", "cbnz": "cbz", "tbz": "tbnz", "tbnz": "tbz"}
+
+
+def _inverted(mnemonic: str) -> str | None:
+    """`cbz` → `cbnz`, `b.ne` → `b.eq`; None when there is no inverse (`b.al`)."""
+    lower = mnemonic.lower()
+    if lower in _INVERSE_MNEMONIC:
+        return _INVERSE_MNEMONIC[lower]
+    if lower.startswith("b.") and lower[2:] in _INVERSE:
+        return "b." + _INVERSE[lower[2:]]
+    return None
+
+
+def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile, macros: set[str]) -> list[Fix]:
+    """The rewrites of one out-of-reach assembly statement, preferred one first.
+
+    `adr`/`ldr` literal become the kernel's `adr_l`/`ldr_l` (adrp-based, ±4 GiB) when those
+    assembler macros are in scope; a conditional branch becomes the inverted branch over an
+    unconditional `b` (±128 MiB, veneer-able), keeping the line's indentation and comment.
+    """
+    mnemonic, operands = statement.mnemonic.lower(), statement.operands
+    rename = {"adr": "adr_l", "ldr": "ldr_l"}.get(mnemonic)
+    if rename and len(operands) == 2 and not operands[1].text.startswith(("[", "=", "#")):
+        if rename not in macros:
+            return []
+        span = statement.mnemonic_span
+        return [Fix(f"Use {rename} ({mnemonic} reaches ±1 MiB, {rename} ±4 GiB)",
+                    (TextEdit(path, Span(span.line, span.start, span.end), rename),), preferred=True)]
+    inverse = _inverted(mnemonic)
+    if inverse is None or not operands:
+        return []
+    label = asm.fresh_numeric_label(statement.line + 1)
+    gap = line_text[statement.mnemonic_span.end:operands[0].span.start]
+    kept = [op.text for op in operands[:-1]]
+    branch = f"{inverse}{gap}{', '.join([*kept, label + 'f'])}"
+    after = f"\n{statement.indent}b{gap}{operands[-1].text}\n{label}:"
+    line_end = len(line_text)
+    return [Fix(f"Invert to {inverse} over an unconditional b (±128 MiB)",
+                (TextEdit(path, Span(statement.line, statement.span.start, statement.span.end), branch),
+                 TextEdit(path, Span(statement.line, line_end, line_end), after)), preferred=True)]
+
+
 ARCH = Architecture(
     name="aarch64",
     elf_machine="EM_AARCH64",
     kinds=KINDS,
     instruction=instruction,
     fix_hint=fix_hint,
+    asm_fixes=asm_fixes,
     aliases=("arm64",),
 )

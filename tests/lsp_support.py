@@ -1,0 +1,61 @@
+"""Shared pieces of the language-server tests: the server command, waiting, applying edits."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.uris import from_fs_path, to_fs_path
+
+SERVER_COMMAND = [sys.executable, "-m", "reachls.cli", "serve"]
+_REFERENCED_BY = re.compile(r">>> referenced by \S+ \((.+):(\d+)\)")
+
+
+def uri(path: Path) -> str:
+    return from_fs_path(str(path))
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll `condition` on the event loop until it is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def referenced_lines(log: str) -> set[tuple[str, int]]:
+    """(file, line) of every `>>> referenced by` line of an ld.lld log: the linker's own answer."""
+    return {(m.group(1), int(m.group(2))) for m in _REFERENCED_BY.finditer(log)}
+
+
+def apply_text_edits(text: str, edits: list[types.TextEdit]) -> str:
+    """Apply LSP text edits (positions in the original text), last first."""
+    lines = text.split("\n")
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line) + 1)
+
+    def offset(position: types.Position) -> int:
+        return offsets[position.line] + position.character
+
+    for edit in sorted(edits, key=lambda e: offset(e.range.start), reverse=True):
+        text = text[:offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end):]
+    return text
+
+
+def apply_workspace_edit(edit: types.WorkspaceEdit, source_root: Path, target_root: Path) -> list[Path]:
+    """Apply a workspace edit made for files under `source_root` to the same files under `target_root`."""
+    changed = []
+    for file_uri, edits in (edit.changes or {}).items():
+        path = target_root / Path(to_fs_path(file_uri)).relative_to(source_root)
+        path.write_text(apply_text_edits(path.read_text(), list(edits)))
+        changed.append(path)
+    return changed
