@@ -102,7 +102,7 @@ async def test_every_quick_fix_removes_its_overflow(client: LanguageClient, tree
     before = lld_overflows(_log(tree))
     sites = [d for d in await _diagnostics(client, tree / ENTRY) if d.severity == types.DiagnosticSeverity.Error]
     targets = await _diagnostics(client, tree / SWITCH)
-    proven = 0
+    proven, titles = 0, set()
     for path, diagnostic in [*((tree / ENTRY, d) for d in sites), *((tree / SWITCH, d) for d in targets)]:
         actions = await client.text_document_code_action_async(types.CodeActionParams(
             types.TextDocumentIdentifier(uri(path)), diagnostic.range, types.CodeActionContext([diagnostic])))
@@ -115,10 +115,12 @@ async def test_every_quick_fix_removes_its_overflow(client: LanguageClient, tree
             run("make", "-s", "-C", copy, "VARIANT=overflow", "vmlinux.o", "noinhibit")
             after = lld_overflows((copy / "out" / "overflow" / "noinhibit.log").read_text())
             assert len(after) < len(before), (action.title, after)
-            if path.name == "switch.c" or "section" in action.title:
+            if any(p.suffix != ".S" for p in changed):  # moves hyp_panic itself: every reference is fixed
                 assert after == [], action.title
             else:
                 assert sum(e.type == diagnostic.code for e in after) == sum(e.type == diagnostic.code for e in before) - 1
             _gcc_accepts(copy, changed)
             proven += 1
+            titles.add(action.title.split()[0])
     assert proven >= len(sites) + 1
+    assert {"Use", "Invert", "Place", "Take"} <= titles, titles
