@@ -124,3 +124,14 @@ async def test_every_quick_fix_removes_its_overflow(client: LanguageClient, tree
             titles.add(action.title.split()[0])
     assert proven >= len(sites) + 1
     assert {"Use", "Invert", "Place", "Take"} <= titles, titles
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_configuration_change_reaches_the_running_server(client: LanguageClient, tree: Path):
+    await _diagnostics(client, tree / ENTRY)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        settings={"reachls": {"severity": {"overflow": "hint"}}}))
+    await wait_for(lambda: all(d.severity == types.DiagnosticSeverity.Hint
+                               for d in client.diagnostics[uri(tree / ENTRY)] if "192 %" in d.message
+                               or d.code in {e.type for e in lld_overflows(_log(tree))}),
+                   what="overflow diagnostics republished as hints")

@@ -82,7 +82,10 @@ class _Sources:
         if path not in self._asm:
             text = path.read_text(errors="replace")
             asm = parse_asm(text)
-            self._asm[path] = (asm, text.split("\n"), asm.macros | _included_macros(path, asm, mapper))
+            included = _included_macros(path, asm, mapper)
+            if included:  # now known, their invocations parse as macro invocations, not instructions
+                asm = parse_asm(text, known_macros=included)
+            self._asm[path] = (asm, text.split("\n"), asm.macros | included)
         return self._asm[path]
 
     def c(self, path: Path) -> CFile:

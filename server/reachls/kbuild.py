@@ -8,6 +8,7 @@ split with `shlex` and never run by a shell.
 
 from __future__ import annotations
 
+import itertools
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from .errors import ReachlsError
 from .layout.relink import LinkCommand, safe_link_command
 
 ARTEFACTS = ("vmlinux.o", "vmlinux")
+LOG_NAME = "build.log"  # the final link's output, as the example (and `make ... 2>&1 | tee build.log`) keeps it
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,29 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
     return BuildInputs(artefact, build_dir, script, command)
 
 
+def find_log(path: Path, name: str | None = None) -> Path | None:
+    """The linker log a scan PATH asks for, or None when the ELF artefact is to be read.
+
+    A build dir's log (`name`, default `build.log`) is read when asked for (`--log`), or when
+    the dir has no vmlinux.o/vmlinux but has that log. A file is a log when asked for, or when
+    it is not ELF and holds a linker diagnostic.
+    """
+    if not path.exists():
+        return None
+    if path.is_dir():
+        if name is not None:
+            log = path / name
+            if not log.is_file():
+                raise ReachlsError(f"no linker log {name} in this build directory", str(path))
+            return log.resolve()
+        if not any((path / artefact).is_file() for artefact in ARTEFACTS) and (path / LOG_NAME).is_file():
+            return (path / LOG_NAME).resolve()
+        return None
+    from .linklog import looks_like_log
+
+    return path.resolve() if name is not None or looks_like_log(path) else None
+
+
 def _default_script(build_dir: Path | None) -> Path | None:
     if build_dir is None:
         return None
@@ -62,14 +87,16 @@ def read_link_command(build_dir: Path) -> LinkCommand | None:
     for line in cmd_file.read_text(errors="replace").splitlines():
         name, sep, value = line.partition(":=")
         if sep and name.strip() in ("savedcmd_vmlinux", "cmd_vmlinux"):
-            return parse_link_line(value.split(";")[0], build_dir, str(cmd_file))
+            return parse_link_line(value, build_dir, str(cmd_file))
     return None
 
 
 def parse_link_line(line: str, build_dir: Path, where: str) -> LinkCommand:
     """Split a recorded link line, unwrapping `link-vmlinux.sh "LD" "FLAGS" "FLAGS"`."""
     try:
-        tokens = shlex.split(line)
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
+        lexer.whitespace_split = True
+        tokens = list(itertools.takewhile(lambda token: token.strip(";&|"), lexer))  # the first command only
     except ValueError as exc:
         raise ReachlsError(f"cannot parse the link command: {exc}", where) from None
     if tokens and tokens[0].endswith("link-vmlinux.sh"):

@@ -34,6 +34,7 @@ _FLAGS_WITH_VALUE = {"-m", "-z", "--defsym", "--section-start", "-e", "--entry",
                      "--sort-section", "--hash-style", "--pack-dyn-relocs", "--build-id", "-Ttext",
                      "-Tdata", "-Tbss"}
 _SCRIPT_FLAGS = {"-T", "--script"}
+_OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
 
@@ -74,8 +75,11 @@ def safe_link_command(tokens: list[str], base_dir: Path) -> LinkCommand:
         if token.startswith("-T") and len(token) > 2 and not token.startswith(("-Ttext", "-Tdata", "-Tbss")):
             script, i = _resolve(token[2:], base_dir), i + 1
             continue
-        if token in ("-o", "--output", "-Map") or not token.startswith("-"):
+        if token in _OUTPUT_FLAGS or not token.startswith("-"):
             i += 2 if token.startswith("-") else 1  # the build's output, map and inputs: ours replace them
+            continue
+        if eq and name in _OUTPUT_FLAGS:
+            i += 1
             continue
         if token in _FLAGS or (eq and name in _FLAGS_WITH_VALUE):
             flags.append(token)
