@@ -15,17 +15,10 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp_support import SERVER_COMMAND, uri, wait_for
-from toolchain import build_example, copy_example, lld_overflows, run
+from toolchain import lld_overflows, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 SWITCH = Path("arch/arm64/kvm/hyp/vhe/switch.c")
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory) -> Path:
-    tree = copy_example(tmp_path_factory.mktemp("watch"))
-    build_example(tree, "overflow")
-    return tree
 
 
 @pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=SERVER_COMMAND))

@@ -19,23 +19,16 @@ import pytest
 from lsprotocol import types
 
 from lsp_support import SERVER_COMMAND, apply_workspace_edit, referenced_lines, uri
-from toolchain import build_example, copy_example, lld_overflows, need, run
+from toolchain import lld_overflows, need, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 INIT = Path(__file__).resolve().parent / "nvim" / "init.lua"
 
 
 @pytest.fixture(scope="module")
-def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    need("nvim")
-    tree = copy_example(tmp_path_factory.mktemp("nvim"))
-    build_example(tree, "overflow")
-    return tree
-
-
-@pytest.fixture(scope="module")
 def got(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """What Neovim received after opening entry.S, asking hover and code actions at the first error."""
+    need("nvim")
     return neovim_session(tree, tree / ENTRY, tmp_path_factory.mktemp("nvim-out") / "got.json")
 
 
