@@ -14,6 +14,7 @@ import pytest
 
 from reachls.elf import ElfInput
 from reachls.sourcemap import SourceLocation, SourceMap
+from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
 from toolchain import TARGET, gnu_addr2line, need, run
 
 C_SOURCE = """\
@@ -256,3 +257,11 @@ def test_only_the_needed_units_are_decoded_once(build: Build) -> None:
         for s in range(len(lines.lo)):
             rows = lines.addr[lines.first[s]:lines.first[s + 1]]
             assert (np.diff(rows.astype(np.int64)) >= 0).all()
+
+
+def test_fast_decoders_equal_pyelftools(build: Build) -> None:
+    """dwarfline's line rows and subprogram DIEs are pyelftools' (the oracle), for every line program
+    and CU of the relocatable input and both linked images."""
+    for path in (build.combined, build.image, build.image_relocs):
+        assert assert_rows_match_pyelftools(path) > 0
+        assert assert_subprograms_match_pyelftools(path)[0] == 3  # helper_one, helper_two, entry

@@ -13,7 +13,8 @@ Three traps shape this module:
 * Decoding everything takes minutes for a kernel. The code relocations of the debug sections
   (sequence starts in .debug_line, low_pc & co. in .debug_info/.debug_addr/...) give, as plain
   numpy arrays, code addresses and the line program / CU they sit in; only the units nearest
-  below an address are decoded, once, into sorted arrays searched with `searchsorted`.
+  below an address are decoded, once, into sorted arrays searched with `searchsorted`. Decoding
+  goes below pyelftools (`dwarfline`): its objects per line row and per DIE cost seconds per unit.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
+from .dwarfline import LineRows, die_offsets, line_rows
 from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
 from .errors import ReachlsError
 
@@ -194,6 +196,7 @@ class SourceMap:
         value = self.obj.symbols["value"][r.sym].astype(np.int64) + r.addend
         return _Rel(r.offset, self._symbol_sections[r.sym], value, r.type)
 
+    @_memo
     def _patched(self, name: str) -> bytes | memoryview:
         """Debug section bytes with relocations applied: S + A, S of code symbols on synthetic bases.
         Vectorised here because pyelftools relocates entry by entry (slow) and onto 0-based code
@@ -314,15 +317,20 @@ class SourceMap:
 
     @_memo
     def _files(self, offset: int) -> list[str]:
-        """File table of a line program as normalised paths: comp_dir / include dir / name."""
+        return self._file_paths(offset)
+
+    def _file_paths(self, offset: int, defined: list[tuple[bytes, int]] | tuple = ()) -> list[str]:
+        """File table of a line program as normalised paths: comp_dir / include dir / name; `defined`:
+        (name, dir_index) of DW_LNE_define_file entries, appended."""
         header = self._program(offset).header
         dirs = [_text(d) for d in header["include_directory"]]
+        entries = [(f.name, f.dir_index) for f in header["file_entry"]] + list(defined)
         if header["version"] >= 5:  # directory 0 is comp_dir, file indexes start at 0
-            comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], list(header["file_entry"])
+            comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], entries
         else:  # directory 0 is the CU's comp_dir, file indexes start at 1
-            comp, dirs, files = self._comp_dir(offset), [""] + dirs, [None] + list(header["file_entry"])
+            comp, dirs, files = self._comp_dir(offset), [""] + dirs, [None] + entries
         return ["" if f is None else os.path.normpath(os.path.join(
-                    comp, dirs[f.dir_index or 0] if (f.dir_index or 0) < len(dirs) else "", _text(f.name)))
+                    comp, dirs[f[1] or 0] if (f[1] or 0) < len(dirs) else "", _text(f[0])))
                 for f in files]
 
     def _comp_dir(self, program: int) -> str:
@@ -335,20 +343,29 @@ class SourceMap:
     def _lines(self, offset: int) -> _Lines:
         """Rows of one line program, each sequence sorted by address (stable: of rows at one address
         the last one wins, as in GNU addr2line); end_sequence rows only bound their sequence."""
-        mask = (1 << (64 if self.obj.is64 else 32)) - 1  # a step back is a wrapping DW_LNS_advance_pc
-        rows = [(s.address & mask, s.line, s.column, s.file, s.end_sequence)
-                for e in self._program(offset).get_entries() if (s := e.state) is not None]
-        addr = np.array([r[0] for r in rows], dtype=np.uint64)
-        line, column, file = (np.array([r[i] for r in rows], dtype=np.int64) for i in (1, 2, 3))
-        end = np.array([r[4] for r in rows], dtype=bool)
-        seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(rows) else end.astype(np.int64)
+        addr, file, line, column, end, defined = self._rows(offset)
+        seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(end) else end.astype(np.int64)
         hi = addr[end]
         keep = ~end & (seq < len(hi))  # rows after the last end_sequence belong to no sequence
         idx = np.flatnonzero(keep)[np.lexsort((addr[keep], seq[keep]))]  # lexsort is stable
         first = np.searchsorted(seq[idx], np.arange(len(hi) + 1))
         lo, nonempty = hi.copy(), first[:-1] < first[1:]
         lo[nonempty] = addr[idx[first[:-1][nonempty]]]
-        return _Lines(lo, hi, first, addr[idx], line[idx], column[idx], file[idx], self._files(offset))
+        files = self._file_paths(offset, defined) if defined else self._files(offset)
+        return _Lines(lo, hi, first, addr[idx], line[idx], column[idx], file[idx], files)
+
+    def _rows(self, offset: int) -> LineRows:
+        """Rows of the line program at `offset` in program order: dwarfline's decoder on the relocated
+        bytes; pyelftools' `get_entries()` only for VLIW programs (op_index)."""
+        program, mask = self._program(offset), (1 << (64 if self.obj.is64 else 32)) - 1
+        data = self._patched(".debug_line")
+        body = bytes(data[program.program_start_offset:program.program_end_offset])
+        if (rows := line_rows(body, program.header, self.obj.little, mask)) is not None:
+            return rows
+        states = [s for e in program.get_entries() if (s := e.state) is not None]
+        regs = np.array([(s.file, s.line, s.column) for s in states], dtype=np.int64).reshape(-1, 3)
+        return LineRows(np.array([s.address & mask for s in states], dtype=np.uint64), regs[:, 0], regs[:, 1],
+                        regs[:, 2], np.array([s.end_sequence for s in states], dtype=bool), [])
 
     @staticmethod
     def _lookup(lines: _Lines, address: int) -> tuple[bool, SourceLocation | None]:
@@ -369,10 +386,8 @@ class SourceMap:
     def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
         """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
         lows, highs, decls = [], [], []
-        for die in self._dwarf.get_CU_at(cu_offset).iter_DIEs():
+        for die in self._subprogram_DIEs(cu_offset):
             at = die.attributes
-            if die.tag != "DW_TAG_subprogram" or "DW_AT_low_pc" not in at:
-                continue
             low, hp = at["DW_AT_low_pc"].value, at.get("DW_AT_high_pc")
             lows.append(low)
             highs.append(low + 1 if hp is None else hp.value if hp.form in _ADDR_FORMS else low + hp.value)
@@ -382,6 +397,20 @@ class SourceMap:
                 decl = decl.get_DIE_from_attribute(ref)
             decls.append(self._declaration(decl))
         return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), decls
+
+    def _subprogram_DIEs(self, cu_offset: int):
+        """The DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file order: offsets found by
+        `dwarfline.die_offsets` skipping the other DIEs by their abbreviations, then only these DIEs
+        parsed by pyelftools (iterating every DIE through pyelftools takes seconds per CU)."""
+        cu = self._dwarf.get_CU_at(cu_offset)
+        unit = bytes(self._patched(".debug_info")[cu.cu_offset:cu.cu_offset + cu.size])
+        table = cu.get_abbrev_table()
+        found = die_offsets(unit, cu.cu_die_offset - cu.cu_offset, table.get_abbrev, lambda decl: decl["tag"] ==
+                            "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _ in decl.iter_attr_specs()),
+                            cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"], self.obj.little)
+        if found is None:  # a form dwarfline does not size: the slow, complete walk
+            return [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+        return [cu.get_DIE_from_refaddr(cu.cu_offset + off) for off in found]
 
     def _declaration(self, die) -> SourceLocation | None:
         at = die.attributes

@@ -1,0 +1,190 @@
+"""Two DWARF byte walks for source mapping, done below pyelftools for speed.
+
+pyelftools makes Python objects per item: a construct parse and a `LineState` copy for every line
+row (~2.4 s for one kernel-sized line program of 44k rows), a `DIE` with every attribute value
+decoded for every entry of a CU (~1.8 s to find one CU's subprograms). The loops here read the
+bytes directly and keep only what source mapping needs, in tens of milliseconds. pyelftools still
+parses what is small and intricate: line program headers (file/directory tables), abbreviation
+tables and the handful of DIEs that are kept; it is the oracle in tests/test_dwarfline.py.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+# Rows of a line program in program order: the state registers (address, file, line, column) at
+# each DW_LNS_copy, special opcode and DW_LNE_end_sequence (end=True); `defined` holds the
+# (name, dir_index) of DW_LNE_define_file entries, which continue the header's file table.
+LineRows = namedtuple("LineRows", "address file line column end defined")
+
+
+def _uleb(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, pos
+
+
+def _sleb(data: bytes, pos: int) -> tuple[int, int]:
+    start = pos
+    value, pos = _uleb(data, pos)
+    bits = 7 * (pos - start)
+    return (value - (1 << bits) if value >> (bits - 1) & 1 else value), pos
+
+
+def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows | None:
+    """Decode the opcodes of one line program (`program`: its bytes after the header, relocations
+    applied; `header`: pyelftools' parsed header) as pyelftools' `get_entries()` does, addresses
+    wrapped to `mask`. None if maximum_operations_per_instruction != 1 (VLIW op_index: not here)."""
+    if header["maximum_operations_per_instruction"] != 1:
+        return None
+    base, span, unit = header["opcode_base"], header["line_range"], header["minimum_instruction_length"]
+    operands = header["standard_opcode_lengths"]
+    step, lstep = [0] * 256, [0] * 256  # special opcodes: address and line advance
+    for op in range(base, 256):
+        step[op], lstep[op] = (op - base) // span * unit, header["line_base"] + (op - base) % span
+    const_add, order = (255 - base) // span * unit, "little" if little else "big"
+    addrs: list[int] = []
+    regs: list[tuple[int, int, int]] = []
+    ends: list[int] = []
+    defined: list[tuple[bytes, int]] = []
+    address, file, line, column = 0, 1, 1, 0
+    pos, stop = 0, len(program)
+    while pos < stop:
+        op = program[pos]
+        pos += 1
+        if op >= base:  # special opcode: advance, then a row
+            address += step[op]
+            line += lstep[op]
+        elif op == 1:  # DW_LNS_copy
+            pass
+        elif op == 0:  # extended: length, sub-opcode, operands
+            n, pos = _uleb(program, pos)
+            sub, nxt = program[pos], pos + n
+            if sub == 1:  # DW_LNE_end_sequence: a row, then the registers reset
+                ends.append(len(addrs))
+                addrs.append(address)
+                regs.append((file, line, column))
+                address, file, line, column = 0, 1, 1, 0
+            elif sub == 2:  # DW_LNE_set_address, operand of the address size
+                address = int.from_bytes(program[pos + 1:nxt], order)
+            elif sub == 3:  # DW_LNE_define_file: name, directory, mtime, length
+                end = program.index(0, pos + 1)
+                dir_index, _ = _uleb(program, end + 1)
+                defined.append((program[pos + 1:end], dir_index))
+            pos = nxt  # DW_LNE_set_discriminator and unknown ones: skipped
+            continue
+        elif op == 2:  # DW_LNS_advance_pc
+            n, pos = _uleb(program, pos)
+            address += n * unit
+            continue
+        elif op == 3:  # DW_LNS_advance_line (one-byte SLEB128 inline)
+            n = program[pos]
+            if n < 0x80:
+                line += n - 0x80 if n & 0x40 else n
+                pos += 1
+            else:
+                n, pos = _sleb(program, pos)
+                line += n
+            continue
+        elif op == 5:  # DW_LNS_set_column (one-byte ULEB128 inline)
+            column = program[pos]
+            pos += 1
+            if column >= 0x80:
+                column, pos = _uleb(program, pos - 1)
+            continue
+        elif op == 4:  # DW_LNS_set_file
+            file, pos = _uleb(program, pos)
+            continue
+        elif op == 8:  # DW_LNS_const_add_pc
+            address += const_add
+            continue
+        elif op == 9:  # DW_LNS_fixed_advance_pc: uhalf operand
+            address += int.from_bytes(program[pos:pos + 2], order)
+            pos += 2
+            continue
+        else:  # negate_stmt, basic_block, prologue_end, epilogue_begin: nothing; set_isa: one;
+            for _ in range(1 if op == 12 else 0 if op < 12 else operands[op - 1]):  # unknown: as declared
+                _, pos = _uleb(program, pos)
+            continue
+        addrs.append(address)
+        regs.append((file, line, column))
+    if addrs and max(addrs) > mask:  # a step back is a wrapping DW_LNS_advance_pc
+        addrs = [a & mask for a in addrs]
+    table = np.array(regs, dtype=np.int64).reshape(-1, 3)
+    end_flags = np.zeros(len(addrs), dtype=bool)
+    end_flags[ends] = True
+    return LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
+
+
+_SIZE = {"DW_FORM_flag_present": 0, "DW_FORM_implicit_const": 0, "DW_FORM_data16": 16,
+         **dict.fromkeys(("DW_FORM_data1", "DW_FORM_ref1", "DW_FORM_flag", "DW_FORM_strx1", "DW_FORM_addrx1"), 1),
+         **dict.fromkeys(("DW_FORM_data2", "DW_FORM_ref2", "DW_FORM_strx2", "DW_FORM_addrx2"), 2),
+         **dict.fromkeys(("DW_FORM_strx3", "DW_FORM_addrx3"), 3),
+         **dict.fromkeys(("DW_FORM_data4", "DW_FORM_ref4", "DW_FORM_strx4", "DW_FORM_addrx4",
+                          "DW_FORM_ref_sup4"), 4),
+         **dict.fromkeys(("DW_FORM_data8", "DW_FORM_ref8", "DW_FORM_ref_sig8", "DW_FORM_ref_sup8"), 8)}
+_OFFSET = ("DW_FORM_strp", "DW_FORM_sec_offset", "DW_FORM_line_strp", "DW_FORM_strp_sup",
+           "DW_FORM_GNU_ref_alt", "DW_FORM_GNU_strp_alt")
+# Variable sizes, as negative steps: a LEB128; a ULEB128 length + bytes; a C string; blocks with a
+# 1, 2 or 4 byte length.
+_LEB, _BLOCK, _STRING, _BLOCK1, _BLOCK2, _BLOCK4 = -1, -2, -3, -4, -5, -6
+_VARIABLE = {"DW_FORM_string": _STRING, "DW_FORM_block": _BLOCK, "DW_FORM_exprloc": _BLOCK,
+             "DW_FORM_block1": _BLOCK1, "DW_FORM_block2": _BLOCK2, "DW_FORM_block4": _BLOCK4,
+             **dict.fromkeys(("DW_FORM_udata", "DW_FORM_sdata", "DW_FORM_ref_udata", "DW_FORM_strx",
+                              "DW_FORM_addrx", "DW_FORM_loclistx", "DW_FORM_rnglistx",
+                              "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"), _LEB)}
+
+
+def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Callable[[Any], bool],
+                address_size: int, offset_size: int, version: int, little: bool) -> list[int] | None:
+    """Offsets in `unit` (one unit's bytes) of the DIEs from `start` on whose abbreviation
+    declaration (pyelftools' `abbrev(code)`) satisfies `keep`, in file order, found by skipping
+    attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown)."""
+    sizes = {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
+             "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
+    plans: dict[int, tuple[bool, tuple[int, ...]]] = {}
+    order = "little" if little else "big"
+    found, pos, stop = [], start, len(unit)
+    while pos < stop:
+        die = pos
+        code, pos = _uleb(unit, pos)
+        if code == 0:  # null entry: end of a sibling list
+            continue
+        if (plan := plans.get(code)) is None:
+            steps: list[int] = []
+            decl = abbrev(code)
+            for _, form in decl.iter_attr_specs():
+                if (size := sizes.get(form)) is None and (size := _VARIABLE.get(form)) is None:
+                    return None
+                if size >= 0 and steps and steps[-1] >= 0:
+                    steps[-1] += size
+                else:
+                    steps.append(size)
+            plan = plans[code] = (keep(decl), tuple(steps))
+        if plan[0]:
+            found.append(die)
+        for size in plan[1]:
+            if size >= 0:
+                pos += size
+            elif size == _LEB:
+                while unit[pos] & 0x80:
+                    pos += 1
+                pos += 1
+            elif size == _BLOCK:
+                size, pos = _uleb(unit, pos)
+                pos += size
+            elif size == _STRING:
+                pos = unit.index(0, pos) + 1
+            else:
+                width = (1, 2, 4)[_BLOCK1 - size]
+                pos += width + int.from_bytes(unit[pos:pos + width], order)
+    return found

@@ -1,0 +1,274 @@
+"""dwarfline's byte walks against pyelftools as the oracle: line rows equal `get_entries()` state
+rows, subprogram DIE offsets equal `iter_DIEs()` filtered, on objects from clang and GCC (DWARF 4
+and 5, relocatable and linked) and on generated opcode streams."""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from elftools.dwarf.lineprogram import LineProgram
+from elftools.dwarf.structs import DWARFStructs
+
+from reachls.dwarfline import line_rows
+from reachls.elf import ElfInput
+from reachls.sourcemap import SourceMap
+from toolchain import TARGET, need, run
+
+HEADER_H = """\
+static inline int mix(int a, int b)
+{
+	int r = a * 31 + b;
+	for (int i = 0; i < (b & 7); i++)
+		r ^= r << 3;
+	return r;
+}
+"""
+
+SOURCE_C = """\
+#include "mix.h"
+extern int table[4096];
+struct big { int v[300]; };
+
+int walk(int n)
+{
+	int s = 0;
+	for (int i = 0; i < n; i++) {
+		switch (i % 5) {
+		case 0: s += mix(s, i); break;
+		case 1: s -= table[i & 4095]; break;
+		case 2: s ^= mix(i, s) >> 2; break;
+		default: s += i;
+		}
+	}
+	return s;
+}
+
+static int fill(struct big *b, int k)
+{
+	struct big local = { { 1, 2, 3 } };
+	for (int i = 0; i < 300; i++)
+		local.v[i] += k * i;
+	*b = local;
+	return b->v[k % 300];
+}
+
+int entry(int x)
+{
+	struct big b;
+	return walk(x) + fill(&b, x) + mix(x, x);
+}
+"""
+
+# GCC only: a nested function is a DW_TAG_subprogram inside a DW_TAG_subprogram
+NESTED_C = """\
+int outer(int x)
+{
+	__attribute__((noinline)) int inner(int y) { return y * x + 1; }
+	return inner(x) + inner(x + 1);
+}
+"""
+
+ASM_S = """\
+	.text
+	.globl	asm_func
+	.type	asm_func, %function
+asm_func:
+	nop
+	.skip	4000
+	ret
+	.size	asm_func, .-asm_func
+"""
+
+
+def _objects(root: Path) -> list[Path]:
+    """Relocatable and linked objects from clang and GCC, DWARF 4 and 5."""
+    need("clang", "ld.lld")
+    (root / "mix.h").write_text(HEADER_H)
+    (root / "walk.c").write_text(SOURCE_C)
+    (root / "nested.c").write_text(NESTED_C)
+    (root / "asm.S").write_text(ASM_S)
+    made = []
+    for dwarf in (4, 5):
+        for opt in ("-O0", "-O2"):
+            out = f"walk{dwarf}{opt}.o"
+            run("clang", TARGET, f"-gdwarf-{dwarf}", opt, "-ffunction-sections", "-c", "walk.c", "-o", out, cwd=root)
+        run("clang", TARGET, f"-gdwarf-{dwarf}", "-c", "asm.S", "-o", f"asm{dwarf}.o", cwd=root)
+        made.append(root / f"walk{dwarf}-O0.o")
+        inputs = [f"walk{dwarf}-O2.o", f"asm{dwarf}.o"]
+        if shutil.which("aarch64-linux-gnu-gcc"):
+            for name in ("walk", "nested"):
+                out = f"gcc_{name}{dwarf}.o"
+                run("aarch64-linux-gnu-gcc", f"-gdwarf-{dwarf}", "-O2", "-ffunction-sections",
+                    "-fno-asynchronous-unwind-tables", "-c", f"{name}.c", "-o", out, cwd=root)
+                made.append(root / out)
+        run("ld.lld", "-r", *inputs, "-o", f"combined{dwarf}.o", cwd=root)
+        run("ld.lld", "-e", "entry", "--unresolved-symbols=ignore-all", *inputs, "-o", f"image{dwarf}", cwd=root)
+        made += [root / f"combined{dwarf}.o", root / f"image{dwarf}"]
+    return made
+
+
+@pytest.fixture(scope="module")
+def objects(tmp_path_factory) -> list[Path]:
+    return _objects(tmp_path_factory.mktemp("dwarfline"))
+
+
+def assert_rows_match_pyelftools(path: Path) -> int:
+    """Every line program of `path`: our rows == pyelftools' state rows; returns the row count."""
+    total = 0
+    with ElfInput(path) as obj:
+        sm, mask = SourceMap(obj), (1 << (64 if obj.is64 else 32)) - 1
+        for offset in sm._unit_starts(".debug_line").tolist():
+            program = sm._program(offset)
+            rows = sm._rows(offset)
+            assert rows is not None and len(rows.defined) == 0
+            states = [e.state for e in program.get_entries() if e.state is not None]
+            assert rows.address.tolist() == [s.address & mask for s in states], (path.name, offset)
+            assert rows.file.tolist() == [s.file for s in states]
+            assert rows.line.tolist() == [s.line for s in states]
+            assert rows.column.tolist() == [s.column for s in states]
+            assert rows.end.tolist() == [bool(s.end_sequence) for s in states]
+            total += len(states)
+    return total
+
+
+def test_line_rows_equal_pyelftools(objects: list[Path]) -> None:
+    counts = {path.name: assert_rows_match_pyelftools(path) for path in objects}
+    assert all(counts.values()), counts
+
+
+def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
+    """Every CU of `path`: the subprogram DIEs we find == pyelftools' walk over all DIEs; returns
+    their count and whether one was nested in another subprogram."""
+    count, nested = 0, False
+    with ElfInput(path) as obj:
+        sm = SourceMap(obj)
+        for cu_offset in sm._unit_starts(".debug_info").tolist():
+            cu = sm._dwarf.get_CU_at(cu_offset)
+            want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+            assert [d.offset for d in sm._subprogram_DIEs(cu_offset)] == [d.offset for d in want], \
+                (path.name, cu_offset)
+            count += len(want)
+            nested |= any(d.get_parent().tag == "DW_TAG_subprogram" for d in want)
+    return count, nested
+
+
+def test_subprogram_dies_equal_pyelftools(objects: list[Path]) -> None:
+    found = {path.name: assert_subprograms_match_pyelftools(path) for path in objects}
+    assert all(count for count, _ in found.values()), found
+    if shutil.which("aarch64-linux-gnu-gcc"):
+        assert found["gcc_nested4.o"][1] and found["gcc_nested5.o"][1]
+
+
+# ----- generated opcode streams -----
+
+def _uleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _sleb(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
+        out.append(byte | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def _random_program(rng: random.Random, base: int) -> bytes:
+    out = bytearray()
+    for _ in range(400):
+        kind = rng.randrange(16)
+        if kind < 5:
+            out.append(rng.randrange(base, 256))  # special
+        elif kind == 5:
+            out += b"\x00" + _uleb(9) + b"\x02" + rng.choice(
+                [0x10000, 0xFFFFFFFFFFFFFFF0, rng.getrandbits(64)]).to_bytes(8, "little")  # set_address
+        elif kind == 6:
+            out += b"\x00\x01\x01"  # end_sequence
+        elif kind == 7:
+            out += b"\x02" + _uleb(rng.choice([rng.randrange(300), 2 ** 64 - 8, 2 ** 70]))  # advance_pc
+        elif kind == 8:
+            out += b"\x03" + _sleb(rng.randrange(-70000, 70000))  # advance_line
+        elif kind == 9:
+            out += bytes([rng.choice([4, 5])]) + _uleb(rng.randrange(400))  # set_file, set_column
+        elif kind == 10:
+            out.append(rng.choice([1, 6, 7, 8] + [op for op in (10, 11) if op < base]))
+        elif kind == 11:
+            out += b"\x09" + rng.randrange(65536).to_bytes(2, "little")  # fixed_advance_pc
+        elif kind == 12 and base > 12:
+            out += b"\x0c" + _uleb(rng.randrange(1000))  # set_isa
+        elif kind == 13:
+            name = b"gen%d.c\x00" % rng.randrange(100)
+            body = b"\x03" + name + _uleb(rng.randrange(3)) + _uleb(rng.randrange(999)) + _uleb(77)
+            out += b"\x00" + _uleb(len(body)) + body  # define_file
+        elif kind == 14:
+            out += b"\x00\x02\x04" + _uleb(rng.randrange(100))[:1]  # set_discriminator (one byte)
+        else:
+            out += b"\x00\x04\x80abc"  # an unknown extended opcode, skipped by its length
+    return bytes(out)
+
+
+@pytest.mark.parametrize("base", [10, 13])  # DWARF 2 (10 standard opcodes) and 3+ (13)
+@pytest.mark.parametrize("seed", range(6))
+def test_generated_programs_equal_pyelftools(base: int, seed: int) -> None:
+    rng = random.Random(seed * 100 + base)
+    program = _random_program(rng, base)
+    header = {"opcode_base": base, "line_range": rng.choice([12, 14, 16]), "line_base": rng.choice([-5, -3]),
+              "minimum_instruction_length": rng.choice([1, 4]), "maximum_operations_per_instruction": 1,
+              "default_is_stmt": 1, "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1][:base - 1],
+              "file_entry": []}
+    oracle = LineProgram(dict(header, file_entry=[]), io.BytesIO(program), DWARFStructs(True, 32, 8),
+                         0, len(program))
+    states = [e.state for e in oracle.get_entries() if e.state is not None]
+    rows = line_rows(program, header, True, 2 ** 64 - 1)
+    assert rows.address.tolist() == [s.address & (2 ** 64 - 1) for s in states]
+    assert rows.address.dtype == np.uint64 and max(s.address for s in states) >= 2 ** 64  # wrapped
+    assert [rows.file.tolist(), rows.line.tolist(), rows.column.tolist(), rows.end.tolist()] == \
+        [[s.file for s in states], [s.line for s in states], [s.column for s in states],
+         [bool(s.end_sequence) for s in states]]
+    assert rows.defined == [(f.name, f.dir_index) for f in oracle.header["file_entry"]]
+
+
+def test_unknown_standard_opcode_skipped_by_declared_length() -> None:
+    """pyelftools stops at an opcode it does not know; the header says how many LEB128 operands
+    opcode 13 of an opcode_base-15 producer has, so it is skipped."""
+    header = {"opcode_base": 15, "line_range": 14, "line_base": -5, "minimum_instruction_length": 4,
+              "maximum_operations_per_instruction": 1, "default_is_stmt": 1,
+              "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 2, 0]}
+    plain = b"\x00\x09\x02" + (0x1000).to_bytes(8, "little") + b"\x05\x07\x01" + b"\x20" + b"\x02\x02\x00\x01\x01"
+    extra = plain[:14] + b"\x0d" + _uleb(300) + _uleb(5) + b"\x0e" + plain[14:]
+    a, b = line_rows(plain, header, True, 2 ** 64 - 1), line_rows(extra, header, True, 2 ** 64 - 1)
+    assert a.address.tolist() == b.address.tolist() == [0x1000, 0x1000 + 4 * ((0x20 - 15) // 14), 0x1000 + 4 * (
+        (0x20 - 15) // 14) + 8]
+    assert a.line.tolist() == b.line.tolist() and a.column.tolist() == [7, 7, 7]
+    assert a.end.tolist() == [False, False, True]
+
+
+def test_vliw_programs_are_left_to_pyelftools() -> None:
+    assert line_rows(b"\x01", {"maximum_operations_per_instruction": 4}, True, 2 ** 64 - 1) is None
+
+
+def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None:
+    """VLIW line programs and unsized forms go through pyelftools: same rows and DIEs."""
+    path = next(p for p in objects if p.name == "combined5.o")
+    with ElfInput(path) as obj:
+        fast = SourceMap(obj)
+        lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
+        dies = [[d.offset for d in fast._subprogram_DIEs(c)] for c in fast._unit_starts(".debug_info").tolist()]
+        monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
+        monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
+        slow = SourceMap(obj)
+        for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
+            assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+        assert dies == [[d.offset for d in slow._subprogram_DIEs(c)] for c in slow._unit_starts(".debug_info").tolist()]
