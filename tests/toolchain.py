@@ -40,6 +40,13 @@ def compile_aarch64(source: Path, output: Path, *flags: str) -> Path:
     return output
 
 
+def compile_for(triple: str, source: Path, output: Path, *flags: str) -> Path:
+    """Assemble or compile one file with clang for another target (`armv7a-linux-gnueabihf`, ...)."""
+    need("clang")
+    run("clang", f"--target={triple}", "-c", *flags, source, "-o", output)
+    return output
+
+
 @dataclass(frozen=True)
 class LldOverflow:
     type: str
@@ -55,12 +62,16 @@ def lld_overflows(log: str) -> list[LldOverflow]:
             for m in _LLD_OVERFLOW.finditer(log)]
 
 
-def link_noinhibit(script: Path, inputs: list[Path], output: Path, *flags: str) -> str:
-    """Link with `--noinhibit-exec`: every out-of-range error printed, the output still written."""
-    need("ld.lld")
-    result = run("ld.lld", *flags, "-T", script, *inputs, "-o", output, "--noinhibit-exec", "--error-limit=0",
-                 check=False)
-    assert output.is_file(), result.stderr
+def link_noinhibit(script: Path, inputs: list[Path], output: Path, *flags: str, linker: str = "ld.lld",
+                   require_output: bool = True) -> str:
+    """Link with `--noinhibit-exec`: every out-of-range error printed, the output still written.
+
+    `linker` may be a GNU ld (`arm-linux-gnueabihf-ld`, ...); `require_output=False` for links
+    where the linker has errors that --noinhibit-exec does not downgrade."""
+    need(linker)
+    limit = ("--error-limit=0",) if "lld" in linker else ()
+    result = run(linker, *flags, "-T", script, *inputs, "-o", output, "--noinhibit-exec", *limit, check=False)
+    assert output.is_file() or not require_output, result.stderr
     return result.stdout + result.stderr
 
 

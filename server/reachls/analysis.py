@@ -108,9 +108,13 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                              & is_placed[np.minimum(target_shndx, len(base) - 1)])
         unresolved += int(np.count_nonzero(~placed))
         chosen, sym, target_shndx, absolute = chosen[placed], sym[placed], target_shndx[placed], absolute[placed]
-        target = sym_value[sym] + relocs.addend[chosen].astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
-        place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         types = relocs.type[chosen]
+        addend = relocs.addend[chosen]
+        implicit = not relocs.explicit_addend and arch.implicit_addend is not None and not linked
+        if implicit:
+            addend = _implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
+        target = sym_value[sym] + addend.astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
+        place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
@@ -123,19 +127,40 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             keep = np.ones(len(rows), dtype=bool) if include_ok else status != Status.OK.rank
             for j in np.flatnonzero(keep).tolist():
                 row = int(rows[j])
+                # The PC bias in an implicit addend (-8 for A32) is not part of what is referenced.
+                bias = arch.pc_bias(kind) if implicit and arch.pc_bias else 0
                 records.append(_record(obj, arch, kind, index, linked, site_section, int(relocs.offset[chosen[row]]),
-                                       int(place[row]), int(sym[row]), int(relocs.addend[chosen[row]]),
-                                       int(target[row]), int(distance[j]), _STATUS_CODES[int(status[j])],
+                                       int(place[row]), int(sym[row]), int(addend[row]) - bias,
+                                       int(target[row]) - bias, int(distance[j]), _STATUS_CODES[int(status[j])],
                                        placement, provenance))
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
     notes = placement.notes + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unresolved, placement, notes)
 
 
+def _implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
+                      types: np.ndarray) -> np.ndarray:
+    """SHT_REL addends, read out of the patched instructions (4 bytes at each site, zero-padded at
+    the section's end) and decoded per kind by the architecture, all at once.
+
+    Only for relocatable input: in a linked image the linker has overwritten the field."""
+    data = np.frombuffer(obj.section_data(section) + bytes(4), dtype=np.uint8)
+    at = np.clip(offsets.astype(np.int64), 0, len(data) - 4)[:, None] + np.arange(4)
+    byte = data[at].astype(np.uint32)
+    order = (0, 1, 2, 3) if obj.little else (3, 2, 1, 0)
+    words = (byte[:, order[0]] | (byte[:, order[1]] << 8) | (byte[:, order[2]] << 16)
+             | (byte[:, order[3]] << 24)).astype(np.uint32)
+    addend = np.zeros(len(types), dtype=np.int64)
+    for number in np.unique(types):
+        rows = types == number
+        addend[rows] = arch.implicit_addend(arch.kinds[int(number)], words[rows])
+    return addend
+
+
 def _statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, threshold: float) -> np.ndarray:
     """Status rank per reference: outside the range, near its bound, or movable by the link."""
     in_range = (distance >= kind.lo) & (distance <= kind.hi) & (distance % kind.alignment == 0)
-    usage = np.where(distance >= 0, distance / kind.hi, distance / kind.lo)
+    usage = np.where(distance >= 0, distance / kind.hi, distance / kind.lo if kind.lo else np.inf)
     status = np.full(len(distance), Status.OK.rank, dtype=np.int64)
     if not kind.thunk and kind.hi < FRAGILE_REACH:
         status[cross_section & (usage >= FRAGILE_USAGE)] = Status.FRAGILE.rank

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from .analysis import Analysis, analyse, attach_sources
 from .arch import Architecture, for_machine
+from .decode import analyse_decoded
 from .elf import ElfInput
 from .errors import ReachlsError
-from .kbuild import BuildInputs, find_inputs
+from .kbuild import BuildInputs, find_inputs, find_log
 from .layout import Placement
 from .layout.model import model_layout
 from .layout.relink import LinkCommand, find_linker, relink_layout
@@ -31,6 +32,7 @@ class ScanOptions:
     script: Path | None = None
     threshold: float = DEFAULT_THRESHOLD
     include_ok: bool = False
+    log: str | None = None  # read this linker log of a build dir (or PATH itself) instead of the ELF
 
 
 @dataclass(frozen=True)
@@ -78,16 +80,26 @@ def linked_placement(obj: ElfInput) -> Placement:
 
 def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
     """Reach records of the artefact at `path` (a build dir or an ELF file), with source lines."""
+    log = find_log(path, options.log)
+    if log is not None:  # a linker log: the overflows it names, read back from their objects
+        from .linklog import scan_log
+
+        return scan_log(log, path if path.is_dir() else None, options.engine, options.script)
     inputs, obj, arch = open_input(path, options)
     with obj:
-        if not obj.is_relocatable and not any(
-                obj.sections[target].is_code for target in obj.relocation_sections() if target < len(obj.sections)):
+        decoded = not obj.is_relocatable and not any(
+            obj.sections[target].is_code for target in obj.relocation_sections() if target < len(obj.sections))
+        if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
         placement = place(obj, inputs, options.engine)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
-                                "relocatable" if obj.is_relocatable else "linked", placement.engine)
-        analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
+                                "relocatable" if obj.is_relocatable else "linked",
+                                "decoded" if decoded else placement.engine)
+        if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
+            analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok)
+        else:
+            analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
         sourcemap = SourceMap(obj)
         has_dwarf = sourcemap.has_dwarf()
         notes: tuple[str, ...] = ()

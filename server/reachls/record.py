@@ -60,10 +60,14 @@ class RelocKind:
         """`±1 MiB` when symmetric, `[-32 KiB, +64 KiB)` otherwise."""
         if -self.lo == self.hi + 1:
             return f"±{format_size(self.hi + 1)}"
+        if self.lo == 0:  # forward only
+            return f"[0, +{format_size(self.hi + 1)})"
         return f"[-{format_size(-self.lo)}, +{format_size(self.hi + 1)})"
 
     def usage(self, distance: int) -> float:
         """Distance relative to the bound on its side (1.0 = the last reachable byte)."""
+        if distance < 0 and self.lo == 0:  # forward-only reach (Thumb PC8): any step back is out
+            return float("inf")
         return distance / self.hi if distance >= 0 else distance / self.lo
 
     def headroom(self, distance: int) -> int:

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ReachlsError
 from ..record import RelocKind
+
+if TYPE_CHECKING:
+    from ..decode import Decoder
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,13 @@ class Architecture:
     `asm_fixes` turns an out-of-reach assembly statement into the rewrites kernel developers
     use (see `fixes.py` for the edit types). `note` is said plainly when the architecture has
     nothing worth reporting.
+
+    `implicit_addend(kind, words)` reads the addends of SHT_REL relocations (32-bit Arm) out of
+    the instructions they patch, for a whole array at once: `words` holds the four bytes at each
+    site read in the file's byte order as uint32 (a Thumb-2 instruction's first halfword is the
+    low 16 bits of a little-endian read); None for RELA-only architectures. `pc_bias(kind)` is
+    the part of such an addend that only compensates for the PC reading ahead (-8 in A32, -4 in
+    Thumb): distances keep it, as the linker does, but the target a record names does not.
     """
 
     name: str
@@ -36,10 +47,19 @@ class Architecture:
     note: str | None = None
     page_size: int = 4096
     aliases: tuple[str, ...] = field(default=())
+    implicit_addend: Callable[[RelocKind, np.ndarray], np.ndarray] | None = None
+    pc_bias: Callable[[RelocKind], int] | None = None
+    #: Linked-image mode (decode.py): decodes short-reach instructions and linker veneers; None: unsupported.
+    decoder: Decoder | None = None
 
 
 def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, page_size: int) -> np.ndarray:
-    """The value the linker range-checks, from uint64 S+A (`target`) and P (`place`), as int64."""
+    """The value the linker range-checks, from uint64 S+A (`target`) and P (`place`), as int64.
+
+    `prel_pa` is S+A-Pa, Pa being P rounded down to a multiple of 4 (Arm's PC-relative loads and
+    ADR, which read the PC word-aligned)."""
+    if kind.formula == "prel_pa":
+        return (target - (place & np.uint64(0xFFFF_FFFF_FFFF_FFFC))).view(np.int64)
     if kind.formula in ("page", "got_page"):
         mask = np.uint64(~(page_size - 1) & 0xFFFF_FFFF_FFFF_FFFF)
         return ((target & mask) - (place & mask)).view(np.int64)
@@ -48,9 +68,10 @@ def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, pag
 
 def for_machine(elf_machine: str, where: str) -> Architecture:
     """The architecture module for an ELF `e_machine`, or a clear error naming what we support."""
-    from . import aarch64, x86_64
+    from . import aarch64, arm, loongarch64, ppc64, riscv64, x86_64
 
-    known = {arch.elf_machine: arch for arch in (aarch64.ARCH, x86_64.ARCH)}
+    known = {arch.elf_machine: arch for arch in (aarch64.ARCH, x86_64.ARCH, arm.ARCH, riscv64.ARCH, ppc64.ARCH,
+                                                 loongarch64.ARCH)}
     if elf_machine not in known:
         supported = ", ".join(sorted(a.name for a in known.values()))
         raise ReachlsError(f"unsupported architecture {elf_machine} (supported: {supported})", where)

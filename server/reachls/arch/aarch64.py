@@ -131,3 +131,125 @@ ARCH = Architecture(
     asm_fixes=asm_fixes,
     aliases=("arm64",),
 )
+
+
+# --- Linked-image mode: short-reach instructions decoded from a final image (see decode.py) ---
+
+import dataclasses
+import re
+
+import numpy as np
+
+from ..decode import Decoded, Decoder
+
+_CONDBR19, _TSTBR14, _JUMP26, _CALL26, _ADR, _LD_LO19, _ADRP = 0x118, 0x117, 0x11A, 0x11B, 0x112, 0x111, 0x113
+_NOP = 0xD503201F
+
+
+def _top_byte_classes() -> np.ndarray:
+    """Instruction class by bits [31:24]: every short-reach A64 class is told apart by its top byte.
+
+    b/bl: 000101/100101 + imm26; b.cond (and bc.cond): 01010100; cbz/cbnz: sf 011010 op;
+    tbz/tbnz: b5 011011 op; adr/adrp: op immlo 10000; literal loads: opc 011 V 00, where
+    opc=11 with V=1 is unallocated (opc=11, V=0 is prfm).
+    """
+    table = np.zeros(256, dtype=np.int16)
+    table[0x14:0x18] = _JUMP26
+    table[0x94:0x98] = _CALL26
+    table[[0x54, 0x34, 0x35, 0xB4, 0xB5]] = _CONDBR19
+    table[[0x36, 0x37, 0xB6, 0xB7]] = _TSTBR14
+    table[[0x10, 0x30, 0x50, 0x70]] = _ADR
+    table[[0x90, 0xB0, 0xD0, 0xF0]] = _ADRP
+    table[[0x18, 0x58, 0x98, 0xD8, 0x1C, 0x5C, 0x9C]] = _LD_LO19
+    return table
+
+
+_CLASS_OF_TOP_BYTE = _top_byte_classes()
+
+
+def _sext(field: np.ndarray, bits: int) -> np.ndarray:
+    value = field.astype(np.int64)
+    return (value ^ (1 << (bits - 1))) - (1 << (bits - 1))
+
+
+def _displacement(kind: int, words: np.ndarray) -> np.ndarray:
+    """Byte displacement (target − P, or the page delta for adrp) encoded in words of one class."""
+    if kind in (_JUMP26, _CALL26):
+        return _sext(words & np.uint32(0x3FFFFFF), 26) << 2
+    if kind in (_CONDBR19, _LD_LO19):
+        return _sext((words >> np.uint32(5)) & np.uint32(0x7FFFF), 19) << 2
+    if kind == _TSTBR14:
+        return _sext((words >> np.uint32(5)) & np.uint32(0x3FFF), 14) << 2
+    immediate = _sext(((words >> np.uint32(3)) & np.uint32(0x1FFFFC)) | ((words >> np.uint32(29)) & np.uint32(3)), 21)
+    return immediate << 12 if kind == _ADRP else immediate
+
+
+def decode(words: np.ndarray) -> list[Decoded]:
+    """Every b/bl/b.cond/cbz/cbnz/tbz/tbnz/adr/adrp/literal load in `words`, per class, vectorised."""
+    classes = _CLASS_OF_TOP_BYTE[words >> np.uint32(24)]
+    candidates = np.flatnonzero(classes)
+    grouped = candidates[np.argsort(classes[candidates], kind="stable")]
+    kinds, starts = np.unique(classes[grouped], return_index=True)
+    found = []
+    for kind, index in zip(kinds.tolist(), np.split(grouped, starts[1:])):
+        relaxed = None
+        if kind == _ADR:  # ld.lld relaxes an in-range `adrp; add` into `nop; adr`
+            relaxed = (index > 0) & (words[np.maximum(index - 1, 0)] == np.uint32(_NOP))
+        found.append(Decoded(kind, index, _displacement(kind, words[index]), relaxed))
+    return found
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
+def veneer_target(read, address: int, little: bool) -> int | None:
+    """Follow a linker veneer's code to its final target, evaluating the few instructions veneers use.
+
+    Covers ld.lld's thunks (`ldr x16, literal; br x16`, `adrp x16; add x16, x16, #lo12; br x16`)
+    and GNU ld's stubs (the same adrp form; `ldr x16, literal; adr x17, #0; add x16, x16, x17;
+    br x16` with a pc-relative literal), hint instructions (nop, bti) skipped, or a plain `b`.
+    """
+    registers: dict[int, int] = {}
+    pc = address
+    for _ in range(8):
+        raw = read(pc, 4)
+        if raw is None or len(raw) < 4:
+            return None
+        word = int.from_bytes(raw, "little")
+        rd, rn = word & 31, (word >> 5) & 31
+        if word & 0xFFFFF01F == 0xD503201F:  # hint: nop, bti, pac*
+            pass
+        elif word & 0x1F000000 == 0x10000000:  # adr / adrp
+            immediate = _signed(((word >> 3) & 0x1FFFFC) | ((word >> 29) & 3), 21)
+            registers[rd] = ((pc & ~0xFFF) + (immediate << 12) if word & 0x80000000 else pc + immediate) & _U64
+        elif word & 0xFF000000 == 0x58000000:  # ldr x, literal
+            literal = read(pc + (_signed((word >> 5) & 0x7FFFF, 19) << 2), 8)
+            if literal is None or len(literal) < 8:
+                return None
+            registers[rd] = int.from_bytes(literal, "little" if little else "big")
+        elif word & 0xFF800000 == 0x91000000 and rn in registers:  # add x, x, #imm{, lsl #12}
+            registers[rd] = (registers[rn] + (((word >> 10) & 0xFFF) << (12 if word & 0x400000 else 0))) & _U64
+        elif word & 0xFFE00000 == 0x8B000000 and rn in registers and (word >> 16) & 31 in registers:
+            amount = (word >> 10) & 63  # add x, x, x{, lsl #amount}
+            registers[rd] = (registers[rn] + (registers[(word >> 16) & 31] << amount)) & _U64
+        elif word & 0xFFFFFC1F == 0xD61F0000:  # br x
+            return registers.get(rn)
+        elif word & 0xFC000000 == 0x14000000:  # b
+            return (pc + (_signed(word & 0x3FFFFFF, 26) << 2)) & _U64
+        else:
+            return None
+        pc += 4
+    return None
+
+
+_U64 = (1 << 64) - 1
+
+DECODER = Decoder(
+    decode=decode,
+    veneer_target=veneer_target,
+    thunk_symbols=(re.compile(rb"__AArch64\w*Thunk_([^\0]+)"), re.compile(rb"__([^\0]+)_veneer")),
+    stub_sections=re.compile(r"(.*\.)?stub"),
+)
+
+ARCH = dataclasses.replace(ARCH, decoder=DECODER)

@@ -1,0 +1,137 @@
+"""PowerPC64 (ELFv2): reach table of the branch relocations, instruction names, fix hints.
+
+Ranges are the ones ld.lld 14 checks in `PPC64::relocate`: REL24 (`b`/`bl`, ±32 MiB) and REL14
+(`bc` and its extended forms, ±32 KiB), each `checkInt` on S+A-P plus a 4-byte alignment check.
+ld.lld 14 bridges both with long-branch thunks (`__long_branch_<sym>`; REL24_NOTOC gets
+`__gep_setup_<sym>`), so an out-of-range conditional branch is a veneer, not an error.
+REL14_BRTAKEN/BRNTAKEN (REL14 with a static prediction; neither assembler emits them for `beq+`)
+are unknown relocations to ld.lld 14, whatever the distance (`LLD_UNSUPPORTED`); their `thunk`
+follows GNU ld, which handles them like REL14, with stubs (`*.long_branch.*`,
+`*.plt_branch.*`). No linker differs on a type both support, so `GNU_LD_THUNKS` adds nothing.
+
+A call to a function with a local entry point lands past its global entry (st_other); the
+tables measure to the symbol, which is where ld.lld measures for a call from another TOC.
+Big-endian ELFv1 uses the same types; the instruction words are read in the file's byte order.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..fixes import Fix, TextEdit
+from ..record import RelocKind
+from ..sources.asm import AsmFile, AsmStatement, Span
+from . import Architecture
+
+_REL24 = (-(1 << 25), (1 << 25) - 1)
+_REL14 = (-(1 << 15), (1 << 15) - 1)
+
+
+def _kind(name: str, number: int, bounds: tuple[int, int]) -> RelocKind:
+    return RelocKind("ppc64", name, number, bounds[0], bounds[1], 4, True, "prel")
+
+
+KINDS: dict[int, RelocKind] = {k.number: k for k in (
+    _kind("R_PPC64_REL24", 10, _REL24),
+    _kind("R_PPC64_REL14", 11, _REL14),
+    _kind("R_PPC64_REL14_BRTAKEN", 12, _REL14),
+    _kind("R_PPC64_REL14_BRNTAKEN", 13, _REL14),
+    _kind("R_PPC64_REL24_NOTOC", 116, _REL24),
+)}
+
+#: Kinds ld.lld 14 rejects as "unknown relocation" whatever the distance.
+LLD_UNSUPPORTED = frozenset({"R_PPC64_REL14_BRTAKEN", "R_PPC64_REL14_BRNTAKEN"})
+
+#: GNU ld (binutils 2.40) stubs every type here as ld.lld does: nothing differs.
+GNU_LD_THUNKS: dict[str, bool] = {}
+
+_CR_TRUE = ("lt", "gt", "eq", "so")
+_CR_FALSE = ("ge", "le", "ne", "ns")
+
+
+def _conditional(bo: int, bi: int) -> str:
+    """The extended mnemonic of `bc BO,BI` (without the link suffix), or `bc`."""
+    if bo & 0x14 == 0x14:
+        return "b"
+    if bo & 0x1C == 0x0C:
+        return "b" + _CR_TRUE[bi & 3]
+    if bo & 0x1C == 0x04:
+        return "b" + _CR_FALSE[bi & 3]
+    if bo & 0x14 == 0x10:
+        return "bdz" if bo & 0x02 else "bdnz"
+    return "bc"
+
+
+def instruction(kind: RelocKind, word: int) -> str | None:
+    """The mnemonic (extended form where there is one) of the branch a relocation patches."""
+    opcode, link, absolute = word >> 26, word & 1, word & 2
+    if kind.short_name.startswith("REL24") and opcode == 18:
+        return "b" + ("l" if link else "") + ("a" if absolute else "")
+    if kind.short_name.startswith("REL14") and opcode == 16:
+        return _conditional((word >> 21) & 0x1F, (word >> 16) & 0x1F) + ("l" if link else "")
+    return None
+
+
+def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
+    """The change kernel developers make for this reference when its target is out of reach."""
+    if kind.name in LLD_UNSUPPORTED:
+        return "ld.lld 14 does not know this type: drop the +/- prediction hint (plain REL14)"
+    if kind.short_name.startswith("REL14"):
+        return "the linker inserts a stub; to avoid it, invert the branch over an unconditional b (±32 MiB)"
+    return "the linker inserts a stub; place the target closer to avoid it"
+
+
+_INVERSE = {"lt": "ge", "ge": "lt", "gt": "le", "le": "gt", "eq": "ne", "ne": "eq", "so": "ns", "ns": "so",
+            "un": "nu", "nu": "un", "nl": "lt", "ng": "gt", "dnz": "dz", "dz": "dnz"}
+_EXTENDED = re.compile(r"b(lt|ge|gt|le|eq|ne|so|ns|un|nu|nl|ng|dnz|dz)(l?)([+-]?)", re.IGNORECASE)
+
+
+def _inverted(mnemonic: str, operands: list[str]) -> tuple[str, list[str], bool] | None:
+    """(inverted mnemonic, its leading operands, links) for a conditional branch, else None."""
+    match = _EXTENDED.fullmatch(mnemonic)
+    if match:
+        return "b" + _INVERSE[match[1].lower()], operands, bool(match[2])
+    if mnemonic.lower() in ("bc", "bcl") and len(operands) == 2:
+        try:
+            bo = int(operands[0], 0)
+        except ValueError:
+            return None
+        if bo & 0x14 == 0x14:
+            return None
+        flipped = bo ^ (0x02 if bo & 0x14 == 0x10 else 0x08)
+        return "bc", [str(flipped), operands[1]], mnemonic.lower() == "bcl"
+    return None
+
+
+def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile, macros: set[str]) -> list[Fix]:
+    """A conditional branch becomes the inverted branch over an unconditional `b` (or `bl` for
+    the linking forms), which reaches ±32 MiB and gets a stub beyond."""
+    operands = statement.operands
+    if not operands:
+        return []
+    inverted = _inverted(statement.mnemonic, [op.text for op in operands[:-1]])
+    if inverted is None:
+        return []
+    mnemonic, kept, links = inverted
+    span = statement.mnemonic_span
+    label = asm.fresh_numeric_label(statement.line + 1)
+    gap = line_text[span.end:operands[0].span.start]
+    branch = f"{mnemonic}{gap}{', '.join([*kept, label + 'f'])}"
+    jump = "bl" if links else "b"
+    after = f"\n{statement.indent}{jump}{gap}{operands[-1].text}\n{label}:"
+    line_end = len(line_text)
+    return [Fix(f"Invert to {mnemonic} over an unconditional {jump} (±32 MiB)",
+                (TextEdit(path, Span(statement.line, statement.span.start, statement.span.end), branch),
+                 TextEdit(path, Span(statement.line, line_end, line_end), after)), preferred=True)]
+
+
+ARCH = Architecture(
+    name="ppc64",
+    elf_machine="EM_PPC64",
+    kinds=KINDS,
+    instruction=instruction,
+    fix_hint=fix_hint,
+    asm_fixes=asm_fixes,
+    aliases=("powerpc", "powerpc64", "ppc64le"),
+)

@@ -1,0 +1,295 @@
+"""Linked-image mode: reach records decoded from the instructions of a final image without relocations.
+
+A `vmlinux` or a firmware image linked without `--emit-relocs` has no relocations left, but
+every short-reach instruction still holds its displacement: the architecture's decoder reads
+one executable section at a time as a single word array and returns, per instruction class,
+the word indices and sign-extended displacements, computed with array operations (masks on
+the opcode bits, shifts, sign extension) — never one instruction at a time in Python.
+
+Each decoded instruction is mapped to the relocation kind the linker would have resolved for
+it (`cbz` → CONDBR19, `bl` → CALL26, …), so the records are the same `ReachRecord`s the
+relocation path produces, with provenance mode `linked` and engine `decoded`. A decoded
+distance is in range by construction (the linker wrote it); what it tells is how much of its
+reach each reference uses, and which branches go through a linker veneer: a branch whose
+target is a veneer (a linker thunk symbol, or an address in a `.stub` section) gets status
+`veneer`, with the veneer's address as target and the final target, decoded from the veneer's
+code or taken from its symbol name, as the target's name.
+
+Mapping symbols are honoured: words in a data region of code (`$d` on AArch64) are not decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .analysis import Analysis, SymbolIndex, _statuses
+from .elf import SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, ElfInput
+from .layout import Placement
+from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
+
+if TYPE_CHECKING:
+    from .arch import Architecture
+
+_STATUS_CODES = list(Status)
+_U64 = (1 << 64) - 1
+DECODED_NOTE = ("linked image without relocations: references decoded from its instructions, each within "
+                "reach as linked (scan vmlinux.o, or link with --emit-relocs, to see overflows)")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One instruction class found in a section: the relocation kind it corresponds to, where, how far.
+
+    `index` holds word indices into the section; `displacement` is what the instruction encodes,
+    in bytes: target − P for `prel` kinds, Page(target) − Page(P) for `page` kinds.
+    `relaxed` marks instructions a linker relaxation made out of a longer sequence (ld.lld's
+    `nop; adr` for an in-range `adrp; add`): out of reach, the linker keeps the long form, so
+    they are never at risk.
+    """
+
+    kind: int
+    index: np.ndarray
+    displacement: np.ndarray
+    relaxed: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """What linked-image mode needs from an architecture.
+
+    `decode(words)` takes the words of one executable section (uint32, host order) and returns
+    a `Decoded` per instruction class. `veneer_target(read, address, little)` follows the code
+    of a linker veneer at `address` to its final target (`read(address, n)` gives image bytes,
+    or None outside the image). `thunk_symbols` match the names linkers give veneers (group 1 is
+    the final target's name), anchored to one whole string of the string table.
+    `stub_sections` matches output sections that hold only veneers. Mapping symbols
+    `<data_mapping>` / `<data_mapping>.N` start data, any other `$<letter>[.N]` starts code.
+    """
+
+    decode: Callable[[np.ndarray], list[Decoded]]
+    veneer_target: Callable[[Callable[[int, int], bytes | None], int, bool], int | None]
+    thunk_symbols: tuple[re.Pattern[bytes], ...] = ()
+    stub_sections: re.Pattern[str] | None = None
+    word_size: int = 4
+    instruction_byteorder: str | None = "<"  # None: the ELF's byte order
+    data_mapping: bytes | None = b"$d"
+    notes: tuple[str, ...] = field(default=())
+
+
+class LinkedImage:
+    """Address lookups over the allocated sections of a linked image (sorted by address)."""
+
+    def __init__(self, obj: ElfInput) -> None:
+        self.obj = obj
+        alloc = sorted((s for s in obj.sections if s.is_alloc and s.size), key=lambda s: (s.addr, s.index))
+        self.sections = alloc
+        self.starts = np.array([s.addr for s in alloc], dtype=np.uint64)
+        self.ends = np.array([s.addr + s.size for s in alloc], dtype=np.uint64)
+        self.indices = np.array([s.index for s in alloc], dtype=np.int64)
+        self._data: dict[int, bytes] = {}
+
+    def section_of(self, addresses: np.ndarray) -> np.ndarray:
+        """Section header index holding each address, -1 where none does."""
+        if not len(self.sections):
+            return np.full(len(addresses), -1, dtype=np.int64)
+        pos = np.searchsorted(self.starts, addresses, side="right") - 1
+        safe = np.maximum(pos, 0)
+        inside = (pos >= 0) & (addresses < self.ends[safe])
+        return np.where(inside, self.indices[safe], -1)
+
+    def read(self, address: int, length: int) -> bytes | None:
+        """`length` bytes of the image at `address`, or None when they are not all in one section."""
+        index = int(self.section_of(np.array([address], dtype=np.uint64))[0])
+        if index < 0:
+            return None
+        section = self.obj.sections[index]
+        if section.sh_type == SHT_NOBITS or address + length > section.addr + section.size:
+            return None
+        if index not in self._data:
+            self._data[index] = self.obj.section_data(index)
+        offset = address - section.addr
+        return self._data[index][offset:offset + length]
+
+
+def _strtab(obj: ElfInput) -> np.ndarray:
+    return np.frombuffer(obj.symbol_string_table or b"\0", dtype=np.uint8)
+
+
+def mapping_regions(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per section: (sorted offsets of mapping symbols, whether each starts data), found with array ops."""
+    syms = obj.symbols
+    if decoder.data_mapping is None or not len(syms):
+        return {}
+    strtab = _strtab(obj)
+    last = len(strtab) - 1
+    name = syms["name"].astype(np.int64)
+    c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
+    lower = (c1 >= ord("a")) & (c1 <= ord("z"))
+    mapping = (c0 == ord("$")) & lower & ((c2 == 0) | (c2 == ord("."))) & (name + 2 <= last)
+    mapping &= (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < min(SHN_LORESERVE, len(obj.sections)))
+    is_data = c1 == decoder.data_mapping[1]
+    rows = np.flatnonzero(mapping)
+    shndx = syms["shndx"][rows].astype(np.int64)
+    value = syms["value"][rows].astype(np.uint64) - np.array(
+        [s.addr for s in obj.sections], dtype=np.uint64)[shndx]
+    data = is_data[rows]
+    # At one offset code wins over data (an empty data region): data sorts first, the last one counts.
+    order = np.lexsort((~data, value, shndx))
+    shndx, value, data = shndx[order], value[order].astype(np.int64), data[order]
+    regions = {}
+    bounds = np.flatnonzero(np.diff(shndx)) + 1
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(shndx)]):
+        if hi > lo:
+            regions[int(shndx[lo])] = (value[lo:hi], data[lo:hi])
+    return regions
+
+
+def thunk_symbols(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[str, str]]:
+    """Address → (veneer symbol, final target's name) of every linker thunk symbol."""
+    syms = obj.symbols
+    raw = obj.symbol_string_table
+    if not decoder.thunk_symbols or not len(syms) or not raw:
+        return {}
+    found: dict[int, tuple[str, str]] = {}
+    for pattern in decoder.thunk_symbols:
+        anchored = re.compile(rb"(?<=\0)(?:" + pattern.pattern + rb")(?=\0)")
+        starts = {m.start(): m for m in anchored.finditer(raw)}
+        if not starts:
+            continue
+        rows = np.flatnonzero(np.isin(syms["name"].astype(np.int64), np.fromiter(starts, dtype=np.int64))
+                              & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE))
+        for row in rows.tolist():
+            match = starts[int(syms["name"][row])]
+            found.setdefault(int(syms["value"][row]),
+                             (match.group(0).decode("utf-8", "replace"), match.group(1).decode("utf-8", "replace")))
+    return found
+
+
+def _name_at(index: SymbolIndex, image: LinkedImage, address: int) -> str:
+    """Nearest symbol at or before `address`: `name`, `name+0x10`, or the bare address."""
+    return _symbol_at(index, image, address)[0]
+
+
+def _symbol_at(index: SymbolIndex, image: LinkedImage, address: int) -> tuple[str, bool]:
+    """(name as `_name_at` gives it, whether a symbol sits exactly at `address`)."""
+    section = int(image.section_of(np.array([address], dtype=np.uint64))[0])
+    if section < 0:
+        return f"{address:#x}", False
+    offset = address - image.obj.sections[section].addr
+    name, delta = index.enclosing(section, offset)
+    if name is None:
+        return f"{image.obj.sections[section].name}+{offset:#x}", False
+    return (name, True) if delta == 0 else (f"{name}+{delta:#x}", False)
+
+
+def resolve_veneer(image: LinkedImage, decoder: Decoder, address: int) -> int | None:
+    """Final target of the veneer at `address`, decoded from its code."""
+    return decoder.veneer_target(image.read, address, image.obj.little)
+
+
+def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
+                    threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False) -> Analysis:
+    """Every short-reach instruction of every executable section, decoded, with usage and statuses."""
+    decoder = arch.decoder
+    if decoder is None:
+        raise ValueError(f"{arch.name} has no instruction decoder")
+    image = LinkedImage(obj)
+    index = SymbolIndex(obj, linked=True)
+    regions = mapping_regions(obj, decoder)
+    thunks = thunk_symbols(obj, decoder)
+    thunk_addresses = np.array(sorted(thunks), dtype=np.uint64)
+    stubs = [s for s in image.sections if decoder.stub_sections and decoder.stub_sections.fullmatch(s.name)]
+    order = decoder.instruction_byteorder or ("<" if obj.little else ">")
+    word_dtype = np.dtype(f"{order}u{decoder.word_size}")
+    page_mask = np.uint64(~(arch.page_size - 1) & _U64)
+    counts: Counter[Status] = Counter()
+    records: list[ReachRecord] = []
+    unmapped: list[str] = []
+    veneers: dict[int, str] = {}
+    for section in obj.sections:
+        if not section.is_code or section.sh_type == SHT_NOBITS or section.size < decoder.word_size:
+            continue
+        data = obj.section_data(section.index)
+        words = np.frombuffer(data, dtype=word_dtype, count=len(data) // decoder.word_size)
+        if decoder.data_mapping is not None and section.index not in regions:
+            unmapped.append(section.name)
+        marks = regions.get(section.index)
+        for found in decoder.decode(words.astype(np.uint32, copy=False)):
+            kind = arch.kinds[found.kind]
+            offset = found.index.astype(np.int64) * decoder.word_size
+            displacement = found.displacement.astype(np.int64)
+            relaxed = found.relaxed if found.relaxed is not None else np.zeros(len(offset), dtype=bool)
+            if marks is not None:
+                pos = np.searchsorted(marks[0], offset, side="right") - 1
+                code = (pos < 0) | ~marks[1][np.maximum(pos, 0)]
+                offset, displacement, relaxed = offset[code], displacement[code], relaxed[code]
+            if not len(offset):
+                continue
+            place = offset.astype(np.uint64) + np.uint64(section.addr)
+            base = place & page_mask if kind.formula in ("page", "got_page") else place
+            target = base + displacement.view(np.uint64)
+            cross = image.section_of(target) != section.index
+            status = _statuses(kind, displacement, cross, threshold)
+            status[relaxed] = Status.OK.rank
+            via_veneer = np.zeros(len(target), dtype=bool)
+            if kind.thunk:
+                via_veneer = np.isin(target, thunk_addresses)
+                for stub in stubs:
+                    via_veneer |= (target >= np.uint64(stub.addr)) & (target < np.uint64(stub.addr + stub.size))
+                status[via_veneer] = Status.VENEER.rank
+            counts.update({_STATUS_CODES[code]: int(n) for code, n in zip(*np.unique(status, return_counts=True))})
+            keep = np.ones(len(status), dtype=bool) if include_ok else status != Status.OK.rank
+            for row in np.flatnonzero(keep).tolist():
+                site_offset, address = int(offset[row]), int(target[row])
+                word = int(words[site_offset // decoder.word_size])
+                if via_veneer[row]:
+                    if address not in veneers:
+                        veneers[address] = _final_target(image, decoder, index, thunks, address)
+                    name = veneers[address]
+                else:
+                    name = _name_at(index, image, address)
+                records.append(_record(obj, arch, kind, image, index, section.index, site_offset, int(place[row]),
+                                       address, name, int(displacement[row]), _STATUS_CODES[int(status[row])],
+                                       provenance, word))
+    records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
+    notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
+    notes += (DECODED_NOTE,)
+    if unmapped:
+        notes += (f"no mapping symbols in {', '.join(unmapped)}: data in code there is decoded as instructions",)
+    return Analysis(records, dict(counts), 0, placement, notes)
+
+
+def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thunks: dict[int, tuple[str, str]],
+                  veneer: int) -> str:
+    """The name of what the veneer at `veneer` branches to: decoded from its code, else from its symbol."""
+    final = resolve_veneer(image, decoder, veneer)
+    named = thunks[veneer][1] if veneer in thunks else None
+    if final is not None:
+        decoded, exact = _symbol_at(index, image, final)
+        if exact or named is None:
+            return decoded
+    return named or f"{veneer:#x}"
+
+
+def _record(obj: ElfInput, arch: Architecture, kind, image: LinkedImage, index: SymbolIndex, site_section: int,
+            site_offset: int, place: int, target_address: int, target_name: str, distance: int, status: Status,
+            provenance: Provenance, word: int) -> ReachRecord:
+    section = obj.sections[site_section]
+    site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)
+    target_index = int(image.section_of(np.array([target_address], dtype=np.uint64))[0])
+    target_section = obj.sections[target_index] if target_index >= 0 else None
+    return ReachRecord(
+        kind=kind,
+        site=Site(section.name, site_section, site_offset, place, site_symbol, site_symbol_offset, section.name,
+                  arch.instruction(kind, word), None),
+        target=Target(target_name, target_section.name if target_section else None,
+                      target_index if target_section else None,
+                      target_address - target_section.addr if target_section else target_address,
+                      target_address, 0, target_section.name if target_section else None, None),
+        distance=distance, status=status, provenance=provenance)
