@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ReachlsError
+from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
 from .report import json_report, layout_json, layout_text, text_report
@@ -45,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(scan_parser)
     scan_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
                              help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    scan_parser.add_argument("--log", nargs="?", const=LOG_NAME, metavar="NAME",
+                             help=f"read the overflows from the linker log NAME in the build dir (default "
+                                  f"{LOG_NAME}) instead of vmlinux.o; a PATH that is a log file is read as one")
     scan_parser.add_argument("--all", action="store_true", help="include references that are ok")
     scan_parser.add_argument("--fail-on", choices=tuple(FAIL_ON), help="exit 1 when a reference has this "
                              "status or a worse one")
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         serve()
         return 0
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
-                          include_ok=getattr(args, "all", False))
+                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None))
     try:
         if args.command == "scan":
             result = scan(args.path, options)

@@ -53,24 +53,31 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
 def find_log(path: Path, name: str | None = None) -> Path | None:
     """The linker log a scan PATH asks for, or None when the ELF artefact is to be read.
 
-    A build dir's log (`name`, default `build.log`) is read when asked for (`--log`), or when
-    the dir has no vmlinux.o/vmlinux but has that log. A file is a log when asked for, or when
-    it is not ELF and holds a linker diagnostic.
+    A build dir's log (`name`, default `build.log`; next to PATH when PATH is an ELF file) is
+    read when asked for (`--log`), or when the dir has no vmlinux.o/vmlinux but has `build.log`.
+    A file that is not ELF is a log when asked for, or when it holds a linker diagnostic.
     """
     if not path.exists():
         return None
-    if path.is_dir():
-        if name is not None:
-            log = path / name
-            if not log.is_file():
-                raise ReachlsError(f"no linker log {name} in this build directory", str(path))
-            return log.resolve()
-        if not any((path / artefact).is_file() for artefact in ARTEFACTS) and (path / LOG_NAME).is_file():
-            return (path / LOG_NAME).resolve()
-        return None
-    from .linklog import looks_like_log
+    if path.is_file():
+        try:
+            with open(path, "rb") as stream:
+                is_elf = stream.read(4) == b"\x7fELF"
+        except OSError:
+            return None  # reading the artefact says what is wrong
+        if not is_elf:
+            from .linklog import looks_like_log
 
-    return path.resolve() if name is not None or looks_like_log(path) else None
+            return path.resolve() if name is not None or looks_like_log(path) else None
+    directory = path if path.is_dir() else path.parent
+    if name is not None:
+        log = directory / name
+        if not log.is_file():
+            raise ReachlsError(f"no linker log {name} in this build directory", str(directory))
+        return log.resolve()
+    if path.is_dir() and not any((path / a).is_file() for a in ARTEFACTS) and (path / LOG_NAME).is_file():
+        return (path / LOG_NAME).resolve()
+    return None
 
 
 def _default_script(build_dir: Path | None) -> Path | None:

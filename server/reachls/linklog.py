@@ -1,0 +1,482 @@
+"""Linker-log input: the overflows a failed (or `--noinhibit-exec`) link printed, as reach records.
+
+Both linkers name, for each out-of-range relocation, the input object, the input section and
+the offset in it, and the relocation type. That is enough to find the relocation in the
+object's own relocation table, so every record here is built from the object, exactly as in
+the relocatable mode: kind, target symbol and addend from the table, the site's file:line from
+the object's DWARF (section-aware, rows sorted), never from the line the linker printed (LLVM's
+line lookup does not sort rows, so `>>> referenced by` can name the wrong line).
+
+* ld.lld prints the distance it range-checked (`relocation R_X out of range: D is not in
+  [LO, HI]; references S`, or `references 'S'` in newer releases; `warning:` instead of
+  `error:` under `--noinhibit-exec`); D is taken as is.
+* GNU ld prints no number (`FILE:LINE:(SEC+0xOFF): relocation truncated to fit: R_X against
+  symbol `S' defined in SEC section in OBJ`), so the distance is computed from a placement of
+  the object (`pipeline.place`: relink or model, with the build's script) and a note says so.
+  Its `... against undefined symbol `S'` lines follow `undefined reference` errors: a missing
+  definition, not a reach problem; they are counted in a note, never reported as overflows.
+
+The result is an ordinary `ScanResult`, so the text and JSON reports and the language server
+read it unchanged. Records carry provenance mode `log`, engine `linker-log`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import Analysis, SymbolIndex, _record, attach_sources
+from .arch import Architecture, checked_distance, for_machine
+from .elf import SHN_ABS, SHN_UNDEF, ElfInput
+from .errors import ReachlsError
+from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
+from .layout import Placement
+from .record import Provenance, ReachRecord, Status
+from .sourcemap import SourceMap
+
+ENGINE = "linker-log"
+LLD = "ld.lld"
+GNU = "GNU ld"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# ld.lld: `[PROG: ]error|warning: OBJ:([function FN: ]SEC+0xOFF): relocation R_X out of range:
+#          D is not in [LO, HI][; references S]` (S quoted in newer releases)
+_LLD_RANGE = re.compile(
+    r"^(?:\S+: )?(?P<severity>error|warning): (?P<obj>.+?):\((?:function (?P<function>.+?): )?"
+    r"(?P<section>[^()\s]+)\+0x(?P<offset>[0-9a-fA-F]+)\): relocation (?P<type>\S+) out of range: "
+    r"(?P<value>-?\d+) is not in \[(?P<lo>-?\d+), (?P<hi>-?\d+)\](?:; references (?P<symbol>.+?))?"
+    r"(?:; consider recompiling .*)?$")
+_LLD_REFERENCED = re.compile(r"^>>> referenced by (?P<short>\S+?)(?::(?P<short_line>\d+))?"
+                             r"(?: \((?P<path>.+):(?P<line>\d+)\))?$")
+_LLD_DEFINED = re.compile(r"^>>> defined in (?P<obj>.+)$")
+_LLD_UNDEFINED = re.compile(r"^(?:\S+: )?(?:error|warning): undefined (?:hidden )?symbol: (?P<symbol>.+)$")
+_LLD_LIMIT = re.compile(r"too many errors emitted, stopping now")
+# GNU ld: the program name prefixes its own errors (`aarch64-linux-gnu-ld: `), not the overflow lines.
+_GNU_PROGRAM = re.compile(r"^(?:\S*/)?[\w.+-]*\bld(?:\.bfd)?: (?:warning: )?")
+_GNU_FUNCTION = re.compile(r"^(?P<obj>.+?): in function [`'](?P<function>.*)':$")
+_GNU_AT = re.compile(r"^(?P<where>.*?)\((?P<section>[^()\s]+)\+0x(?P<offset>[0-9a-fA-F]+)\): (?P<message>.*)$")
+_GNU_TRUNCATED = re.compile(r"^relocation truncated to fit: (?P<type>\S+)(?: \((?P<qualifier>[^)]*)\))? "
+                            r"against (?P<against>.*)$")
+_GNU_UNDEFINED_SYMBOL = re.compile(r"^undefined symbol [`'](?P<symbol>.+)'(?:\+[0-9a-fA-F]+)?$")
+_GNU_DEFINED_SYMBOL = re.compile(r"^symbol [`'](?P<symbol>.+?)' defined in (?P<section>\S+) section in "
+                                 r"(?P<obj>.+?)(?:\+(?P<addend>[0-9a-fA-F]+))?$")
+_GNU_LOCAL = re.compile(r"^[`'](?P<symbol>.+?)'(?:\+(?P<addend>[0-9a-fA-F]+))?$")
+_GNU_UNDEFINED_REFERENCE = re.compile(r"undefined reference to [`'](?P<symbol>.+)'$")
+_GNU_OMITTED = "additional relocation overflows omitted from the output"
+# What an object (rather than a source file) looks like where GNU ld may print either first.
+_OBJECT_NAME = re.compile(r"\.(?:o|obj|lo|a)(?:\(.*\))?$|(?:^|/)vmlinux(?:\.o)?$")
+
+
+@dataclass(frozen=True)
+class LoggedOverflow:
+    """One out-of-range relocation as a linker printed it (all fields from the log's text)."""
+
+    linker: str
+    line: int  # 1-based line of the log
+    obj: str  # the object as the linker named it
+    section: str  # input section of that object
+    offset: int  # offset of the relocation in that section
+    type: str  # R_<ARCH>_...
+    symbol: str | None  # referenced symbol; None for a section symbol (ld.lld leaves it out)
+    distance: int | None  # ld.lld's checked value; GNU ld prints none
+    bounds: tuple[int, int] | None
+    function: str | None
+    printed_source: tuple[str, int] | None  # the file:line the linker printed for the site
+    defined_in: str | None = None  # the object the linker says defines the symbol
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    """Everything `parse_log` understood in a log; lines it did not are left alone."""
+
+    overflows: tuple[LoggedOverflow, ...]
+    undefined: tuple[str, ...] = field(default=())  # symbols with undefined references, in log order
+    truncated_undefined: int = 0  # GNU ld's "relocation truncated" lines against undefined symbols
+    incomplete: tuple[str, ...] = field(default=())  # why the log may not list every overflow
+
+    @property
+    def linkers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(o.linker for o in self.overflows))
+
+
+def parse_log(text: str, where: str = "log") -> ParsedLog:
+    """The overflows of an ld.lld and/or GNU ld log, in log order (repeats of one site dropped:
+    a log may hold several links, such as the kernel's kallsyms passes)."""
+    overflows: list[LoggedOverflow] = []
+    undefined: list[str] = []
+    truncated_undefined = 0
+    incomplete: list[str] = []
+    header_obj: str | None = None  # GNU ld's `OBJ: in function `FN':` applies until the next one
+    header_function: str | None = None
+    in_block = False  # the `>>>` lines that follow belong to the last overflow
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = _ANSI.sub("", raw).rstrip()
+        in_block = in_block and line.startswith(">>> ")
+        if (m := _LLD_RANGE.match(line)) is not None:
+            in_block = True
+            symbol = m["symbol"]
+            if symbol and symbol.startswith("section "):
+                symbol = None
+            overflows.append(LoggedOverflow(
+                LLD, number, m["obj"], m["section"], int(m["offset"], 16), m["type"],
+                _unquote(symbol) if symbol else None, int(m["value"]), (int(m["lo"]), int(m["hi"])),
+                _unquote(m["function"]) if m["function"] else None, None))
+            continue
+        if line.startswith(">>> "):  # the lines under an ld.lld message, here the last range error
+            if not in_block:
+                continue
+            if (m := _LLD_REFERENCED.match(line)) is not None and overflows[-1].printed_source is None:
+                source = (m["path"], int(m["line"])) if m["path"] else (
+                    (m["short"], int(m["short_line"])) if m["short_line"] else None)
+                overflows[-1] = dataclasses.replace(overflows[-1], printed_source=source)
+            elif (m := _LLD_DEFINED.match(line)) is not None:
+                overflows[-1] = dataclasses.replace(overflows[-1], defined_in=m["obj"])
+            continue
+        if (m := _LLD_UNDEFINED.match(line)) is not None:
+            undefined.append(m["symbol"].strip("'"))
+            continue
+        if _LLD_LIMIT.search(line):
+            incomplete.append("ld.lld stopped after its error limit (link with --error-limit=0 to see every error)")
+            continue
+        body = _GNU_PROGRAM.sub("", line, count=1)
+        if (m := _GNU_FUNCTION.match(body)) is not None:
+            header_obj, header_function = m["obj"], m["function"]
+            continue
+        if (m := _GNU_UNDEFINED_REFERENCE.search(body)) is not None:
+            undefined.append(m["symbol"])
+            continue
+        if (m := _GNU_AT.match(body)) is None:
+            continue
+        message = m["message"]
+        if message.startswith(_GNU_OMITTED):
+            incomplete.append("GNU ld omitted further relocation overflows from its output")
+            continue
+        if (t := _GNU_TRUNCATED.match(message)) is None:
+            continue
+        against = t["against"]
+        if (u := _GNU_UNDEFINED_SYMBOL.match(against)) is not None:
+            truncated_undefined += 1
+            undefined.append(u["symbol"])
+            continue
+        d = _GNU_DEFINED_SYMBOL.match(against) or _GNU_LOCAL.match(against)
+        symbol = d["symbol"] if d is not None else None
+        defined_in = d["obj"] if d is not None and "obj" in d.groupdict() else None
+        obj, source, own_header = _gnu_site(m["where"], header_obj)
+        if obj is None:
+            raise ReachlsError("cannot tell which object this GNU ld message is about (no `in function` line "
+                               "before it)", f"{where}:{number}")
+        overflows.append(LoggedOverflow(GNU, number, obj, m["section"], int(m["offset"], 16), t["type"], symbol,
+                                        None, None, None if own_header else header_function, source, defined_in))
+        if own_header:  # GNU ld forgets its function context after printing an object inline
+            header_obj = header_function = None
+    unique: dict[tuple[str, str, int, str], LoggedOverflow] = {}
+    for overflow in overflows:
+        unique.setdefault((overflow.obj, overflow.section, overflow.offset, overflow.type), overflow)
+    return ParsedLog(tuple(unique.values()), tuple(dict.fromkeys(undefined)), truncated_undefined,
+                     tuple(dict.fromkeys(incomplete)))
+
+
+def _unquote(text: str) -> str:
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == "'" else text
+
+
+def _gnu_site(where: str, header_obj: str | None) -> tuple[str | None, tuple[str, int] | None, bool]:
+    """(object, printed file:line, object printed inline) from what GNU ld prints before `(SEC+0xOFF)`.
+
+    GNU ld prints `FILE:LINE:` (or `FILE:`, or nothing) after an `OBJ: in function` line, and
+    `OBJ:[FILE:][LINE:]` when it found no function; an object is recognised by its name.
+    """
+    where = where.removesuffix(":")
+    line = None
+    if (m := re.fullmatch(r"(.*):(\d+)", where)) is not None:
+        where, line = m[1], int(m[2])
+    obj, _, file = where.partition(":")
+    if where and (_OBJECT_NAME.search(obj) or header_obj is None):
+        return obj, (file, line) if file and line else None, True
+    return header_obj, (where, line) if where and line else None, False
+
+
+def looks_like_log(path: Path) -> bool:
+    """A text file holding a linker diagnostic this module reads (looked for in its first MiB and
+    last 4 MiB: a whole build's output ends with the failed link)."""
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(1 << 20)
+            if head.startswith(b"\x7fELF"):
+                return False
+            size = stream.seek(0, 2)
+            stream.seek(max(len(head), size - (4 << 20)))
+            text = (head + b"\n" + stream.read()).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return bool(re.search(r"relocation \S+ out of range: |relocation truncated to fit: |undefined reference to |"
+                          r"undefined symbol: ", text))
+
+
+# ----- records -----
+
+
+_UNKNOWN_ARCH = Architecture("unknown", "", {}, lambda kind, word: None, lambda kind, insn: None)
+
+
+def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Path | None = None):
+    """Reach records of the overflows in a linker log (a `pipeline.ScanResult`)."""
+    from .pipeline import ScanResult  # pipeline imports this module for its log branch
+
+    log = log.resolve()
+    build_dir = build_dir.resolve() if build_dir is not None else None
+    try:
+        text = log.read_text(errors="replace")
+    except OSError as exc:
+        raise ReachlsError(f"cannot read the linker log: {exc.strerror}", str(log)) from None
+    if build_dir is None and any((log.parent / name).exists() for name in (*ARTEFACTS, ".vmlinux.cmd")):
+        build_dir = log.parent
+    parsed = parse_log(text, str(log))
+    provenance = Provenance(str(log), log.stat().st_mtime, "log", ENGINE)
+    bases = list(dict.fromkeys(p for p in (log.parent, build_dir) if p is not None))
+    notes: list[str] = []
+    records: list[ReachRecord] = []
+    skipped = 0
+    arch: Architecture | None = None
+    has_dwarf = True
+    by_object: dict[str, list[LoggedOverflow]] = {}
+    for overflow in parsed.overflows:
+        by_object.setdefault(overflow.obj, []).append(overflow)
+    for name, overflows in by_object.items():
+        path = _resolve_object(name, bases, f"{log}:{overflows[0].line}")
+        with ElfInput(path) as obj:
+            obj_arch = for_machine(obj.machine, str(path))
+            arch = arch or obj_arch
+            if path.stat().st_mtime > provenance.artefact_mtime:
+                notes.append(f"{name} is newer than the log: the log may be from an earlier build")
+            found, more_notes, lost, mapped = _object_records(obj, obj_arch, name, overflows, build_dir, engine,
+                                                              script, provenance, bases)
+            records += found
+            notes += more_notes
+            skipped += lost
+            has_dwarf = has_dwarf and mapped
+    if arch is None:
+        arch = _build_arch(build_dir)
+    linkers = parsed.linkers
+    summary = (f"read from the linker log ({', '.join(linkers)}): {len(records)} of {len(parsed.overflows)} "
+               f"out-of-range relocations reported") if linkers else "the linker log reports no out-of-range relocation"
+    notes.insert(0, summary)
+    if parsed.undefined:
+        shown = ", ".join(parsed.undefined[:5]) + (", …" if len(parsed.undefined) > 5 else "")
+        noise = (f"; its {parsed.truncated_undefined} `relocation truncated to fit … against undefined symbol` "
+                 "lines follow from the missing definitions" if parsed.truncated_undefined else "")
+        notes.append(f"undefined references to {shown}: a missing definition, not a reach problem "
+                     f"(not reported){noise}")
+    notes += parsed.incomplete
+    if not has_dwarf:
+        notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
+    records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
+    counts = dict(Counter(r.status for r in records))
+    analysis = Analysis(records, counts, skipped, Placement(ENGINE, {}, {}, {}))
+    inputs = BuildInputs(log, build_dir, script, read_link_command(build_dir) if build_dir else None)
+    return ScanResult(inputs, arch, analysis, has_dwarf, tuple(dict.fromkeys(notes)))
+
+
+def _resolve_object(name: str, bases: list[Path], where: str) -> Path:
+    """The object a log names, relative to the log's directory or the build dir; archive members
+    of thin archives (kbuild's built-in.a) are read from the member's own file."""
+    candidates = [name]
+    if (m := re.fullmatch(r"(?P<archive>.+?\.a)\((?P<member>.+)\)", name)) is not None:
+        archive = Path(m["archive"])
+        candidates = [str(archive.parent / m["member"]), m["member"]]
+    for candidate in candidates:
+        path = Path(candidate)
+        for base in ([Path("/")] if path.is_absolute() else bases):
+            if (base / path).is_file():
+                return (base / path).resolve()
+    looked = ", ".join(str(b) for b in bases)
+    raise ReachlsError(f"the log names {name}, which is not there (looked in {looked}); run from the build "
+                       "directory the link ran in, or pass it as PATH with --log", where)
+
+
+def _build_arch(build_dir: Path | None) -> Architecture:
+    """The architecture of the build's artefact, for a log that names no object."""
+    for name in ARTEFACTS:
+        if build_dir is not None and (build_dir / name).is_file():
+            with ElfInput(build_dir / name) as obj:
+                return for_machine(obj.machine, str(obj.path))
+    return _UNKNOWN_ARCH
+
+
+def _placement(obj: ElfInput, name: str, build_dir: Path | None, engine: str, script: Path | None,
+               need_distance: bool) -> tuple[Placement | None, str]:
+    """Where the link puts the object's sections, when that can be known, and how it was found."""
+    from .pipeline import place
+
+    if obj.path.name in ARTEFACTS and obj.path.parent == build_dir:
+        placement = place(obj, dataclasses.replace(find_inputs(build_dir, script), artefact=obj.path), engine)
+        return placement, f"placed by {placement.engine} of {name} with the build's linker script"
+    if need_distance and obj.is_relocatable:
+        placement = place(obj, BuildInputs(obj.path, None, script, None), "model")
+        return placement, (f"placed by a model of {name} alone (it is not the build's vmlinux.o), "
+                           "so they are not the final link's")
+    return None, (f"{name} is not the build's vmlinux.o, so its final layout is not known: "
+                  "its addresses are offsets in their input sections")
+
+
+def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: list[LoggedOverflow],
+                    build_dir: Path | None, engine: str, script: Path | None, provenance: Provenance,
+                    bases: list[Path]) -> tuple[list[ReachRecord], list[str], int, bool]:
+    """Records of one object's logged overflows: (records, notes, number skipped, has DWARF)."""
+    by_name = {kind.name: kind for kind in arch.kinds.values()}
+    rel_sections = obj.relocation_sections()
+    tables: dict[int, object] = {}
+    notes: list[str] = []
+    placement: Placement | None = None
+    need_distance = any(o.distance is None for o in overflows)
+    try:
+        placement, how = _placement(obj, name, build_dir, engine, script, need_distance)
+    except ReachlsError as exc:
+        if need_distance:
+            raise
+        how = f"{name}: no placement ({exc}); its addresses are offsets in their input sections"
+    if placement is None:
+        notes.append(how)
+        placement = Placement("none", {}, {}, {})
+    if obj.path.name == "vmlinux.o" and any(o.linker == LLD for o in overflows):
+        notes.append(f"{name}: the sections ld.lld names (e.g. {overflows[0].section}+{overflows[0].offset:#x}) are "
+                     f"{name}'s own input sections (the `ld -r` merge of every object's), so the offsets are "
+                     "not those of the .o files; sites are mapped through its DWARF")
+    index = SymbolIndex(obj, False)
+    syms = obj.symbols
+    records: list[ReachRecord] = []
+    printed: list[tuple[ReachRecord, LoggedOverflow]] = []
+    skipped = 0
+    computed = False
+    for overflow in overflows:
+        where = f"{name}:({overflow.section}+{overflow.offset:#x})"
+        kind = by_name.get(overflow.type)
+        if kind is None:
+            notes.append(f"{where}: {overflow.type} is not a PC-relative reach kind reachls knows (not reported)")
+            skipped += 1
+            continue
+        match = _find_relocation(obj, rel_sections, tables, overflow, kind.number)
+        if match is None:
+            notes.append(f"{where}: no {overflow.type} relocation there in {obj.path}; the log does not match "
+                         "this build of the object (not reported)")
+            skipped += 1
+            continue
+        section, row = match
+        relocs = tables[section]
+        sym, addend = int(relocs.sym[row]), int(relocs.addend[row])
+        if not relocs.explicit_addend and getattr(arch, "implicit_addend", None) is not None:
+            from .analysis import _implicit_addends  # SHT_REL (32-bit Arm): the addend is in the instruction
+
+            rows = slice(row, row + 1)
+            addend = int(_implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
+        target_shndx = int(syms["shndx"][sym])
+        base = placement.section_address
+        place = base.get(section, 0) + overflow.offset
+        target_known = target_shndx == SHN_ABS or target_shndx in base
+        target = (int(syms["value"][sym]) + addend + (0 if target_shndx == SHN_ABS else base.get(target_shndx, 0))
+                  if target_shndx != SHN_UNDEF else 0) & 0xFFFF_FFFF_FFFF_FFFF
+        distance = overflow.distance
+        if distance is None:
+            if not target_known or section not in base:
+                notes.append(f"{where}: {overflow.type} against {overflow.symbol}: no placement for "
+                             f"{'the target' if section in base else 'the site'} in {name}, so no distance "
+                             "(GNU ld prints none; not reported)")
+                skipped += 1
+                continue
+            kind_target = target
+            if kind.formula.startswith("got") and placement.output_start.get(".got") is not None:
+                kind_target = placement.output_start[".got"]
+            distance = int(checked_distance(kind, np.array([kind_target], dtype=np.uint64),
+                                            np.array([place], dtype=np.uint64), arch.page_size)[0])
+            computed = True
+            if kind.in_range(distance):
+                notes.append(f"{where}: GNU ld says {overflow.type} overflows, but the placement gives {distance} "
+                             f"(in range): the {placement.engine} layout differs from GNU ld's")
+        elif overflow.bounds is not None and overflow.bounds != (kind.lo, kind.hi):
+            notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
+                         f"reachls's table says {[kind.lo, kind.hi]}")
+        record = _record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend, target,
+                         distance, Status.OVERFLOW, placement, provenance)
+        records.append(record)
+        printed.append((record, overflow))
+    if computed:
+        notes.insert(0, f"GNU ld prints no distance: those from {name} are computed, {how}")
+    sourcemap = SourceMap(obj)
+    mapped = sourcemap.has_dwarf()
+    if mapped and records:
+        records = attach_sources(records, sourcemap, False)
+        for record, (_, overflow) in zip(records, printed):
+            said, ours = overflow.printed_source, record.site.location
+            if said and ours and (Path(said[0]).name, said[1]) != (Path(ours.file).name, ours.line):
+                notes.append(f"{overflow.linker} printed {said[0]}:{said[1]} for {record.site.symbol}"
+                             f"+{record.site.symbol_offset:#x}; the DWARF line table (rows sorted) says "
+                             f"{ours.file}:{ours.line}")
+    if records:
+        records = _targets_elsewhere(records, [o for _, o in printed], bases)
+    return records, notes, skipped, mapped
+
+
+def _targets_elsewhere(records: list[ReachRecord], overflows: list[LoggedOverflow],
+                       bases: list[Path]) -> list[ReachRecord]:
+    """Section and declaration line of targets another object defines (the linker names it)."""
+    out = []
+    for record, overflow in zip(records, overflows):
+        target, other = record.target, overflow.defined_in
+        if target.section_index is None and other and other != overflow.obj:
+            try:
+                with ElfInput(_resolve_object(other, bases, "")) as defining:
+                    found = _defined_symbol(defining, overflow.symbol or target.symbol.split("+")[0])
+                    if found is not None:
+                        sourcemap = SourceMap(defining)
+                        location = sourcemap.function_declaration(*found) or sourcemap.line_for(*found)
+                        target = dataclasses.replace(target, section=defining.sections[found[0]].name,
+                                                     location=location)
+            except ReachlsError:
+                pass  # the target's line is a courtesy: the site and distance stand without it
+        out.append(dataclasses.replace(record, target=target))
+    return out
+
+
+def _defined_symbol(obj: ElfInput, name: str) -> tuple[int, int] | None:
+    """(section index, value) of the defined symbol `name`, found through the string table
+    (names may be tail-merged: `hyp_panic` can start inside `.text.hyp_panic`)."""
+    strtab = obj.symbol_string_table
+    wanted = name.encode() + b"\0"
+    offsets, start = set(), 0
+    while (at := strtab.find(wanted, start)) >= 0:
+        offsets.add(at)
+        start = at + 1
+    if not offsets:
+        return None
+    syms = obj.symbols
+    rows = np.flatnonzero(np.isin(syms["name"], list(offsets)) & (syms["shndx"] != SHN_UNDEF)
+                          & (syms["shndx"] < len(obj.sections)))
+    return (int(syms["shndx"][rows[0]]), int(syms["value"][rows[0]])) if len(rows) else None
+
+
+def _find_relocation(obj: ElfInput, rel_sections: dict, tables: dict, overflow: LoggedOverflow,
+                     number: int) -> tuple[int, int] | None:
+    """(section index, row) of the relocation of type `number` at the logged section+offset.
+
+    GNU ld appends `[group]` to the names of sections in a COMDAT group; several sections may
+    share a name, and the one whose relocation references the logged symbol wins.
+    """
+    names = {overflow.section, re.sub(r"\[[^\]]*\]$", "", overflow.section)}
+    matches: list[tuple[int, int]] = []
+    for section in obj.sections:
+        if section.name not in names or section.index not in rel_sections:
+            continue
+        if section.index not in tables:
+            tables[section.index] = obj.relocations(rel_sections[section.index])
+        relocs = tables[section.index]
+        rows = np.flatnonzero((relocs.offset == overflow.offset) & (relocs.type == number))
+        matches += [(section.index, int(row)) for row in rows]
+    if len(matches) > 1 and overflow.symbol:
+        named = [(s, r) for s, r in matches if obj.symbol_name(int(tables[s].sym[r])) == overflow.symbol]
+        matches = named or matches
+    return matches[0] if matches else None

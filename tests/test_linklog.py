@@ -1,0 +1,194 @@
+"""Linker-log mode against the real linkers: ld.lld's and GNU ld's logs of the example's failing link.
+
+Every log here is real linker output (ld.lld's `build.log` and `noinhibit.log` of the example,
+GNU ld's log of the same final link, GNU ld's log of a link missing an object); the two edited
+forms are made from a real ld.lld line by quoting its symbol or dropping its function, the way
+newer ld.lld and ld.lld without a function symbol print it. Expected values come from the
+tests' own log parser (toolchain.py), from the relocatable-mode scan, and from the symbols of
+GNU ld's own `--noinhibit-exec` image.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reachls.pipeline import ScanOptions, scan
+from reachls.record import Status
+from toolchain import build_example, copy_example, lld_overflows, need, nm_symbols, run
+
+GNU_LD = "aarch64-linux-gnu-ld"
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory) -> Path:
+    """The overflow variant with its failing final link's `build.log` and `noinhibit.log` (both ld.lld)."""
+    tree = copy_example(tmp_path_factory.mktemp("linklog"))
+    build = build_example(tree, "overflow")
+    run("make", "-s", "-C", tree, "VARIANT=overflow", "vmlinux", check=False)
+    assert lld_overflows((build / "build.log").read_text()), "the overflow variant's final link fails"
+    return build
+
+
+def _final_link(build: Path) -> list[str]:
+    """The final link as the build recorded it in .vmlinux.cmd (run in the build dir)."""
+    line = (build / ".vmlinux.cmd").read_text().partition(":=")[2]
+    return shlex.split(line)
+
+
+@pytest.fixture(scope="module")
+def gnu_log(build: Path) -> Path:
+    """GNU ld running the build's own final link (same script, flags and vmlinux.o) instead of ld.lld."""
+    need(GNU_LD)
+    argv = [GNU_LD, *_final_link(build)[1:]]
+    argv[argv.index("-o") + 1] = "vmlinux.gnu"
+    result = run(*argv, cwd=build, check=False)
+    assert result.returncode != 0 and "relocation truncated to fit" in result.stderr, result.stderr
+    assert "syntax error" not in result.stderr  # GNU ld accepts the example's linker script
+    log = build / "gnu.log"
+    log.write_text(result.stdout + result.stderr)
+    # GNU ld's own layout, for checking the distances computed for its log
+    run(*argv[:argv.index("-o")], "--noinhibit-exec", "-o", "vmlinux.gnu-noinhibit", "vmlinux.o", cwd=build,
+        check=False)
+    return log
+
+
+def _overflows(result) -> list:
+    return [r for r in result.analysis.records if r.status is Status.OVERFLOW]
+
+
+def _findings(result) -> set[tuple[str, str, str, int, int]]:
+    return {(r.kind.name, r.target.symbol, r.site.location.file, r.site.location.line, r.distance)
+            for r in _overflows(result)}
+
+
+@pytest.mark.parametrize("log", ["build.log", "noinhibit.log"])
+def test_lld_log_gives_what_lld_printed_and_what_the_relocatable_mode_finds(build, log):
+    expected = {(e.type, e.distance, e.symbol) for e in lld_overflows((build / log).read_text())}
+    result = scan(build, ScanOptions(log=log))
+    assert {(r.kind.name, r.distance, r.target.symbol) for r in _overflows(result)} == expected
+    assert len(_overflows(result)) == len(expected) == len(result.analysis.records)
+    assert all(r.provenance.mode == "log" and r.provenance.engine == "linker-log" for r in result.analysis.records)
+    assert all(r.provenance.artefact == str(build / log) for r in result.analysis.records)
+    assert _findings(result) == _findings(scan(build, ScanOptions(engine="relink")))
+    assert all(Path(r.site.location.file).name == "entry.S" for r in _overflows(result))
+    assert any("input sections" in note and "vmlinux.o" in note for note in result.notes)
+
+
+def test_a_log_file_as_path_is_read_as_a_log(build):
+    by_dir = scan(build, ScanOptions(log="noinhibit.log"))
+    by_file = scan(build / "noinhibit.log")
+    assert _findings(by_file) == _findings(by_dir)
+    assert _findings(scan(build / "vmlinux.o", ScanOptions(log="noinhibit.log"))) == _findings(by_dir)
+    assert scan(build).analysis.records[0].provenance.mode == "relocatable"  # no --log: vmlinux.o
+
+
+def test_gnu_ld_log_gives_the_same_findings_as_lld(build, gnu_log):
+    lld = scan(build / "build.log")
+    gnu = scan(gnu_log)
+    assert _findings(gnu) == _findings(lld)
+    assert len(_overflows(gnu)) == len(lld_overflows((build / "build.log").read_text()))
+    assert any("GNU ld prints no distance" in note for note in gnu.notes)
+    # the computed distances are GNU ld's own: target minus site in the image it wrote
+    symbols = nm_symbols(build / "vmlinux.gnu-noinhibit")
+    for record in _overflows(gnu):
+        assert record.kind.formula == "prel"
+        site = symbols[record.site.symbol] + record.site.symbol_offset
+        assert record.distance == symbols[record.target.symbol] - site, record
+
+
+def test_newer_lld_forms_parse(build, tmp_path):
+    """Newer ld.lld quotes the symbol (`references 'S'`); without an enclosing function it prints
+    `OBJ:(SEC+0xOFF)`. Both are made from the real log's lines; `noinhibit.log` is the warning form."""
+    real = (build / "build.log").read_text()
+    assert "warning: " in (build / "noinhibit.log").read_text()
+    quoted = re.sub(r"; references (\S+)$", r"; references '\1'", real, flags=re.M)
+    no_function = re.sub(r":\(function [^:]+: ", ":(", real)
+    assert quoted != real and no_function != real
+    expected = _findings(scan(build / "build.log"))
+    for name, text in (("quoted.log", quoted), ("nofunction.log", no_function)):
+        (build / name).write_text(text)
+        assert _findings(scan(build, ScanOptions(log=name))) == expected, name
+
+
+def test_undefined_references_are_not_reach_problems(build, tmp_path):
+    """GNU ld without switch.o: `undefined reference` errors, each followed by truncation noise."""
+    need(GNU_LD)
+    objects = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
+               *sorted(str(p) for p in (build.parent / "filler").rglob("filler_*.o")), "init/main.o"]
+    flags = _final_link(build)[1:-3]  # without `-o vmlinux vmlinux.o`
+    result = run(GNU_LD, *flags, "-o", tmp_path / "undefined.img", *objects, cwd=build, check=False)
+    text = result.stdout + result.stderr
+    assert "undefined reference to `hyp_panic'" in text
+    assert "relocation truncated to fit: R_AARCH64_JUMP26 against undefined symbol `hyp_panic'" in text
+    log = build / "undefined.log"
+    log.write_text(text)
+    scanned = scan(log)
+    assert scanned.analysis.records == []
+    assert scanned.arch.name == "aarch64"
+    assert any("undefined references to hyp_panic" in note and "not a reach problem" in note
+               for note in scanned.notes), scanned.notes
+    cli = subprocess.run([sys.executable, "-m", "reachls.cli", "scan", str(log), "--fail-on", "overflow"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0 and "not a reach problem" in cli.stdout, cli.stderr
+
+
+def test_a_missing_object_is_one_line_and_exit_2(build, tmp_path):
+    (tmp_path / "build.log").write_text((build / "build.log").read_text())
+    cli = subprocess.run([sys.executable, "-m", "reachls.cli", "scan", str(tmp_path / "build.log")],
+                         capture_output=True, text=True)
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert "Traceback" not in cli.stderr
+    lines = cli.stderr.strip().splitlines()
+    assert len(lines) == 1 and "vmlinux.o" in lines[0] and f"{tmp_path / 'build.log'}:1" in lines[0], lines
+    no_log = subprocess.run([sys.executable, "-m", "reachls.cli", "scan", str(build), "--log=nope.log"],
+                            capture_output=True, text=True)
+    assert no_log.returncode == 2 and len(no_log.stderr.strip().splitlines()) == 1, no_log.stderr
+    assert "no linker log nope.log" in no_log.stderr
+
+
+def test_build_dir_without_vmlinux_o_reads_its_log_per_object(build, tmp_path):
+    """A link of the separate objects (no vmlinux.o): each overflow is read from the object the log
+    names, at that object's own section offset, and mapped through that object's DWARF."""
+    need("ld.lld")
+    objs = tmp_path / "objs"
+    for part in ("arch", "init"):
+        shutil.copytree(build / part, objs / part)
+    shutil.copytree(build.parent / "filler" / "drivers", objs / "drivers")
+    order = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
+             *sorted(str(p.relative_to(objs)) for p in objs.rglob("filler_*.o")), "init/main.o",
+             "arch/arm64/kvm/hyp/vhe/switch.o"]
+    flags = _final_link(build)[1:-3]
+    result = run("ld.lld", *flags, "-o", "vmlinux", *order, cwd=objs, check=False)
+    (objs / "build.log").write_text(result.stdout + result.stderr)
+    printed = lld_overflows(result.stderr)
+    assert printed and "arch/arm64/kvm/hyp/entry.o:(function" in result.stderr
+    scanned = scan(objs)  # no vmlinux.o: the build dir's build.log is read
+    assert {(r.kind.name, r.distance, r.target.symbol) for r in _overflows(scanned)} == {
+        (e.type, e.distance, e.symbol) for e in printed}
+    def where(records):  # site and target lines: entry.o's DWARF for the site, switch.o's for the target
+        return {(r.kind.name, r.site.location.file, r.site.location.line, r.target.section, r.target.location)
+                for r in records}
+
+    assert where(_overflows(scanned)) == where(_overflows(scan(build)))
+
+
+def test_cli_reports_a_log_like_a_scan(build):
+    cli = [sys.executable, "-m", "reachls.cli", "scan", str(build), "--log"]
+    text = subprocess.run(cli, capture_output=True, text=True)
+    assert text.returncode == 0, text.stderr
+    for error in lld_overflows((build / "build.log").read_text()):
+        assert f"is {error.distance} B" in text.stdout
+    assert "entry.S" in text.stdout
+    failing = subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True)
+    assert failing.returncode == 1
+    document = json.loads(subprocess.run([*cli, "--format", "json"], capture_output=True, text=True).stdout)
+    assert {r["provenance"]["mode"] for r in document["records"]} == {"log"}
+    assert document["counts"]["overflow"] == len(lld_overflows((build / "build.log").read_text()))
