@@ -135,6 +135,8 @@ def test_decoded_distances_equal_the_relocation_path(builds, variant):
             continue  # ld.lld relaxed this adrp (+add) to nop (+adr)
         twin = decoded[record.site.address]
         assert (twin.kind.short_name, twin.distance, twin.status) == (kind, record.distance, record.status), record
+        assert (twin.site.offset, twin.site.symbol, twin.site.instruction) == (
+            record.site.offset, record.site.symbol, record.site.instruction), record
         expected = record.target.address & ~0xFFF if record.kind.formula == "page" else record.target.address
         assert twin.target.address == expected
         checked += 1

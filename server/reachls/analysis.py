@@ -173,7 +173,7 @@ def _record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: SymbolInd
             site_section: int, r_offset: int, place: int, sym: int, addend: int, target_address: int,
             distance: int, status: Status, placement: Placement, provenance: Provenance) -> ReachRecord:
     section = obj.sections[site_section]
-    site_offset = r_offset - section.addr if linked else r_offset
+    site_offset = (r_offset - section.addr) & 0xFFFF_FFFF_FFFF_FFFF if linked else r_offset  # r_offset is int64
     word = int.from_bytes(bytes(obj.section_data(site_section)[site_offset:site_offset + 4]),
                           "little" if obj.little else "big")
     site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)
