@@ -74,17 +74,18 @@ class Findings:
 class _Sources:
     """Parsed sources, each parsed once per scan."""
 
-    def __init__(self) -> None:
+    def __init__(self, dialect: str) -> None:
+        self._dialect = dialect
         self._asm: dict[Path, tuple[AsmFile, list[str], set[str]]] = {}
         self._c: dict[Path, CFile] = {}
 
     def asm(self, path: Path, mapper: PathMapper) -> tuple[AsmFile, list[str], set[str]]:
         if path not in self._asm:
             text = path.read_text(errors="replace")
-            asm = parse_asm(text)
+            asm = parse_asm(text, self._dialect)
             included = _included_macros(path, asm, mapper)
             if included:  # now known, their invocations parse as macro invocations, not instructions
-                asm = parse_asm(text, known_macros=included)
+                asm = parse_asm(text, self._dialect, known_macros=included)
             self._asm[path] = (asm, text.split("\n"), asm.macros | included)
         return self._asm[path]
 
@@ -108,7 +109,7 @@ def _included_macros(source: Path, asm: AsmFile, mapper: PathMapper) -> set[str]
 
 def source_findings(records: list[ReachRecord], arch: Architecture, mapper: PathMapper) -> Findings:
     findings = Findings()
-    sources = _Sources()
+    sources = _Sources(arch.asm_dialect)
     by_target: dict[tuple[Path, int], list[ReachRecord]] = defaultdict(list)
     for record in records:
         if record.status is Status.OK:

@@ -45,6 +45,7 @@ class Architecture:
     fix_hint: Callable[[RelocKind, str | None], str | None]
     asm_fixes: Callable[..., list] = field(default=lambda *args: [])
     note: str | None = None
+    asm_dialect: str = "aarch64"  # comment and separator characters of its GNU as (sources.asm.DIALECTS)
     page_size: int = 4096
     aliases: tuple[str, ...] = field(default=())
     implicit_addend: Callable[[RelocKind, np.ndarray], np.ndarray] | None = None

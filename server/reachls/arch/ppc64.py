@@ -128,6 +128,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="ppc64",
+    asm_dialect="ppc",
     elf_machine="EM_PPC64",
     kinds=KINDS,
     instruction=instruction,

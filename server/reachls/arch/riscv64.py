@@ -133,6 +133,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="riscv64",
+    asm_dialect="riscv",
     elf_machine="EM_RISCV",
     kinds=KINDS,
     instruction=instruction,

@@ -67,6 +67,8 @@ DIALECTS = {
     "arm": Dialect("@", ";"),
     "riscv": Dialect("#", ";"),
     "x86": Dialect("#", ";"),
+    "ppc": Dialect("#", ";"),
+    "loongarch": Dialect("#", ";"),
 }
 
 # Symbol names, including macro-body forms: `\arg`, `\@` (invocation counter), `\()` (separator).
