@@ -31,6 +31,7 @@ test: deps
 
 bench: deps
 	$(BIN)/python bench/run_bench.py
+	$(BIN)/python bench/decode_bench.py
 	$(BIN)/python bench/lsp_latency.py
 
 clean:
