@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/hyp-lto
 
-.PHONY: all deps toolchain demo test bench clean
+.PHONY: all deps toolchain code-server demo test bench clean
 
 all: test
 
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# code-server (a real VS Code) and Chromium for the extension's end-to-end test.
+code-server:
+	@bash vscode-client/scripts/install-code-server.sh >/dev/null
+
 deps: toolchain $(VENV)/.installed
 
 demo: deps
@@ -26,7 +30,7 @@ demo: deps
 	@echo "== reachls scan $(EXAMPLE)/out/overflow"
 	$(BIN)/reachls scan $(EXAMPLE)/out/overflow
 
-test: deps
+test: deps code-server
 	$(BIN)/python -m pytest
 
 bench: deps

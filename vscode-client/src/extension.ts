@@ -1,0 +1,237 @@
+// The reachls extension: starts `reachls serve`, keeps its settings current, shows scan state.
+import * as vscode from "vscode";
+import {
+    DidChangeConfigurationNotification,
+    DynamicFeature,
+    ExecuteCommandRequest,
+    LanguageClient,
+    LanguageClientOptions,
+    ServerOptions,
+    State,
+    StaticFeature,
+} from "vscode-languageclient/node";
+
+import { INSTALL_FROM_CHECKOUT, resolveServer } from "./server";
+import { ReachlsConfig, configurationChange, serverSettings } from "./settings";
+import { StatusItem } from "./status";
+
+const REPORT_URI = vscode.Uri.parse("reachls-report:/reachls%20report.txt");
+// Settings the running server takes through didChangeConfiguration; `server.*` needs a restart.
+const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "pathMappings", "severity", "discoveryDepth",
+    "debounceSeconds"];
+
+/**
+ * The server advertises `reachls.rescan` and `reachls.report` as LSP commands. The stock client
+ * would register VS Code commands under those very ids, clashing with this extension's own (which
+ * must exist, and explain, while the server is down), so its execute-command feature is left out
+ * and the extension sends workspace/executeCommand itself.
+ */
+class ReachlsClient extends LanguageClient {
+    override registerFeature(feature: StaticFeature | DynamicFeature<unknown>): void {
+        if ("registrationType" in feature && feature.registrationType.method === ExecuteCommandRequest.method) {
+            return;
+        }
+        super.registerFeature(feature);
+    }
+}
+
+function workspaceFolders(): string[] {
+    return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
+}
+
+function currentSettings() {
+    const config = vscode.workspace.getConfiguration("reachls");
+    const section: ReachlsConfig = {
+        buildDirs: config.get("buildDirs"),
+        threshold: config.get("threshold"),
+        engine: config.get("engine"),
+        pathMappings: config.get("pathMappings"),
+        severity: config.get("severity"),
+        discoveryDepth: config.get("discoveryDepth"),
+        debounceSeconds: config.get("debounceSeconds"),
+    };
+    return serverSettings(section, workspaceFolders());
+}
+
+class Extension implements vscode.Disposable {
+    private client: ReachlsClient | undefined;
+    private lifecycle: Promise<void> = Promise.resolve();
+    private report = "";
+    private readonly reportChanged = new vscode.EventEmitter<vscode.Uri>();
+    readonly output = vscode.window.createOutputChannel("reachls");
+    readonly status = new StatusItem();
+
+    /** Serialises starts and stops, so a restart never overlaps a start. */
+    private queue(step: () => Promise<void>): Promise<void> {
+        this.lifecycle = this.lifecycle.then(step, step);
+        return this.lifecycle;
+    }
+
+    start(): Promise<void> {
+        return this.queue(() => this.doStart());
+    }
+
+    restart(): Promise<void> {
+        return this.queue(async () => {
+            await this.doStop();
+            await this.doStart();
+        });
+    }
+
+    stop(): Promise<void> {
+        return this.queue(() => this.doStop());
+    }
+
+    private async doStart(): Promise<void> {
+        const config = vscode.workspace.getConfiguration("reachls.server");
+        const server = await resolveServer({ path: config.get("path"), pythonPath: config.get("pythonPath") });
+        if (!server.ok) {
+            this.output.appendLine(`reachls: ${server.problem} Install it with: ${server.install}`);
+            this.status.setProblem(server.problem);
+            void this.explainMissingServer(server.problem, server.install);
+            return;
+        }
+        const serverOptions: ServerOptions = {
+            command: server.command,
+            args: server.args, // no `transport`: the client would append `--stdio`
+            options: { cwd: workspaceFolders()[0] },
+        };
+        const clientOptions: LanguageClientOptions = {
+            documentSelector: [
+                { scheme: "file", language: "c" },
+                { scheme: "file", language: "asm" },
+                { scheme: "file", pattern: "**/*.{S,s,h}" },
+            ],
+            initializationOptions: currentSettings(),
+            outputChannel: this.output,
+            middleware: {
+                handleWorkDoneProgress: (token, params, next) => {
+                    this.status.progress(token, params.kind);
+                    next(token, params);
+                },
+            },
+        };
+        this.output.appendLine(`reachls: starting ${server.command} ${server.args.join(" ")}`);
+        const client = new ReachlsClient("reachls", "reachls", serverOptions, clientOptions);
+        client.onDidChangeState((event) => {
+            if (event.newState === State.Running) {
+                this.status.setProblem(undefined);
+            } else if (event.newState === State.Stopped && this.client === client) {
+                this.status.setProblem("the server stopped (see the server log).");
+            }
+        });
+        this.client = client;
+        try {
+            await client.start();
+        } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            this.status.setProblem(message);
+            void vscode.window.showErrorMessage(`reachls: the server did not start: ${message}`, "Show Server Log")
+                .then((choice) => choice && this.output.show(true));
+        }
+    }
+
+    private async doStop(): Promise<void> {
+        const client = this.client;
+        this.client = undefined;
+        if (client !== undefined) {
+            try {
+                if (client.needsStop()) {
+                    await client.stop(5000);
+                }
+            } catch (error) {
+                this.output.appendLine(`reachls: stopping the server: ${String(error)}`);
+            }
+        }
+    }
+
+    private async explainMissingServer(problem: string, install: string): Promise<void> {
+        const choice = await vscode.window.showErrorMessage(
+            `reachls: ${problem} Install it with \`${install}\` (from a source checkout: \`${INSTALL_FROM_CHECKOUT}\`) ` +
+            "and run “reachls: Restart Server”, or set reachls.server.path or reachls.server.pythonPath.",
+            "Open Settings", "Copy Install Command");
+        if (choice === "Open Settings") {
+            await vscode.commands.executeCommand("workbench.action.openSettings", "reachls.server");
+        } else if (choice === "Copy Install Command") {
+            await vscode.env.clipboard.writeText(install);
+        }
+    }
+
+    /** Runs a command of the server; undefined (after saying why) when it is not running. */
+    private async serverCommand(command: "reachls.rescan" | "reachls.report"): Promise<string | undefined> {
+        await this.lifecycle;
+        if (!this.client?.isRunning()) {
+            const choice = await vscode.window.showWarningMessage("reachls: the server is not running.",
+                "Restart Server", "Show Server Log");
+            if (choice === "Restart Server") {
+                await this.restart();
+            } else if (choice === "Show Server Log") {
+                this.output.show(true);
+            }
+            return undefined;
+        }
+        const result: unknown = await this.client.sendRequest(ExecuteCommandRequest.type, { command, arguments: [] });
+        return typeof result === "string" ? result : undefined;
+    }
+
+    rescan(): Promise<string | undefined> {
+        return this.serverCommand("reachls.rescan");
+    }
+
+    async showReport(): Promise<string | undefined> {
+        const report = await this.serverCommand("reachls.report");
+        if (report === undefined) {
+            return undefined;
+        }
+        this.report = report;
+        this.reportChanged.fire(REPORT_URI);
+        const document = await vscode.workspace.openTextDocument(REPORT_URI);
+        await vscode.window.showTextDocument(document, { preview: true });
+        return report;
+    }
+
+    configurationChanged(event: vscode.ConfigurationChangeEvent): void {
+        if (event.affectsConfiguration("reachls.server")) {
+            void this.restart();
+        } else if (SERVER_SETTINGS.some((key) => event.affectsConfiguration(`reachls.${key}`))) {
+            if (this.client?.isRunning()) {
+                void this.client.sendNotification(DidChangeConfigurationNotification.type,
+                    configurationChange(currentSettings()));
+            }
+        }
+    }
+
+    reportProvider(): vscode.TextDocumentContentProvider {
+        return { onDidChange: this.reportChanged.event, provideTextDocumentContent: () => this.report };
+    }
+
+    dispose(): void {
+        this.status.dispose();
+        this.reportChanged.dispose();
+        this.output.dispose();
+    }
+}
+
+let extension: Extension | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+    const ext = new Extension();
+    extension = ext;
+    context.subscriptions.push(
+        ext,
+        vscode.workspace.registerTextDocumentContentProvider(REPORT_URI.scheme, ext.reportProvider()),
+        vscode.commands.registerCommand("reachls.rescan", () => ext.rescan()),
+        vscode.commands.registerCommand("reachls.showReport", () => ext.showReport()),
+        vscode.commands.registerCommand("reachls.restartServer", () => ext.restart()),
+        vscode.commands.registerCommand("reachls.showServerLog", () => ext.output.show(true)),
+        vscode.workspace.onDidChangeConfiguration((event) => ext.configurationChanged(event)),
+        // The server learns its workspace roots (where it looks for build dirs) at start-up.
+        vscode.workspace.onDidChangeWorkspaceFolders(() => void ext.restart()),
+    );
+    void ext.start();
+}
+
+export async function deactivate(): Promise<void> {
+    await extension?.stop();
+    extension = undefined;
+}

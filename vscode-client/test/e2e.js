@@ -1,0 +1,231 @@
+#!/usr/bin/env node
+// Drives a real VS Code (code-server, with the packaged extension installed) in headless
+// Chromium, as a person would: open entry.S, read the Problems view and the status bar, hover
+// the `cbz` line, open the quick fixes and apply one, save. Prints what it saw as one JSON
+// object on the last line; tests/test_vscode_e2e.py checks it against the linker's answers.
+//
+// Last, through the Settings editor: overflow severity → warning (the status bar follows), then
+// a missing interpreter (the error names it, and its button opens the settings).
+//
+//   node test/e2e.js URL TREE SCREENSHOT_DIR [CHROMIUM]
+"use strict";
+/* global document, window, MutationObserver */ // used only in functions that run in the browser
+
+const fs = require("fs");
+const path = require("path");
+const { chromium } = require("playwright-core");
+
+const [url, tree, shots, executablePath = "/usr/bin/chromium"] = process.argv.slice(2);
+const ENTRY = path.join(tree, "arch/arm64/kvm/hyp/entry.S");
+const TIMEOUT = 60000;
+
+async function main() {
+    const lines = fs.readFileSync(ENTRY, "utf8").split("\n");
+    const cbzLine = lines.findIndex((line) => /^\s*cbz\s.*hyp_panic/.test(line)) + 1;
+    const seen = { cbzLine };
+    const browser = await chromium.launch({
+        executablePath,
+        args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+               "--disable-extensions", "--no-first-run", "--disable-sync"],
+    });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    page.setDefaultTimeout(TIMEOUT);
+    const command = async (title, exact = title) => {
+        await page.keyboard.press("F1");
+        await page.locator(".quick-input-widget input").waitFor();
+        await page.keyboard.type(title);
+        const row = page.locator(".quick-input-list .monaco-list-row .label-name", { hasText: exact }).first();
+        await row.waitFor();
+        await row.click();
+    };
+    // In a remote window (code-server is one) machine-overridable settings, like the server
+    // paths, are edited in the Settings editor's Remote tab.
+    const openSetting = async (key, remote = false) => {
+        await command("Preferences: Open User Settings", /^Preferences: Open User Settings$/);
+        const search = page.locator(".settings-editor .suggest-input-container");
+        await search.waitFor();
+        if (remote) {
+            await page.locator(".settings-editor .settings-tabs-widget .action-label", { hasText: "Remote" }).click();
+        }
+        await search.click();
+        await page.keyboard.press("Control+A");
+        await page.keyboard.type(key);
+        await page.locator(`.settings-editor .setting-item-contents[data-key="${key}"]`).waitFor();
+    };
+    const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
+    const step = async (name, fn) => {
+        try {
+            return await fn();
+        } catch (error) {
+            await shot(`failed-${name}`).catch(() => undefined);
+            throw new Error(`${name}: ${error.message}`);
+        }
+    };
+    try {
+        await step("workbench", async () => {
+            await page.goto(`${url}/?folder=${encodeURIComponent(tree)}`);
+            await page.locator(".monaco-workbench").waitFor();
+        });
+
+        // The extension starts the server; its status bar item shows the counts of the scan.
+        seen.status = await step("status bar", async () => {
+            const item = page.locator(".statusbar-item", { hasText: "reachls" }).first();
+            await item.waitFor();
+            await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")]
+                .some((e) => /reachls\D*[1-9]/.test(e.textContent ?? "")), null, { timeout: TIMEOUT });
+            return (await item.textContent()).trim();
+        });
+
+        // Rescan Now from the command palette: the status bar spins while the server's
+        // work-done progress runs (a MutationObserver catches even a short scan).
+        seen.spinner = await step("rescan", async () => {
+            await page.evaluate(() => {
+                window.reachlsSpun = false;
+                const bar = document.querySelector(".part.statusbar");
+                new MutationObserver(() => {
+                    if (bar.querySelector(".codicon-sync.codicon-modifier-spin")) {
+                        window.reachlsSpun = true;
+                    }
+                }).observe(bar, { subtree: true, childList: true, attributes: true, characterData: true });
+            });
+            await command("reachls: Rescan Now");
+            await page.waitForFunction(() => window.reachlsSpun, null, { timeout: 30000 }).catch(() => undefined);
+            return page.evaluate(() => window.reachlsSpun);
+        });
+
+        // Show Report: the CLI's text report in an editor.
+        seen.report = await step("report", async () => {
+            await command("reachls: Show Report");
+            await page.locator(".tab.active", { hasText: "reachls report" }).waitFor();
+            const editor = page.locator(".editor-group-container.active .monaco-editor .view-lines").first();
+            await editor.locator(".view-line", { hasText: "overflow" }).first().waitFor();
+            const text = await editor.innerText();
+            await page.keyboard.press("Control+W");
+            return text;
+        });
+
+        await step("open entry.S", async () => {
+            await page.keyboard.press("Control+P");
+            await page.locator(".quick-input-widget input").waitFor();
+            await page.keyboard.type("entry.S");
+            await page.locator(".quick-input-list .monaco-list-row", { hasText: "entry.S" }).first().waitFor();
+            await page.keyboard.press("Enter");
+            await page.locator(".tab.active", { hasText: "entry.S" }).waitFor();
+            await page.locator(".monaco-editor .view-line", { hasText: "__guest_enter" }).first().waitFor();
+        });
+
+        seen.problems = await step("problems view", async () => {
+            await page.keyboard.press("Control+Shift+M");
+            const rows = page.locator(".markers-panel .monaco-list-row");
+            await rows.filter({ hasText: "hyp_panic" }).first().waitFor();
+            const labels = [];
+            for (const row of await rows.all()) {
+                labels.push((await row.getAttribute("aria-label")) ?? (await row.textContent()));
+            }
+            await shot("problems");
+            return labels;
+        });
+
+        await step("go to the cbz line", async () => {
+            await page.locator(".monaco-editor .view-lines").first().click();
+            await page.keyboard.press("Control+G");
+            await page.locator(".quick-input-widget input").waitFor();
+            await page.keyboard.type(`${cbzLine}:2`);
+            await page.keyboard.press("Enter");
+        });
+
+        seen.hover = await step("hover", async () => {
+            const cbz = page.locator(".monaco-editor .view-line", { hasText: /cbz\s+x0,\s*hyp_panic/ }).first();
+            await cbz.waitFor();
+            const box = await cbz.locator("span span", { hasText: "cbz" }).first().boundingBox();
+            const hover = page.locator(".monaco-hover:not(.hidden)", { hasText: "placed by" }).first();
+            for (let attempt = 0; attempt < 5; attempt++) {
+                await page.mouse.move(box.x + 2, box.y + box.height / 2);
+                await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2, { steps: 4 });
+                try {
+                    await hover.waitFor({ timeout: 5000 });
+                    break;
+                } catch {
+                    await page.mouse.move(0, 0);
+                }
+            }
+            await hover.waitFor({ timeout: 1000 });
+            await shot("hover");
+            const text = await hover.innerText();
+            await page.mouse.move(700, 880);
+            await page.keyboard.press("Escape");
+            return text;
+        });
+
+        seen.fixes = await step("quick fix menu", async () => {
+            await page.keyboard.press("Control+.");
+            const items = page.locator(".action-widget .monaco-list-row.action");
+            await items.first().waitFor();
+            await shot("quick-fixes");
+            return (await items.locator(".title").allInnerTexts()).map((t) => t.trim());
+        });
+
+        seen.applied = await step("apply a quick fix", async () => {
+            // The instruction rewrite: it edits entry.S itself. Chosen with the keyboard, as the
+            // menu opens focused on its first item (a pointer block covers it for the mouse).
+            const index = Math.max(0, seen.fixes.findIndex((t) => t.startsWith("Invert")));
+            for (let i = 0; i < index; i++) {
+                await page.keyboard.press("ArrowDown");
+            }
+            const title = seen.fixes[index];
+            await page.locator(".action-widget .monaco-list-row.action.focused", { hasText: title }).waitFor();
+            const before = fs.readFileSync(ENTRY, "utf8");
+            await page.keyboard.press("Enter");
+            // VS Code saves files changed by a code action itself (files.refactoring.autoSave);
+            // Ctrl+S covers a setup where it does not.
+            await page.keyboard.press("Control+S");
+            await page.locator(".tab.active:not(.dirty)", { hasText: "entry.S" }).waitFor();
+            const deadline = Date.now() + TIMEOUT;
+            while (fs.readFileSync(ENTRY, "utf8") === before && Date.now() < deadline) {
+                await page.waitForTimeout(200);
+            }
+            return title;
+        });
+        await shot("after-fix");
+
+        // Settings changed in the Settings editor reach the running server: overflows as warnings.
+        seen.afterSeverityChange = await step("severity setting", async () => {
+            await openSetting("reachls.severity.overflow");
+            await page.locator('.settings-editor select[aria-label="reachls.severity.overflow"]').click();
+            await page.locator(".monaco-select-box-dropdown-container .monaco-list-row", { hasText: /^warning$/ })
+                .click();
+            await page.waitForFunction(() => [...document.querySelectorAll(".statusbar-item")]
+                .some((e) => /reachls\s*0\s*[1-9]/.test(e.textContent ?? "")), null, { timeout: TIMEOUT });
+            await shot("severity-changed");
+            return (await page.locator(".statusbar-item", { hasText: "reachls" }).first().textContent()).trim();
+        });
+
+        // A server that cannot be started is explained, with the install command and a button
+        // that opens the settings.
+        seen.missingServer = await step("missing server", async () => {
+            await openSetting("reachls.server.pythonPath", true);
+            const input = page.locator('.settings-editor [data-key="reachls.server.pythonPath"] input');
+            await input.fill("/nonexistent/python3");
+            await input.press("Enter");
+            const toast = page.locator(".notification-toast", { hasText: "/nonexistent/python3" }).first();
+            await toast.waitFor();
+            await shot("missing-server");
+            const message = (await toast.locator(".notification-list-item-message").innerText()).trim();
+            await toast.locator(".monaco-button", { hasText: "Open Settings" }).click();
+            await page.waitForFunction(() => [...document.querySelectorAll(".settings-editor .suggest-input-container")]
+                .some((e) => (e.textContent ?? "").includes("reachls.server")), null, { timeout: TIMEOUT });
+            const query = await page.locator(".settings-editor .suggest-input-container").first().innerText();
+            const status = await page.locator(".statusbar-item", { hasText: "reachls" }).first().textContent();
+            return { message, query: query.trim(), status: status.trim() };
+        });
+    } finally {
+        await browser.close();
+    }
+    // Monaco renders spaces as no-break spaces.
+    console.log(JSON.stringify(seen, (key, value) => typeof value === "string" ? value.replace(/\u00a0/g, " ") : value));
+}
+
+main().catch((error) => {
+    console.error(error.stack || String(error));
+    process.exit(1);
+});

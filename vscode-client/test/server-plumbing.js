@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+// Start-up and settings plumbing of the extension against the real server, without VS Code:
+// the server is found and started by the extension's own resolveServer (out/server.js), its
+// initializationOptions and didChangeConfiguration params come from the extension's own
+// settings mapping (out/settings.js), and what comes back is checked.
+//
+//   node test/server-plumbing.js TREE PYTHON     (TREE: the example tree, built; see tests/)
+//
+// Prints one line per check and "N passed, 0 failed" at the end; exits 1 on the first failure.
+"use strict";
+
+const assert = require("assert");
+const fs = require("fs");
+const path = require("path");
+const { pathToFileURL } = require("url");
+const { spawn } = require("child_process");
+const rpc = require("vscode-languageserver-protocol/node");
+
+const { resolveServer } = require("../out/server.js");
+const { serverSettings, configurationChange } = require("../out/settings.js");
+
+const [tree, python] = process.argv.slice(2);
+if (!tree || !python) {
+    console.error("usage: node test/server-plumbing.js TREE PYTHON");
+    process.exit(2);
+}
+const ENTRY = path.join(tree, "arch/arm64/kvm/hyp/entry.S");
+const entryUri = pathToFileURL(ENTRY).href;
+const ERROR = 1;
+const WARNING = 2;
+let passed = 0;
+
+function check(name, fn) {
+    return Promise.resolve().then(fn).then(() => {
+        passed++;
+        console.log(`ok ${passed} - ${name}`);
+    });
+}
+
+function waitFor(what, predicate, timeoutMs = 90000) {
+    return new Promise((resolve, reject) => {
+        const started = Date.now();
+        const poll = () => {
+            const value = predicate();
+            if (value) {
+                resolve(value);
+            } else if (Date.now() - started > timeoutMs) {
+                reject(new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`));
+            } else {
+                setTimeout(poll, 50);
+            }
+        };
+        poll();
+    });
+}
+
+async function main() {
+    // The settings a user would write, as VS Code hands them over (dotted keys nested).
+    const userSettings = {
+        buildDirs: ["${workspaceFolder}/out/overflow"],
+        threshold: 75,
+        engine: "relink",
+        severity: { overflow: "error", "at-risk": "bogus" },
+        pathMappings: [{ from: "/build/linux", to: "." }],
+    };
+    const settings = serverSettings(userSettings, [tree]);
+
+    await check("settings → initializationOptions", () => {
+        assert.deepStrictEqual(settings.buildDirs, [path.join(tree, "out/overflow")]);
+        assert.strictEqual(settings.threshold, 0.75);
+        assert.strictEqual(settings.engine, "relink");
+        assert.deepStrictEqual(settings.severity,
+            { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" });
+        assert.deepStrictEqual(settings.pathMappings, [{ from: "/build/linux", to: tree }]);
+    });
+
+    await check("a missing server is explained with the install command", async () => {
+        const missing = await resolveServer({ path: "/nonexistent/reachls" });
+        assert.strictEqual(missing.ok, false);
+        assert.match(missing.problem, /\/nonexistent\/reachls/);
+        assert.match(missing.install, /pip install reachls/);
+        const noPackage = await resolveServer({ pythonPath: process.execPath }); // node cannot import reachls
+        assert.strictEqual(noPackage.ok, false);
+        assert.match(noPackage.install, /pip install reachls/);
+        const nothing = await resolveServer({}, { PATH: "/nonexistent" });
+        assert.strictEqual(nothing.ok, false);
+    });
+
+    const server = await resolveServer({ pythonPath: python });
+    await check("reachls.server.pythonPath → python -m reachls.cli serve", () => {
+        assert.strictEqual(server.ok, true, server.problem);
+        assert.deepStrictEqual(server.args, ["-m", "reachls.cli", "serve"]);
+    });
+
+    const child = spawn(server.command, server.args, { cwd: tree, stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => { stderr += chunk; });
+    const connection = rpc.createMessageConnection(
+        new rpc.StreamMessageReader(child.stdout), new rpc.StreamMessageWriter(child.stdin));
+    const diagnostics = [];          // every publishDiagnostics for entry.S, in order
+    const progress = [];             // every $/progress value
+    const messages = [];
+    connection.onNotification(rpc.PublishDiagnosticsNotification.type, (params) => {
+        if (params.uri === entryUri) {
+            diagnostics.push(params.diagnostics);
+        }
+    });
+    connection.onNotification("$/progress", (params) => progress.push(params));
+    connection.onNotification(rpc.ShowMessageNotification.type, (params) => messages.push(params.message));
+    connection.onNotification(rpc.LogMessageNotification.type, () => undefined);
+    connection.onRequest(rpc.WorkDoneProgressCreateRequest.type, () => null);
+    connection.onRequest(rpc.RegistrationRequest.type, () => null);
+    connection.onRequest(rpc.ConfigurationRequest.type, (params) => params.items.map(() => null));
+    connection.listen();
+
+    try {
+        const root = pathToFileURL(tree).href;
+        const result = await connection.sendRequest(rpc.InitializeRequest.type, {
+            processId: process.pid,
+            rootUri: root,
+            workspaceFolders: [{ uri: root, name: path.basename(tree) }],
+            capabilities: {
+                window: { workDoneProgress: true },
+                textDocument: { publishDiagnostics: { relatedInformation: true }, hover: {}, codeAction: {} },
+            },
+            initializationOptions: settings,
+        });
+        await connection.sendNotification(rpc.InitializedNotification.type, {});
+        await check("initialize: hover, code actions and the two commands", () => {
+            assert.ok(result.capabilities.hoverProvider);
+            assert.ok(result.capabilities.codeActionProvider);
+            assert.deepStrictEqual([...result.capabilities.executeCommandProvider.commands].sort(),
+                ["reachls.report", "reachls.rescan"]);
+        });
+
+        const first = await waitFor("diagnostics for entry.S", () => diagnostics.find((d) => d.length));
+        const errors = first.filter((d) => d.severity === ERROR);
+        await check("entry.S gets reachls errors on the cbz/adr lines", () => {
+            assert.ok(errors.length >= 1, JSON.stringify(first));
+            const lines = fs.readFileSync(ENTRY, "utf8").split("\n");
+            for (const diagnostic of errors) {
+                assert.strictEqual(diagnostic.source, "reachls");
+                assert.match(lines[diagnostic.range.start.line], /\b(cbz|adr)\b.*hyp_panic/);
+            }
+        });
+
+        await check("work-done progress titled reachls, begun and ended", async () => {
+            await waitFor("the end of the scan's progress", () => progress.some((p) => p.value.kind === "end"));
+            const begin = progress.find((p) => p.value.kind === "begin");
+            assert.ok(begin && begin.value.title === "reachls" && String(begin.token).startsWith("reachls-scan-"));
+        });
+
+        await check("the hover names the relink engine set in the settings", async () => {
+            const hover = await connection.sendRequest(rpc.HoverRequest.type,
+                { textDocument: { uri: entryUri }, position: errors[0].range.start });
+            assert.match(hover.contents.value, /\d+ B \(/);
+            assert.match(hover.contents.value, /placed by \| relink/);
+        });
+
+        await check("reachls.report returns the text report", async () => {
+            const report = await connection.sendRequest(rpc.ExecuteCommandRequest.type,
+                { command: "reachls.report", arguments: [] });
+            assert.match(report, /overflow/);
+            assert.match(report, /entry\.S/);
+        });
+
+        // A settings change, sent as the extension sends it: overflow → warning, model engine.
+        const changed = serverSettings({ ...userSettings, engine: "model", severity: { overflow: "warning" } },
+            [tree]);
+        const seen = diagnostics.length;
+        await connection.sendNotification(rpc.DidChangeConfigurationNotification.type, configurationChange(changed));
+        const republished = await waitFor("diagnostics republished after didChangeConfiguration",
+            () => diagnostics.slice(seen).find((d) => d.length && d.every((x) => x.severity !== ERROR)));
+        await check("didChangeConfiguration: overflows republished as warnings", () => {
+            const lines = (d) => d.map((x) => x.range.start.line).sort();
+            assert.deepStrictEqual(lines(republished.filter((d) => d.severity === WARNING)), lines(errors));
+        });
+        await check("didChangeConfiguration: the new engine is used", async () => {
+            const hover = await connection.sendRequest(rpc.HoverRequest.type,
+                { textDocument: { uri: entryUri }, position: errors[0].range.start });
+            assert.match(hover.contents.value, /placed by \| model/);
+        });
+        await check("no error messages from the server", () => assert.deepStrictEqual(messages, []));
+
+        await connection.sendRequest(rpc.ShutdownRequest.type);
+        await connection.sendNotification(rpc.ExitNotification.type);
+        const code = await new Promise((resolve) => child.on("exit", resolve));
+        await check("shutdown and exit", () => assert.strictEqual(code, 0));
+    } catch (error) {
+        child.kill();
+        console.error(`server stderr:\n${stderr}`);
+        throw error;
+    } finally {
+        connection.dispose();
+    }
+    console.log(`${passed} passed, 0 failed`);
+}
+
+main().catch((error) => {
+    console.error(`not ok - ${error.stack || error}`);
+    console.log(`${passed} passed, 1 failed`);
+    process.exit(1);
+});
