@@ -36,7 +36,7 @@ from .elf import SHN_ABS, SHN_UNDEF, ElfInput
 from .errors import ReachlsError
 from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
 from .layout import Placement
-from .record import Provenance, ReachRecord, Status
+from .record import Provenance, ReachRecord, RelocKind, Status
 from .sourcemap import SourceMap
 
 ENGINE = "linker-log"
@@ -324,6 +324,14 @@ def _placement(obj: ElfInput, name: str, build_dir: Path | None, engine: str, sc
                   "its addresses are offsets in their input sections")
 
 
+def _printed_scale(kind: RelocKind, bounds: tuple[int, int]) -> int | None:
+    """The unit ld.lld printed a value in, when its bounds are the byte range divided by it."""
+    for scale in (2, 4):
+        if (kind.lo, kind.hi + 1) == (bounds[0] * scale, (bounds[1] + 1) * scale):
+            return scale
+    return None
+
+
 def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: list[LoggedOverflow],
                     build_dir: Path | None, engine: str, script: Path | None, provenance: Provenance,
                     bases: list[Path]) -> tuple[list[ReachRecord], list[str], int, bool]:
@@ -368,12 +376,13 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
             continue
         section, row = match
         relocs = tables[section]
-        sym, addend = int(relocs.sym[row]), int(relocs.addend[row])
+        sym, addend, bias = int(relocs.sym[row]), int(relocs.addend[row]), 0
         if not relocs.explicit_addend and getattr(arch, "implicit_addend", None) is not None:
             from .analysis import _implicit_addends  # SHT_REL (32-bit Arm): the addend is in the instruction
 
             rows = slice(row, row + 1)
             addend = int(_implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
+            bias = arch.pc_bias(kind) if arch.pc_bias else 0  # as in analysis: the PC bias is not the target
         target_shndx = int(syms["shndx"][sym])
         base = placement.section_address
         place = base.get(section, 0) + overflow.offset
@@ -398,10 +407,14 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
                 notes.append(f"{where}: GNU ld says {overflow.type} overflows, but the placement gives {distance} "
                              f"(in range): the {placement.engine} layout differs from GNU ld's")
         elif overflow.bounds is not None and overflow.bounds != (kind.lo, kind.hi):
-            notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
-                         f"reachls's table says {[kind.lo, kind.hi]}")
-        record = _record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend, target,
-                         distance, Status.OVERFLOW, placement, provenance)
+            scale = _printed_scale(kind, overflow.bounds)
+            if scale:  # ld.lld checks some types in units (RISC-V branches: halfwords): back to bytes
+                distance *= scale
+            else:
+                notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
+                             f"reachls's table says {[kind.lo, kind.hi]}")
+        record = _record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend - bias,
+                         target - bias, distance, Status.OVERFLOW, placement, provenance)
         records.append(record)
         printed.append((record, overflow))
     if computed:

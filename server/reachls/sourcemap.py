@@ -38,12 +38,40 @@ from .errors import ReachlsError
 
 SHT_SYMTAB_SHNDX = 18
 SHF_COMPRESSED = 0x800
-# Byte widths of the data relocation types found in debug sections (0 = "none": nothing to write).
-_RELOC_WIDTH: dict[str, dict[int, int]] = {
-    "EM_AARCH64": {0: 0, 256: 0, 257: 8, 258: 4},  # R_AARCH64_NONE (both numbers), ABS64, ABS32
-    "EM_X86_64": {0: 0, 1: 8, 10: 4, 11: 4},       # R_X86_64_NONE, 64, 32, 32S
-    "EM_RISCV": {0: 0, 1: 4, 2: 8},                # R_RISCV_NONE, 32, 64 (no ADD/SUB pairs)
+# The data relocation types found in debug sections: (byte width, operation). "set" writes S+A,
+# "add"/"sub" add S+A to (subtract it from) what is there: RISC-V describes address differences
+# in line tables as ADD/SUB pairs, even without linker relaxation. Width 0 = nothing to write.
+_SET, _ADD, _SUB = "set", "add", "sub"
+_RELOC_OPS: dict[str, dict[int, tuple[int, str]]] = {
+    "EM_AARCH64": {0: (0, _SET), 256: (0, _SET), 257: (8, _SET), 258: (4, _SET)},  # NONE (both), ABS64, ABS32
+    "EM_X86_64": {0: (0, _SET), 1: (8, _SET), 10: (4, _SET), 11: (4, _SET)},  # NONE, 64, 32, 32S
+    "EM_ARM": {0: (0, _SET), 2: (4, _SET)},  # NONE, ABS32 (REL: the addend is the field's content)
+    "EM_PPC64": {0: (0, _SET), 1: (4, _SET), 38: (8, _SET)},  # NONE, ADDR32, ADDR64
+    "EM_RISCV": {0: (0, _SET), 1: (4, _SET), 2: (8, _SET), 51: (0, _SET),  # NONE, 32, 64, RELAX
+                 33: (1, _ADD), 34: (2, _ADD), 35: (4, _ADD), 36: (8, _ADD),
+                 37: (1, _SUB), 38: (2, _SUB), 39: (4, _SUB), 40: (8, _SUB),
+                 54: (1, _SET), 55: (2, _SET), 56: (4, _SET)},  # SET8/16/32
 }
+
+
+def _read_fields(buf: np.ndarray, offsets: np.ndarray, widths: np.ndarray, little: bool) -> np.ndarray:
+    """Unsigned integers of per-entry byte widths at byte offsets, gathered without a Python loop."""
+    values = np.zeros(len(offsets), dtype=np.uint64)
+    for i in range(8):
+        present = widths > i
+        shift = np.where(little, i, widths - 1 - i).astype(np.uint64)
+        byte = buf[np.where(present, offsets + i, 0)].astype(np.uint64)
+        values |= np.where(present, byte << (np.uint64(8) * shift), np.uint64(0))
+    return values
+
+
+def _write_fields(buf: np.ndarray, offsets: np.ndarray, widths: np.ndarray, values: np.ndarray, little: bool) -> None:
+    for i in range(8):
+        present = widths > i
+        shift = np.where(little, i, widths - 1 - i).astype(np.uint64)
+        buf[offsets[present] + i] = ((values >> (np.uint64(8) * shift)) & np.uint64(0xFF))[present].astype(np.uint8)
+
+
 _DEBUG = (".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".debug_line_str",
           ".debug_str_offsets", ".debug_addr", ".debug_ranges", ".debug_rnglists", ".debug_loc",
           ".debug_loclists")
@@ -190,11 +218,30 @@ class SourceMap:
         if relsec is None:
             return None
         r = self.obj.relocations(relsec)
-        if not r.explicit_addend and self.obj.is_relocatable:
-            raise ReachlsError(f"{relsec.name}: REL (implicit addend) debug relocations unsupported",
-                               str(self.obj.path))
-        value = self.obj.symbols["value"][r.sym].astype(np.int64) + r.addend
+        addend = r.addend
+        if not r.explicit_addend:  # REL: the addend is what the field holds
+            width, _ = self._operations(name, r.type)
+            raw = np.frombuffer(self._raw(name), dtype=np.uint8)
+            self._check_inside(name, r.offset, width, len(raw))
+            addend = _read_fields(raw, r.offset, width, self.obj.little).view(np.int64)
+        value = self.obj.symbols["value"][r.sym].astype(np.int64) + addend
         return _Rel(r.offset, self._symbol_sections[r.sym], value, r.type)
+
+    def _operations(self, name: str, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(width, operation) per relocation; an unknown type is a clear error, never a wrong line."""
+        known = _RELOC_OPS.get(self.obj.machine, {})
+        if unknown := sorted(set(np.unique(types).tolist()) - set(known)):
+            raise ReachlsError(f"{name}: unsupported relocation type(s) {unknown} for {self.obj.machine}",
+                               str(self.obj.path))
+        width = np.zeros(len(types), dtype=np.int64)
+        operation = np.full(len(types), _SET, dtype=object)
+        for rtype, (w, op) in known.items():
+            width[types == rtype], operation[types == rtype] = w, op
+        return width, operation
+
+    def _check_inside(self, name: str, offsets: np.ndarray, width: np.ndarray, size: int) -> None:
+        if ((offsets + width > size) | (offsets < 0)).any():
+            raise ReachlsError(f"{name}: relocation outside the section", str(self.obj.path))
 
     @_memo
     def _patched(self, name: str) -> bytes | memoryview:
@@ -204,22 +251,22 @@ class SourceMap:
         data, rel = self._raw(name), self._relocs(name) if self.obj.is_relocatable else None
         if rel is None:
             return data
-        widths = _RELOC_WIDTH.get(self.obj.machine, {})
-        if unknown := sorted(set(np.unique(rel.type).tolist()) - set(widths)):
-            raise ReachlsError(f"{name}: unsupported relocation type(s) {unknown} for {self.obj.machine}",
-                               str(self.obj.path))
-        width = np.zeros(len(rel.type), dtype=np.int64)
-        for rtype, w in widths.items():
-            width[rel.type == rtype] = w
-        if ((rel.offset + width > len(data)) | (rel.offset < 0)).any():
-            raise ReachlsError(f"{name}: relocation outside the section", str(self.obj.path))
+        width, operation = self._operations(name, rel.type)
+        self._check_inside(name, rel.offset, width, len(data))
         base = np.where(rel.section >= 0, self._bases[np.maximum(rel.section, 0)], np.uint64(0))
-        as_bytes = (rel.value.astype(np.uint64) + base).astype(self._e + "u8").view(np.uint8).reshape(-1, 8)
+        value = rel.value.astype(np.uint64) + base
         buf = np.frombuffer(data, dtype=np.uint8).copy()
-        for w in (4, 8):
-            m = width == w
-            cols = slice(0, w) if self._e == "<" else slice(8 - w, 8)  # low-order bytes of the u8
-            buf[rel.offset[m][:, None] + np.arange(w)] = as_bytes[m][:, cols]
+        little = self._e == "<"
+        sets = (operation == _SET) & (width > 0)
+        _write_fields(buf, rel.offset[sets], width[sets], value[sets], little)
+        pairs = operation != _SET  # ADD/SUB: several may hit one field, so sum them per field first
+        if pairs.any():
+            fields, slot = np.unique(rel.offset[pairs], return_inverse=True)
+            field_width = np.zeros(len(fields), dtype=np.int64)
+            field_width[slot] = width[pairs]
+            delta = np.zeros(len(fields), dtype=np.uint64)
+            np.add.at(delta, slot, np.where(operation[pairs] == _ADD, value[pairs], np.uint64(0) - value[pairs]))
+            _write_fields(buf, fields, field_width, _read_fields(buf, fields, field_width, little) + delta, little)
         return buf.tobytes()
 
     @cached_property
