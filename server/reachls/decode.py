@@ -16,6 +16,13 @@ target is a veneer (a linker thunk symbol, or an address in a `.stub` section) g
 code or taken from its symbol name, as the target's name.
 
 Mapping symbols are honoured: words in a data region of code (`$d` on AArch64) are not decoded.
+
+Architectures whose instructions are not all one word (Thumb-2, RISC-V with RVC) read a section
+as 16-bit units and get a `SectionContext`: the section's address, the mapping symbol in force
+at each unit (Arm chooses A32 or Thumb by it) and the units where symbols sit, where the decoder
+can resynchronise its instruction boundaries (`instruction_starts`). Where symbol values of code
+carry the instruction set in bit 0 (Arm's Thumb bit), thunk symbols and the symbols that name
+sites and targets are looked up with that bit cleared.
 """
 
 from __future__ import annotations
@@ -57,6 +64,46 @@ class Decoded:
     index: np.ndarray
     displacement: np.ndarray
     relaxed: np.ndarray | None = None
+    #: Absolute target addresses (uint64), where they are not P (or its page) + displacement: Arm,
+    #: whose checked distance keeps the PC bias and a Thumb function's bit 0 that the target has not.
+    target: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SectionContext:
+    """What a decoder of 16-bit units may need beyond the units themselves (`Decoder.context`).
+
+    `mapping` holds per unit the letter of the mapping symbol in force (`ord('t')` for `$t`, …;
+    0 before the first one); `anchors` the sorted unit indices where a symbol of the section sits
+    (an instruction or data starts there); `odd_functions` the addresses, bit 0 cleared, of the
+    function symbols whose value has bit 0 set (Arm Thumb functions).
+    """
+
+    address: int
+    mapping: np.ndarray
+    anchors: np.ndarray
+    odd_functions: np.ndarray
+
+
+def instruction_starts(long: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
+    """Which units of a stream of one- and two-unit instructions start an instruction, vectorised.
+
+    `long[i]` says whether unit i, if an instruction starts there, starts a two-unit one (RISC-V:
+    low bits 0b11; Thumb-2: top bits 0b11101/0b11110/0b11111). Walking the stream is a serial
+    dependency, but it collapses: a unit after a short unit always starts an instruction (either
+    the short unit was an instruction, or it was the second half of a long one), and so does unit
+    0 and every anchor (a symbol or mapping symbol). From such a start, through a run of long
+    units, starts alternate. So unit i starts an instruction iff the distance to the last "sure
+    start" at or before it is even: one `maximum.accumulate` over the sure starts, no loop.
+    """
+    n = len(long)
+    sure = np.ones(n, dtype=bool)
+    sure[1:] = ~long[:-1]
+    if anchors is not None and len(anchors):
+        sure[anchors[(anchors >= 0) & (anchors < n)]] = True
+    position = np.arange(n, dtype=np.int64)
+    last = np.maximum.accumulate(np.where(sure, position, 0))
+    return ((position - last) & 1) == 0
 
 
 @dataclass(frozen=True)
@@ -64,7 +111,8 @@ class Decoder:
     """What linked-image mode needs from an architecture.
 
     `decode(words)` takes the words of one executable section (uint32, host order) and returns
-    a `Decoded` per instruction class. `veneer_target(read, address, little)` follows the code
+    a `Decoded` per instruction class; with `context`, `decode(units, SectionContext)`, the units
+    being `word_size` bytes each (16-bit units for Thumb-2 and RVC streams), indices in units. `veneer_target(read, address, little)` follows the code
     of a linker veneer at `address` to its final target (`read(address, n)` gives image bytes,
     or None outside the image). `thunk_symbols` match the names linkers give veneers (group 1 is
     the final target's name), anchored to one whole string of the string table.
@@ -80,6 +128,9 @@ class Decoder:
     instruction_byteorder: str | None = "<"  # None: the ELF's byte order
     data_mapping: bytes | None = b"$d"
     notes: tuple[str, ...] = field(default=())
+    context: bool = False
+    #: Symbol values of code carry the instruction set in bit 0 (32-bit Arm: Thumb).
+    code_bit0: bool = False
 
 
 class LinkedImage:
@@ -151,7 +202,8 @@ def mapping_regions(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[np.ndarr
 
 
 def thunk_symbols(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[str, str]]:
-    """Address → (veneer symbol, final target's name) of every linker thunk symbol."""
+    """Address (Thumb bit cleared where `code_bit0`) → (veneer symbol, final target's name) of every
+    linker thunk symbol."""
     syms = obj.symbols
     raw = obj.symbol_string_table
     if not decoder.thunk_symbols or not len(syms) or not raw:
@@ -166,8 +218,77 @@ def thunk_symbols(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[str, str]]
                               & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE))
         for row in rows.tolist():
             match = starts[int(syms["name"][row])]
-            found.setdefault(int(syms["value"][row]),
+            value = int(syms["value"][row]) & (~1 if decoder.code_bit0 else ~0)
+            found.setdefault(value,
                              (match.group(0).decode("utf-8", "replace"), match.group(1).decode("utf-8", "replace")))
+    return found
+
+
+class _CodeSymbolIndex(SymbolIndex):
+    """`SymbolIndex` of a linked image whose function symbols carry the Thumb bit: looked up with it cleared."""
+
+    def __init__(self, obj: ElfInput) -> None:
+        super().__init__(obj, linked=True)
+        func = (obj.symbols["info"][self._index] & 0xF) == 2
+        value = np.where(func, self._value & ~1, self._value)
+        order = np.lexsort((-func.astype(np.int64), value, self._shndx))
+        self._index, self._shndx, self._value = self._index[order], self._shndx[order], value[order]
+
+
+def _odd_functions(obj: ElfInput) -> np.ndarray:
+    """Sorted addresses (bit 0 cleared) of defined function symbols whose value has bit 0 set."""
+    syms = obj.symbols
+    if not len(syms):
+        return np.zeros(0, dtype=np.uint64)
+    odd = (((syms["info"] & 0xF) == 2) & (syms["value"] & 1 == 1) & (syms["shndx"] != SHN_UNDEF)
+           & (syms["shndx"] < SHN_LORESERVE))
+    return np.unique(syms["value"][odd].astype(np.uint64) & np.uint64(_U64 - 1))
+
+
+def _section_context(obj: ElfInput, section, units: int, unit: int,
+                     marks: tuple[np.ndarray, np.ndarray] | None, letters: tuple[np.ndarray, np.ndarray] | None,
+                     odd_functions: np.ndarray) -> SectionContext:
+    """Per-unit mapping letters and the symbol anchors of one section (array ops only)."""
+    mapping = np.zeros(units, dtype=np.uint8)
+    anchors = [np.zeros(0, dtype=np.int64)]
+    if letters is not None:
+        offsets, codes = letters
+        position = np.arange(units, dtype=np.int64) * unit
+        pos = np.searchsorted(offsets, position, side="right") - 1
+        mapping = np.where(pos >= 0, codes[np.maximum(pos, 0)], 0).astype(np.uint8)
+        anchors.append(offsets // unit)
+    syms = obj.symbols
+    if len(syms):
+        here = (syms["shndx"] == section.index) & ((syms["info"] & 0xF) <= 2)
+        value = (syms["value"][here].astype(np.uint64) & np.uint64(_U64 - 1)) - np.uint64(section.addr)
+        anchors.append((value.view(np.int64)) // unit)
+    joined = np.unique(np.concatenate(anchors))
+    return SectionContext(section.addr, mapping, joined[(joined >= 0) & (joined < units)], odd_functions)
+
+
+def _mapping_letters(obj: ElfInput) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per section: sorted offsets of its mapping symbols and the letter of each (`$t` → ord('t'))."""
+    syms = obj.symbols
+    if not len(syms):
+        return {}
+    strtab = _strtab(obj)
+    last = len(strtab) - 1
+    name = syms["name"].astype(np.int64)
+    c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
+    mapping = (c0 == ord("$")) & (c1 >= ord("a")) & (c1 <= ord("z")) & ((c2 == 0) | (c2 == ord(".")))
+    mapping &= (name + 2 <= last) & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < min(SHN_LORESERVE, len(obj.sections)))
+    rows = np.flatnonzero(mapping)
+    shndx = syms["shndx"][rows].astype(np.int64)
+    addr = np.array([s.addr for s in obj.sections], dtype=np.uint64)
+    value = (syms["value"][rows].astype(np.uint64) - addr[shndx]).view(np.int64)
+    letter = c1[rows]
+    # At one offset code wins over data (an empty data region), as in `mapping_regions`.
+    order = np.lexsort((letter != ord("d"), value, shndx))
+    shndx, value, letter = shndx[order], value[order], letter[order]
+    found = {}
+    for section in np.unique(shndx).tolist():
+        rows = shndx == section
+        found[section] = (value[rows], letter[rows])
     return found
 
 
@@ -200,8 +321,10 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     if decoder is None:
         raise ValueError(f"{arch.name} has no instruction decoder")
     image = LinkedImage(obj)
-    index = SymbolIndex(obj, linked=True)
+    index = _CodeSymbolIndex(obj) if decoder.code_bit0 else SymbolIndex(obj, linked=True)
     regions = mapping_regions(obj, decoder)
+    letters = _mapping_letters(obj) if decoder.context else {}
+    odd_functions = _odd_functions(obj) if decoder.context else np.zeros(0, dtype=np.uint64)
     thunks = thunk_symbols(obj, decoder)
     thunk_addresses = np.array(sorted(thunks), dtype=np.uint64)
     stubs = [s for s in image.sections if decoder.stub_sections and decoder.stub_sections.fullmatch(s.name)]
@@ -220,20 +343,30 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
         if decoder.data_mapping is not None and section.index not in regions:
             unmapped.append(section.name)
         marks = regions.get(section.index)
-        for found in decoder.decode(words.astype(np.uint32, copy=False)):
+        units = words.astype(np.uint32, copy=False)
+        if decoder.context:
+            context = _section_context(obj, section, len(units), decoder.word_size, marks,
+                                       letters.get(section.index), odd_functions)
+            classes = decoder.decode(units, context)
+        else:
+            classes = decoder.decode(units)
+        padded = data + bytes(4)
+        for found in classes:
             kind = arch.kinds[found.kind]
             offset = found.index.astype(np.int64) * decoder.word_size
             displacement = found.displacement.astype(np.int64)
             relaxed = found.relaxed if found.relaxed is not None else np.zeros(len(offset), dtype=bool)
+            explicit = found.target
             if marks is not None:
                 pos = np.searchsorted(marks[0], offset, side="right") - 1
                 code = (pos < 0) | ~marks[1][np.maximum(pos, 0)]
                 offset, displacement, relaxed = offset[code], displacement[code], relaxed[code]
+                explicit = explicit[code] if explicit is not None else None
             if not len(offset):
                 continue
             place = offset.astype(np.uint64) + np.uint64(section.addr)
             base = place & page_mask if kind.formula in ("page", "got_page") else place
-            target = base + displacement.view(np.uint64)
+            target = explicit.astype(np.uint64) if explicit is not None else base + displacement.view(np.uint64)
             cross = image.section_of(target) != section.index
             status = _statuses(kind, displacement, cross, threshold)
             status[relaxed] = Status.OK.rank
@@ -247,7 +380,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
             keep = np.ones(len(status), dtype=bool) if include_ok else status != Status.OK.rank
             for row in np.flatnonzero(keep).tolist():
                 site_offset, address = int(offset[row]), int(target[row])
-                word = int(words[site_offset // decoder.word_size])
+                word = int.from_bytes(padded[site_offset:site_offset + 4], "little" if order == "<" else "big")
                 if via_veneer[row]:
                     if address not in veneers:
                         veneers[address] = _final_target(image, decoder, index, thunks, address)

@@ -168,7 +168,7 @@ def instruction(kind: RelocKind, word: int) -> str | None:
         return _THUMB_LOADS[hw1 & 0xFF7F]
     if name == "THM_ALU_PREL_11_0" and hw1 & 0xFBFF in (0xF20F, 0xF2AF):
         return "adr"
-    if name == "LDR_PC_G0" and word & 0x0E5F0000 == 0x041F0000:
+    if name == "LDR_PC_G0" and word & 0x0E1F0000 == 0x041F0000:
         return "ldrb" if word & 0x00400000 else "ldr"
     if name == "LDRS_PC_G0" and word & 0x0E4F0090 == 0x004F0090:
         return _A32_EXTRA_LOADS.get(((word >> 4) & 0xF, bool(word & 0x00100000)))
@@ -229,3 +229,245 @@ ARCH = Architecture(
     implicit_addend=implicit_addend,
     pc_bias=pc_bias,
 )
+
+
+# --- Linked-image decoding (decode.py) ---------------------------------------------------------
+
+import dataclasses
+
+from ..decode import Decoded, Decoder, SectionContext, instruction_starts
+
+_K = {k.short_name: k.number for k in KINDS.values()}
+
+
+def _field(value: np.ndarray, high: int, low: int, to: int = 0) -> np.ndarray:
+    """Bits high..low of `value`, moved to start at bit `to`, as int64."""
+    return ((value.astype(np.int64) >> low) & ((1 << (high - low + 1)) - 1)) << to
+
+
+def _thumb_branch_offset(hw1: np.ndarray, hw2: np.ndarray) -> np.ndarray:
+    """S:I1:I2:imm10:imm11:0 of Thumb-2 BL/BLX/B.W (I = NOT(J EOR S))."""
+    s = _field(hw1, 10, 10)
+    i1 = 1 - (_field(hw2, 13, 13) ^ s)
+    i2 = 1 - (_field(hw2, 11, 11) ^ s)
+    return _sign_extend((s << 24) | (i1 << 23) | (i2 << 22) | _field(hw1, 9, 0, 12) | _field(hw2, 10, 0, 1), 25)
+
+
+def _rotated_immediate(word: np.ndarray) -> np.ndarray:
+    rotate = _field(word, 11, 8) * 2
+    imm = _field(word, 7, 0)
+    return ((imm >> rotate) | (imm << ((32 - rotate) & 31))) & 0xFFFFFFFF
+
+
+def _signed_by(word: np.ndarray, bit: int, magnitude: np.ndarray, add_when_set: bool = True) -> np.ndarray:
+    """`magnitude` with the sign an add/subtract bit gives it."""
+    set_ = ((word.astype(np.int64) >> bit) & 1) == 1
+    return np.where(set_ == add_when_set, magnitude, -magnitude)
+
+
+def decode(units: np.ndarray, context: SectionContext) -> list[Decoded]:
+    """Every short-reach A32 and Thumb instruction of a section of halfwords, per class, vectorised.
+
+    The mapping symbol in force picks the instruction set of each halfword: `$a` (or none at
+    all) A32, word-aligned; `$t` Thumb, whose 16/32-bit boundaries come from `instruction_starts`
+    (first halfword 0b11101/0b11110/0b11111…: 32-bit), resynchronised at every symbol. Distances
+    are what ld.lld checks, S+A-P (S+A-Pa for loads and ADR) with the PC bias in A (-8 A32, -4
+    Thumb, `pc_bias`), and bit 0 of S for a branch into a Thumb function (a function symbol with
+    bit 0 set at the target); targets are the addresses the instructions go to.
+    """
+    n = len(units)
+    if not n:
+        return []
+    half = units.astype(np.uint32) & np.uint32(0xFFFF)
+    second = np.append(half[1:], np.uint32(0))
+    word = half | (second << np.uint32(16))
+    hw1, hw2 = half, second
+    place = np.int64(context.address) + 2 * np.arange(n, dtype=np.int64)
+    aligned = place & ~3
+    letter = context.mapping
+    a32 = ((letter == ord("a")) | (letter == 0)) & (place % 4 == 0)
+    a32[-1] = False
+    long = (half & np.uint32(0xF800)) >= np.uint32(0xE800)
+    thumb = instruction_starts(long, context.anchors) & (letter == ord("t"))
+    wide, narrow = thumb & long, thumb & ~long
+    wide[-1] = False
+    odd = context.odd_functions.view(np.int64) if len(context.odd_functions) else context.odd_functions
+    found: list[Decoded] = []
+
+    def add(kind: str, mask: np.ndarray, target, base: np.ndarray, bias: int,
+            thumb_target: np.ndarray | bool = False) -> None:
+        """One class: `target(i)` computes the targets of the instructions at units `i` only."""
+        index = np.flatnonzero(mask)
+        if not len(index):
+            return
+        at = target(index)
+        into_thumb = np.asarray(thumb_target)[index] if np.ndim(thumb_target) else np.full(len(index), thumb_target)
+        bit = (into_thumb & np.isin(at, odd)).astype(np.int64)
+        found.append(Decoded(_K[kind], index, at + bit + bias - base[index], target=at.view(np.uint64)))
+
+    # A32: b/bl/blx (imm24, from P+8), ldr/ldrb and ldrh/ldrsb/ldrsh/ldrd literal, adr (add/sub rd, pc, #imm)
+    cond = word >> 28
+    branch = a32 & ((word & 0x0E000000) == 0x0A000000)
+    blx = branch & (cond == 0xF)
+    call = branch & (cond == 0xE) & ((word & 0x01000000) != 0)
+
+    def a32_branch(i: np.ndarray) -> np.ndarray:
+        w = word[i]
+        return place[i] + 8 + _sign_extend(_field(w, 23, 0, 2), 26) + np.where(cond[i] == 0xF, _field(w, 24, 24, 1), 0)
+
+    add("CALL", call | blx, a32_branch, place, -8, blx)
+    add("JUMP24", branch & ~call & ~blx, a32_branch, place, -8)
+    a32 &= cond != 0xF
+    load = a32 & ((word & 0x0F3F0000) == 0x051F0000)
+    add("LDR_PC_G0", load, lambda i: aligned[i] + 8 + _signed_by(word[i], 23, _field(word[i], 11, 0)), aligned, -8)
+    extra = a32 & ((word & 0x0F6F0090) == 0x014F0090)
+    extra &= np.where((word & 0x00100000) != 0, (word & 0x60) != 0, (word & 0x60) == 0x40)
+    add("LDRS_PC_G0", extra, lambda i: aligned[i] + 8 + _signed_by(
+        word[i], 23, _field(word[i], 11, 8, 4) | _field(word[i], 3, 0)), aligned, -8)
+    adr = a32 & (((word & 0x0FFF0000) == 0x028F0000) | ((word & 0x0FFF0000) == 0x024F0000))
+    add("ALU_PC_G0", adr, lambda i: aligned[i] + 8 + _signed_by(word[i], 22, _rotated_immediate(word[i]),
+                                                                 add_when_set=False), aligned, -8)
+
+    # Thumb, 16-bit: b<c>.n, b.n, ldr rX, [pc, #imm] and adr (from Align(P+4, 4))
+    top = half >> np.uint32(11)
+    conditional = narrow & ((half >> np.uint32(12)) == 0xD) & (((half >> np.uint32(8)) & 0xF) < 0xE)
+    add("THM_JUMP8", conditional, lambda i: place[i] + 4 + _sign_extend(_field(hw1[i], 7, 0, 1), 9), place, -4, True)
+    add("THM_JUMP11", narrow & (top == 0x1C), lambda i: place[i] + 4 + _sign_extend(_field(hw1[i], 10, 0, 1), 12),
+        place, -4, True)
+    add("THM_PC8", narrow & ((top == 0x09) | (top == 0x14)), lambda i: aligned[i] + 4 + _field(hw1[i], 7, 0, 2),
+        aligned, -4)
+
+    # Thumb, 32-bit: bl, blx, b.w, b<c>.w, ldr.w (and ldrb/ldrh/ldrsb/ldrsh) literal, adr.w
+    control = wide & (top == 0x1E) & ((second & 0x8000) != 0)
+    kind = second & 0xD000
+    bl, to_arm = control & (kind == 0xD000), control & (kind == 0xC000)
+    add("THM_CALL", bl | to_arm, lambda i: np.where(kind[i] == 0xC000, aligned[i], place[i]) + 4
+        + _thumb_branch_offset(hw1[i], hw2[i]), place, -4, bl)
+    add("THM_JUMP24", control & (kind == 0x9000), lambda i: place[i] + 4 + _thumb_branch_offset(hw1[i], hw2[i]),
+        place, -4, True)
+    jump19 = control & (kind == 0x8000) & (((half >> np.uint32(6)) & 0xF) < 0xE)
+
+    def offset19(i: np.ndarray) -> np.ndarray:
+        a, b = hw1[i], hw2[i]
+        return place[i] + 4 + _sign_extend(_field(a, 10, 10, 20) | _field(b, 11, 11, 19) | _field(b, 13, 13, 18)
+                                           | _field(a, 5, 0, 12) | _field(b, 10, 0, 1), 21)
+
+    add("THM_JUMP19", jump19, offset19, place, -4, True)
+    literal = wide & np.isin(half & 0xFF7F, list(_THUMB_LOADS))
+    add("THM_PC12", literal, lambda i: aligned[i] + 4 + _signed_by(hw1[i], 7, _field(hw2[i], 11, 0)), aligned, -4)
+    wide_adr = wide & (((half & 0xFBFF) == 0xF20F) | ((half & 0xFBFF) == 0xF2AF)) & ((second & 0x8000) == 0)
+
+    def adr_w(i: np.ndarray) -> np.ndarray:
+        a, b = hw1[i], hw2[i]
+        magnitude = _field(a, 10, 10, 11) | _field(b, 14, 12, 8) | _field(b, 7, 0)
+        return aligned[i] + 4 + _signed_by(a, 7, magnitude, add_when_set=False)
+
+    add("THM_ALU_PREL_11_0", wide_adr, adr_w, aligned, -4)
+    return found
+
+
+def _signed(value: int, bits: int) -> int:
+    return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
+def _a32_veneer(read, address: int) -> int | None:
+    """ld.lld's A32 thunks (movw/movt ip [+ add ip, ip, pc]; bx ip) and GNU ld's stubs (ldr pc/ip
+    from a literal, bx ip, b)."""
+    registers: dict[int, int] = {}
+    pc = address
+    for _ in range(6):
+        raw = read(pc, 4)
+        if raw is None or len(raw) < 4:
+            return None
+        word = int.from_bytes(raw, "little")
+        if word >> 28 != 0xE:
+            return None
+        rd = (word >> 12) & 15
+        if word & 0x0FF00000 == 0x03000000:  # movw
+            registers[rd] = ((word >> 4) & 0xF000) | (word & 0xFFF)
+        elif word & 0x0FF00000 == 0x03400000:  # movt
+            registers[rd] = (registers.get(rd, 0) & 0xFFFF) | ((((word >> 4) & 0xF000) | (word & 0xFFF)) << 16)
+        elif word & 0x0FE00FF0 == 0x00800000:  # add rd, rn, rm
+            values = [pc + 8 if r == 15 else registers.get(r) for r in ((word >> 16) & 15, word & 15)]
+            if None in values:
+                return None
+            registers[rd] = (values[0] + values[1]) & 0xFFFFFFFF
+        elif word & 0x0F7F0000 == 0x051F0000:  # ldr rd, [pc, #±imm]
+            literal = read(pc + 8 + (word & 0xFFF if word & 0x00800000 else -(word & 0xFFF)), 4)
+            if literal is None or len(literal) < 4:
+                return None
+            registers[rd] = int.from_bytes(literal, "little")
+            if rd == 15:
+                return registers[rd] & ~1
+        elif word & 0x0FFFFFF0 == 0x012FFF10:  # bx rm
+            value = registers.get(word & 15)
+            return None if value is None else value & ~1
+        elif word & 0x0F000000 == 0x0A000000:  # b
+            return pc + 8 + _signed((word & 0xFFFFFF) << 2, 26)
+        else:
+            return None
+        pc += 4
+    return None
+
+
+def _thumb_veneer(read, address: int) -> int | None:
+    """ld.lld's Thumb-2 thunks (movw/movt ip [+ add ip, pc]; bx ip) and GNU ld's (ldr.w pc, literal; b.w;
+    `bx pc` into an A32 stub)."""
+    registers: dict[int, int] = {}
+    pc = address
+    for _ in range(6):
+        raw = read(pc, 4) or read(pc, 2)
+        if raw is None or len(raw) < 2:
+            return None
+        hw1 = int.from_bytes(raw[:2], "little")
+        hw2 = int.from_bytes(raw[2:4], "little") if len(raw) >= 4 else 0
+        if hw1 & 0xFBF0 in (0xF240, 0xF2C0) and not hw2 & 0x8000:  # movw / movt
+            value = ((hw1 & 0xF) << 12) | ((hw1 >> 10 & 1) << 11) | ((hw2 >> 12 & 7) << 8) | (hw2 & 0xFF)
+            rd = (hw2 >> 8) & 15
+            registers[rd] = (value if hw1 & 0xFBF0 == 0xF240
+                             else (registers.get(rd, 0) & 0xFFFF) | (value << 16))
+            pc += 4
+            continue
+        if hw1 & 0xFF00 == 0x4400:  # add rdn, rm
+            rdn, rm = (hw1 & 7) | ((hw1 >> 4) & 8), (hw1 >> 3) & 15
+            values = [pc + 4 if r == 15 else registers.get(r) for r in (rdn, rm)]
+            if None in values:
+                return None
+            registers[rdn] = (values[0] + values[1]) & 0xFFFFFFFF
+            pc += 2
+            continue
+        if hw1 == 0x4778:  # bx pc: GNU ld's Thumb-to-A32 stubs continue in A32 at the next word
+            return _a32_veneer(read, (pc + 4) & ~3)
+        if hw1 & 0xFF87 == 0x4700:  # bx rm
+            value = registers.get((hw1 >> 3) & 15)
+            return None if value is None else value & ~1
+        if hw1 & 0xFF7F == 0xF85F and hw2 >> 12 == 15:  # ldr.w pc, [pc, #±imm]
+            offset = hw2 & 0xFFF
+            literal = read(((pc + 4) & ~3) + (offset if hw1 & 0x80 else -offset), 4)
+            return None if literal is None or len(literal) < 4 else int.from_bytes(literal, "little") & ~1
+        if hw1 & 0xF800 == 0xF000 and hw2 & 0xD000 == 0x9000:  # b.w
+            s = (hw1 >> 10) & 1
+            i1, i2 = 1 - (((hw2 >> 13) & 1) ^ s), 1 - (((hw2 >> 11) & 1) ^ s)
+            return pc + 4 + _signed((s << 24) | (i1 << 23) | (i2 << 22) | ((hw1 & 0x3FF) << 12) | ((hw2 & 0x7FF) << 1),
+                                    25)
+        return None
+    return None
+
+
+def veneer_target(read, address: int, little: bool) -> int | None:
+    """Follow an Arm or Thumb veneer's code to its final target's address (Thumb bit cleared)."""
+    found = _a32_veneer(read, address)
+    return found if found is not None else _thumb_veneer(read, address)
+
+
+DECODER = Decoder(
+    decode=decode,
+    veneer_target=veneer_target,
+    thunk_symbols=(re.compile(rb"__(?:ARM|Thumb)[vV]\d\w*?Thunk_([^\0]+)"),
+                   re.compile(rb"__([^\0]+?)_(?:veneer|from_arm|from_thumb|change_to_arm)")),
+    word_size=2,
+    context=True,
+    code_bit0=True,
+)
+
+ARCH = dataclasses.replace(ARCH, decoder=DECODER)

@@ -136,3 +136,85 @@ ARCH = Architecture(
     asm_fixes=asm_fixes,
     aliases=("powerpc", "powerpc64", "ppc64le"),
 )
+
+
+# --- Linked-image decoding (decode.py) ---------------------------------------------------------
+
+import dataclasses
+
+import numpy as np
+
+from ..decode import Decoded, Decoder
+
+_REL24_KIND, _REL14_KIND = 10, 11
+
+
+def _sext(value: np.ndarray, bits: int) -> np.ndarray:
+    value = value.astype(np.int64) & ((1 << bits) - 1)
+    return value - ((value >> (bits - 1)) << bits)
+
+
+def decode(words: np.ndarray) -> list[Decoded]:
+    """Every relative `b`/`bl` (I-form, opcode 18) and `bc`/`bcl` (B-form, opcode 16), per class.
+
+    The absolute forms (AA set: `ba`, `bca`) have no PC-relative reach and are left out.
+    """
+    opcode, relative = words >> np.uint32(26), (words & np.uint32(2)) == 0
+    found = []
+    rel24 = np.flatnonzero((opcode == 18) & relative)
+    found.append(Decoded(_REL24_KIND, rel24, _sext(words[rel24] & np.uint32(0x03FFFFFC), 26)))
+    rel14 = np.flatnonzero((opcode == 16) & relative)
+    found.append(Decoded(_REL14_KIND, rel14, _sext(words[rel14] & np.uint32(0xFFFC), 16)))
+    return [d for d in found if len(d.index)]
+
+
+def veneer_target(read, address: int, little: bool) -> int | None:
+    """Follow a stub whose target is in its code: a plain `b` (GNU ld's long_branch stub when the
+    stub is in reach), or `lis/ori/sldi/oris/ori` + `mtctr; bctr` absolute address building.
+    TOC-relative stubs (`addis r12, r2, …; ld r12, …; mtctr; bctr`, reading `.branch_lt`) need r2
+    and are named from their symbol instead."""
+    registers: dict[int, int] = {}
+    pc = address
+    for _ in range(8):
+        raw = read(pc, 4)
+        if raw is None or len(raw) < 4:
+            return None
+        word = int.from_bytes(raw, "little" if little else "big")
+        opcode, rt, ra = word >> 26, (word >> 21) & 31, (word >> 16) & 31
+        immediate = word & 0xFFFF
+        if opcode == 18 and not word & 3:  # b
+            offset = word & 0x03FFFFFC
+            return (pc + offset - ((offset & 0x02000000) << 1)) & _U64
+        if opcode == 15 and ra == 0:  # lis
+            registers[rt] = ((immediate ^ 0x8000) - 0x8000) << 16 & _U64
+        elif opcode == 24 and rt in registers:  # ori ra, rs, imm (rs is the rt field)
+            registers[ra] = registers[rt] | immediate
+        elif opcode == 25 and rt in registers:  # oris
+            registers[ra] = registers[rt] | (immediate << 16)
+        elif opcode == 30 and (word >> 2) & 7 == 0 and rt in registers:  # rldicr (sldi)
+            shift = ((word >> 11) & 31) | ((word >> 1) & 1) << 5
+            mask_end = ((word >> 6) & 31) | ((word >> 5) & 1) << 5
+            registers[ra] = (registers[rt] << shift) & _U64 & ~((1 << (63 - mask_end)) - 1)
+        elif word & 0xFC1FFFFF == 0x7C0903A6 and rt in registers:  # mtctr
+            registers[-1] = registers[rt]
+        elif word == 0x4E800420:  # bctr
+            return registers.get(-1)
+        else:
+            return None
+        pc += 4
+    return None
+
+
+_U64 = (1 << 64) - 1
+
+DECODER = Decoder(
+    decode=decode,
+    veneer_target=veneer_target,
+    thunk_symbols=(re.compile(rb"__(?:long_branch|plt|gep_setup)_([^\0]+)"),
+                   re.compile(rb"[0-9a-f]{8}\.(?:long_branch|plt_branch|plt_call)(?:_r2off|_notoc|_both)?"
+                              rb"\.([^\0+]+)(?:\+[0-9a-f]+)?")),
+    instruction_byteorder=None,
+    data_mapping=None,
+)
+
+ARCH = dataclasses.replace(ARCH, decoder=DECODER)

@@ -141,3 +141,124 @@ ARCH = Architecture(
     asm_fixes=asm_fixes,
     aliases=("riscv",),
 )
+
+
+# --- Linked-image decoding (decode.py) ---------------------------------------------------------
+
+import dataclasses
+
+import numpy as np
+
+from ..decode import Decoded, Decoder, SectionContext, instruction_starts
+
+_BRANCH_KIND, _JAL_KIND, _CALL_KIND, _HI20_KIND, _RVC_BRANCH_KIND, _RVC_JUMP_KIND = 16, 17, 18, 23, 44, 45
+#: How many instructions after an `auipc` are searched for the one that adds its low 12 bits.
+_PAIR_WINDOW = 4
+
+
+def _bits(word: np.ndarray, high: int, low: int, to: int) -> np.ndarray:
+    """Bits high..low of `word`, moved to start at bit `to`, as int64."""
+    return ((word.astype(np.int64) >> low) & ((1 << (high - low + 1)) - 1)) << to
+
+
+def _sext(value: np.ndarray, bits: int) -> np.ndarray:
+    value = value.astype(np.int64) & ((1 << bits) - 1)
+    return value - ((value >> (bits - 1)) << bits)
+
+
+def _i_immediate(word: np.ndarray) -> np.ndarray:
+    return _sext(word.astype(np.int64) >> 20, 12)
+
+
+def _s_immediate(word: np.ndarray) -> np.ndarray:
+    return _sext(_bits(word, 31, 25, 5) | _bits(word, 11, 7, 0), 12)
+
+
+def _auipc_pairs(word: np.ndarray, starts: np.ndarray, sites: np.ndarray, long: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(low 12 bits, whether it is a call) completing each `auipc` at `sites` (positions in `starts`).
+
+    The low part is the immediate of the first of the next `_PAIR_WINDOW` instructions that uses
+    the auipc's rd as its base: `jalr` (right after it: a call/tail, R_RISCV_CALL), `addi`, a load or
+    a store (%pcrel_lo). The search stops at a control transfer or at an instruction that writes
+    rd; without a consumer the low part is 0 (the auipc's own reach, rounded to 4 KiB).
+    """
+    rd = (word[starts[sites]] >> np.uint32(7)) & np.uint32(0x1F)
+    low = np.zeros(len(sites), dtype=np.int64)
+    call = np.zeros(len(sites), dtype=bool)
+    open_ = rd != 0
+    for step in range(1, _PAIR_WINDOW + 1):
+        at = sites + step
+        valid = open_ & (at < len(starts))
+        unit = starts[np.minimum(at, len(starts) - 1)]
+        w, wide = word[unit], long[unit]
+        opcode, rs1, dest = w & 0x7F, (w >> np.uint32(15)) & 0x1F, (w >> np.uint32(7)) & 0x1F
+        uses = wide & (rs1 == rd)
+        jalr = uses & (opcode == 0x67) & (((w >> np.uint32(12)) & 7) == 0)
+        itype = uses & (((opcode == 0x13) & (((w >> np.uint32(12)) & 7) == 0)) | (opcode == 0x03) | (opcode == 0x07))
+        stype = uses & ((opcode == 0x23) | (opcode == 0x27))
+        hit = valid & (jalr | itype | stype)
+        low[hit] = np.where(stype[hit], _s_immediate(w[hit]), _i_immediate(w[hit]))
+        call |= hit & jalr & (step == 1)
+        control = wide & ((opcode == 0x63) | (opcode == 0x6F) | (opcode == 0x67))
+        writes = np.where(wide, (dest == rd) & (opcode != 0x63) & (opcode != 0x23) & (opcode != 0x27),
+                          dest == rd)
+        open_ &= ~hit & ~control & ~writes
+    return low, call
+
+
+def decode(units: np.ndarray, context: SectionContext) -> list[Decoded]:
+    """Every branch, jal, c.beqz/c.bnez, c.j and auipc pair in a section of halfwords, per class.
+
+    Instruction boundaries come from `instruction_starts` (low bits 0b11: a 32-bit instruction;
+    resynchronised at every symbol), all vectorised; 48-bit and longer encodings are not used by
+    RV64GC code. The 32-bit word at each unit is the unit and the next one, read at once.
+    """
+    if not len(units):
+        return []
+    half = units.astype(np.uint32) & np.uint32(0xFFFF)
+    long = (half & 3) == 3
+    starts_mask = instruction_starts(long, context.anchors)
+    word = half | (np.append(half[1:], np.uint32(0)) << np.uint32(16))
+    wide, narrow = starts_mask & long, starts_mask & ~long
+    wide[-1] = False  # a 32-bit instruction cannot start in the last halfword
+    opcode, funct3 = word & 0x7F, (word >> np.uint32(12)) & 7
+    found = []
+
+    branch = np.flatnonzero(wide & (opcode == 0x63) & (funct3 != 2) & (funct3 != 3))
+    w = word[branch]
+    found.append(Decoded(_BRANCH_KIND, branch, _sext(_bits(w, 31, 31, 12) | _bits(w, 7, 7, 11) | _bits(w, 30, 25, 5)
+                                                   | _bits(w, 11, 8, 1), 13)))
+    jal = np.flatnonzero(wide & (opcode == 0x6F))
+    w = word[jal]
+    found.append(Decoded(_JAL_KIND, jal, _sext(_bits(w, 31, 31, 20) | _bits(w, 19, 12, 12) | _bits(w, 20, 20, 11)
+                                              | _bits(w, 30, 21, 1), 21)))
+    rvc_branch = np.flatnonzero(narrow & ((half & 0xC003) == 0xC001))
+    h = half[rvc_branch]
+    found.append(Decoded(_RVC_BRANCH_KIND, rvc_branch, _sext(_bits(h, 12, 12, 8) | _bits(h, 6, 5, 6) | _bits(h, 2, 2, 5)
+                                                            | _bits(h, 11, 10, 3) | _bits(h, 4, 3, 1), 9)))
+    rvc_jump = np.flatnonzero(narrow & ((half & 0xE003) == 0xA001))  # c.j; c.jal (0x2001) is c.addiw on RV64
+    h = half[rvc_jump]
+    found.append(Decoded(_RVC_JUMP_KIND, rvc_jump, _sext(
+        _bits(h, 12, 12, 11) | _bits(h, 8, 8, 10) | _bits(h, 10, 9, 8) | _bits(h, 6, 6, 7) | _bits(h, 7, 7, 6)
+        | _bits(h, 2, 2, 5) | _bits(h, 11, 11, 4) | _bits(h, 5, 3, 1), 12)))
+    starts = np.flatnonzero(starts_mask)
+    sites = np.flatnonzero(wide[starts] & (opcode[starts] == 0x17))
+    if len(sites):
+        low, call = _auipc_pairs(word, starts, sites, long)
+        auipc = starts[sites]
+        distance = _sext(word[auipc] & np.uint32(0xFFFFF000), 32) + low
+        found += [Decoded(_CALL_KIND, auipc[call], distance[call]), Decoded(_HI20_KIND, auipc[~call], distance[~call])]
+    return [d for d in found if len(d.index)]
+
+
+DECODER = Decoder(
+    decode=decode,
+    veneer_target=lambda read, address, little: None,  # no RISC-V linker inserts veneers
+    word_size=2,
+    context=True,
+    notes=(("RISC-V auipc pairs: the distance is the auipc's high part plus the low 12 bits of the "
+            "instruction that uses it (addi/load/store/jalr within the next 4 instructions)"),),
+)
+
+ARCH = dataclasses.replace(ARCH, decoder=DECODER)
