@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fixes import Fix, TextEdit
+from ..fixes import Fix, TextEdit, branch_over_fix
 from ..record import RelocKind
 from ..sources.asm import AsmFile, AsmStatement, Span
 from . import Architecture
@@ -111,16 +111,8 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     inverse = _inverted(mnemonic)
     if inverse is None or not operands:
         return []
-    label = asm.fresh_numeric_label(statement.line + 1)
-    gap = line_text[statement.mnemonic_span.end:operands[0].span.start]
-    kept = [op.text for op in operands[:-1]]
-    branch = f"{inverse}{gap}{', '.join([*kept, label + 'f'])}"
-    after = f"\n{statement.indent}b{gap}{operands[-1].text}\n{label}:"
-    line_end = len(line_text)
-    return [Fix(f"Invert to {inverse} over an unconditional b (±128 MiB)",
-                (TextEdit(path, Span(statement.line, statement.span.start, statement.span.end), branch),
-                 TextEdit(path, Span(statement.line, line_end, line_end), after)), preferred=True)]
-
+    return [branch_over_fix(path, statement, line_text, asm, inverse, [op.text for op in operands[:-1]], "b",
+                            "±128 MiB")]
 
 ARCH = Architecture(
     name="aarch64",

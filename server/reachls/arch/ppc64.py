@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..fixes import Fix, TextEdit
+from ..fixes import Fix, branch_over_fix
 from ..record import RelocKind
-from ..sources.asm import AsmFile, AsmStatement, Span
+from ..sources.asm import AsmFile, AsmStatement
 from . import Architecture
 
 _REL24 = (-(1 << 25), (1 << 25) - 1)
@@ -114,17 +114,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     if inverted is None:
         return []
     mnemonic, kept, links = inverted
-    span = statement.mnemonic_span
-    label = asm.fresh_numeric_label(statement.line + 1)
-    gap = line_text[span.end:operands[0].span.start]
-    branch = f"{mnemonic}{gap}{', '.join([*kept, label + 'f'])}"
-    jump = "bl" if links else "b"
-    after = f"\n{statement.indent}{jump}{gap}{operands[-1].text}\n{label}:"
-    line_end = len(line_text)
-    return [Fix(f"Invert to {mnemonic} over an unconditional {jump} (±32 MiB)",
-                (TextEdit(path, Span(statement.line, statement.span.start, statement.span.end), branch),
-                 TextEdit(path, Span(statement.line, line_end, line_end), after)), preferred=True)]
-
+    return [branch_over_fix(path, statement, line_text, asm, mnemonic, kept, "bl" if links else "b", "±32 MiB")]
 
 ARCH = Architecture(
     name="ppc64",

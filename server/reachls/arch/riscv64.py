@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fixes import Fix, TextEdit
+from ..fixes import Fix, TextEdit, branch_over_fix
 from ..record import RelocKind
 from ..sources.asm import AsmFile, AsmStatement, Span
 from . import Architecture
@@ -121,15 +121,8 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     inverse = _INVERSE.get(mnemonic)
     if inverse is None or not operands:
         return []
-    label = asm.fresh_numeric_label(statement.line + 1)
-    kept = [op.text for op in operands[:-1]]
-    branch = f"{inverse}{gap}{', '.join([*kept, label + 'f'])}"
-    after = f"\n{statement.indent}j{gap}{operands[-1].text}\n{label}:"
-    line_end = len(line_text)
-    return [Fix(f"Invert to {inverse} over a j (±1 MiB)",
-                (TextEdit(path, whole, branch), TextEdit(path, Span(statement.line, line_end, line_end), after)),
-                preferred=True)]
-
+    return [branch_over_fix(path, statement, line_text, asm, inverse, [op.text for op in operands[:-1]], "j",
+                            "±1 MiB")]
 
 ARCH = Architecture(
     name="riscv64",
