@@ -241,7 +241,12 @@ def test_gnu_ld_bridges_what_the_table_says(edge_case: Edges, tmp_path: Path) ->
     unchecked = kind.name in getattr(module(case), "GNU_LD_UNCHECKED", ())
     span, (top, _, bottom, _) = kind.hi - kind.lo + 1, edges(kind, case)
     far = build(case, tmp_path, [top + 3 * span // case.step * case.step, bottom - 3 * span // case.step * case.step])
-    assert gnu_ld_errors(far, "far") == (set() if thunk or unchecked else {"target0", "target1"})
+    errors = gnu_ld_errors(far, "far")
+    assert errors == (set() if thunk or unchecked else {"target0", "target1"})
+    if not unchecked:  # reachls told the build links with GNU ld says what GNU ld does
+        records = scan(far.obj, ScanOptions(engine="relink", script=far.script, include_ok=True, linker="gnu"))
+        statuses = {r.target.symbol: r.status for r in records.analysis.records if r.kind.name == kind.name}
+        assert statuses == {t: Status.OVERFLOW if t in errors else Status.VENEER for t in ("target0", "target1")}
 
 
 def test_gnu_ld_range_matches_where_nothing_is_bridged(edge_case: Edges) -> None:
@@ -252,7 +257,11 @@ def test_gnu_ld_range_matches_where_nothing_is_bridged(edge_case: Edges) -> None
     if arch.GNU_LD_THUNKS.get(e.kind.name, e.kind.thunk) or e.kind.name in getattr(arch, "GNU_LD_UNCHECKED", ()):
         pytest.skip("bridged by GNU ld, or not range-checked by it")
     lo, hi = getattr(arch, "GNU_LD_RANGES", {}).get(e.kind.name, (e.kind.lo, e.kind.hi))
-    assert gnu_ld_errors(e, "gnu") == {f"target{i}" for i, d in enumerate(e.distances) if not lo <= d <= hi}
+    errors = gnu_ld_errors(e, "gnu")
+    assert errors == {f"target{i}" for i, d in enumerate(e.distances) if not lo <= d <= hi}
+    records = scan(e.obj, ScanOptions(engine="relink", script=e.script, include_ok=True, linker="gnu"))
+    assert {r.target.symbol for r in records.analysis.records
+            if r.kind.name == e.kind.name and r.status is Status.OVERFLOW} == errors
 
 
 @pytest.mark.parametrize("isa, statement, addend", [

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .arch import LINKERS
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
@@ -36,6 +37,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="layout of a relocatable input: relink with ld.lld (exact), model (no toolchain), "
                              "auto = relink when ld.lld is available")
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--linker", choices=LINKERS, default="auto",
+                        help="whose veneers decide veneer vs overflow: lld, gnu, or auto = the build's linker")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         serve()
         return 0
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
-                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None))
+                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
+                          linker=args.linker)
     try:
         if args.command == "scan":
             result = scan(args.path, options)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis import Analysis, analyse, attach_sources
-from .arch import Architecture, for_machine
+from .arch import Architecture, for_machine, linker_flavour
 from .decode import analyse_decoded
 from .elf import ElfInput
 from .errors import ReachlsError
@@ -33,6 +33,7 @@ class ScanOptions:
     threshold: float = DEFAULT_THRESHOLD
     include_ok: bool = False
     log: str | None = None  # read this linker log of a build dir (or PATH itself) instead of the ELF
+    linker: str = "auto"  # whose veneers and ranges decide veneer vs overflow: lld, gnu, or from the build
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class ScanResult:
 def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput, Architecture]:
     inputs = find_inputs(path, options.script)
     obj = ElfInput(inputs.artefact)
-    return inputs, obj, for_machine(obj.machine, str(inputs.artefact))
+    arch = for_machine(obj.machine, str(inputs.artefact))
+    return inputs, obj, arch.for_linker(linker_flavour(options.linker, inputs.link_command and
+                                                      inputs.link_command.linker))
 
 
 def place(obj: ElfInput, inputs: BuildInputs, engine: str) -> Placement:

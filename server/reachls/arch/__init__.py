@@ -6,6 +6,7 @@ in that architecture's module; the analysis stages are generic over this interfa
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -52,6 +53,20 @@ class Architecture:
     pc_bias: Callable[[RelocKind], int] | None = None
     #: Linked-image mode (decode.py): decodes short-reach instructions and linker veneers; None: unsupported.
     decoder: Decoder | None = None
+    #: Where GNU ld differs from ld.lld (whose behaviour `kinds` describe): types it does or does not
+    #: bridge with a stub, and ranges it checks differently.
+    gnu_ld_thunks: dict[str, bool] = field(default_factory=dict)
+    gnu_ld_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def for_linker(self, linker: str) -> "Architecture":
+        """This architecture as the build's linker sees it: `veneer` versus `overflow` depends on it."""
+        if linker != "gnu" or not (self.gnu_ld_thunks or self.gnu_ld_ranges):
+            return self
+        kinds = {}
+        for number, kind in self.kinds.items():
+            lo, hi = self.gnu_ld_ranges.get(kind.name, (kind.lo, kind.hi))
+            kinds[number] = dataclasses.replace(kind, lo=lo, hi=hi, thunk=self.gnu_ld_thunks.get(kind.name, kind.thunk))
+        return dataclasses.replace(self, kinds=kinds)
 
 
 def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, page_size: int) -> np.ndarray:
@@ -65,6 +80,17 @@ def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, pag
         mask = np.uint64(~(page_size - 1) & 0xFFFF_FFFF_FFFF_FFFF)
         return ((target & mask) - (place & mask)).view(np.int64)
     return (target - place).view(np.int64)
+
+
+LINKERS = ("auto", "lld", "gnu")
+
+
+def linker_flavour(requested: str, build_linker: str | None) -> str:
+    """`lld` or `gnu`: as asked, else from the build's link command (`ld.lld` vs `*-ld`/`ld.bfd`)."""
+    if requested != "auto":
+        return requested
+    name = (build_linker or "").rsplit("/", 1)[-1]
+    return "gnu" if name.endswith(("-ld", "ld.bfd")) or name == "ld" else "lld"
 
 
 def for_machine(elf_machine: str, where: str) -> Architecture:

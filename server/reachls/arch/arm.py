@@ -228,6 +228,8 @@ ARCH = Architecture(
     aliases=("arm32", "aarch32"),
     implicit_addend=implicit_addend,
     pc_bias=pc_bias,
+    gnu_ld_thunks=GNU_LD_THUNKS,
+    gnu_ld_ranges=GNU_LD_RANGES,
 )
 
 

@@ -47,6 +47,7 @@ class Settings:
     build_dirs: tuple[Path, ...] = ()
     threshold: float = DEFAULT_THRESHOLD
     engine: str = "auto"
+    linker: str = "auto"
     path_mappings: tuple[tuple[str, str], ...] = ()
     severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
     discovery_depth: int = 4
@@ -61,6 +62,7 @@ class Settings:
             build_dirs=tuple(Path(os.path.expanduser(d)) for d in options.get("buildDirs", [])),
             threshold=float(options.get("threshold", DEFAULT_THRESHOLD)),
             engine=options.get("engine", "auto"),
+            linker=options.get("linker", "auto"),
             path_mappings=mappings,
             severity={**DEFAULT_SEVERITY, **options.get("severity", {})},
             discovery_depth=int(options.get("discoveryDepth", 4)),
@@ -134,7 +136,7 @@ class ReachServer(LanguageServer):
             for build_dir in build_dirs:
                 try:
                     results[build_dir] = await asyncio.get_running_loop().run_in_executor(
-                        self.scanner, scan, build_dir, ScanOptions(engine=self.settings.engine,
+                        self.scanner, scan, build_dir, ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
                                                                    threshold=self.settings.threshold))
                     self.reported_errors = {e for e in self.reported_errors if e[0] != build_dir}
                 except ReachlsError as exc:
