@@ -250,7 +250,8 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     for name, overflows in by_object.items():
         path = _resolve_object(name, bases, f"{log}:{overflows[0].line}")
         with ElfInput(path) as obj:
-            obj_arch = for_machine(obj.machine, str(path))
+            obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
+                "gnu" if overflows[0].linker == GNU else "lld")
             arch = arch or obj_arch
             if path.stat().st_mtime > provenance.artefact_mtime:
                 notes.append(f"{name} is newer than the log: the log may be from an earlier build")
