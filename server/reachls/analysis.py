@@ -112,7 +112,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         addend = relocs.addend[chosen]
         implicit = not relocs.explicit_addend and arch.implicit_addend is not None and not linked
         if implicit:
-            addend = _implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
+            addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
         target = sym_value[sym] + addend.astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
         place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         for number in np.unique(types):
@@ -122,14 +122,14 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             if kind.formula.startswith("got") and got_start is not None:
                 kind_target = np.full_like(kind_target, np.uint64(got_start))
             distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
-            status = _statuses(kind, distance, target_shndx[rows] != site_section, threshold)
+            status = statuses(kind, distance, target_shndx[rows] != site_section, threshold)
             counts.update({_STATUS_CODES[code]: int(n) for code, n in zip(*np.unique(status, return_counts=True))})
             keep = np.ones(len(rows), dtype=bool) if include_ok else status != Status.OK.rank
             for j in np.flatnonzero(keep).tolist():
                 row = int(rows[j])
                 # The PC bias in an implicit addend (-8 for A32) is not part of what is referenced.
                 bias = arch.pc_bias(kind) if implicit and arch.pc_bias else 0
-                records.append(_record(obj, arch, kind, index, linked, site_section, int(relocs.offset[chosen[row]]),
+                records.append(make_record(obj, arch, kind, index, linked, site_section, int(relocs.offset[chosen[row]]),
                                        int(place[row]), int(sym[row]), int(addend[row]) - bias,
                                        int(target[row]) - bias, int(distance[j]), _STATUS_CODES[int(status[j])],
                                        placement, provenance))
@@ -138,7 +138,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     return Analysis(records, dict(counts), unresolved, placement, notes)
 
 
-def _implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
+def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
                       types: np.ndarray) -> np.ndarray:
     """SHT_REL addends, read out of the patched instructions (4 bytes at each site, zero-padded at
     the section's end) and decoded per kind by the architecture, all at once.
@@ -157,7 +157,7 @@ def _implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: 
     return addend
 
 
-def _statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, threshold: float) -> np.ndarray:
+def statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, threshold: float) -> np.ndarray:
     """Status rank per reference: outside the range, near its bound, or movable by the link."""
     in_range = (distance >= kind.lo) & (distance <= kind.hi) & (distance % kind.alignment == 0)
     usage = np.where(distance >= 0, distance / kind.hi, distance / kind.lo if kind.lo else np.inf)
@@ -169,7 +169,7 @@ def _statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, 
     return status
 
 
-def _record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: SymbolIndex, linked: bool,
+def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: SymbolIndex, linked: bool,
             site_section: int, r_offset: int, place: int, sym: int, addend: int, target_address: int,
             distance: int, status: Status, placement: Placement, provenance: Provenance) -> ReachRecord:
     section = obj.sections[site_section]

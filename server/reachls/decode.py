@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .analysis import Analysis, SymbolIndex, _statuses
+from .analysis import Analysis, SymbolIndex, statuses
 from .elf import SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
@@ -368,7 +368,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
             base = place & page_mask if kind.formula in ("page", "got_page") else place
             target = explicit.astype(np.uint64) if explicit is not None else base + displacement.view(np.uint64)
             cross = image.section_of(target) != section.index
-            status = _statuses(kind, displacement, cross, threshold)
+            status = statuses(kind, displacement, cross, threshold)
             status[relaxed] = Status.OK.rank
             via_veneer = np.zeros(len(target), dtype=bool)
             if kind.thunk:
@@ -387,7 +387,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
                     name = veneers[address]
                 else:
                     name = _name_at(index, image, address)
-                records.append(_record(obj, arch, kind, image, index, section.index, site_offset, int(place[row]),
+                records.append(make_record(obj, arch, kind, image, index, section.index, site_offset, int(place[row]),
                                        address, name, int(displacement[row]), _STATUS_CODES[int(status[row])],
                                        provenance, word))
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
@@ -410,7 +410,7 @@ def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thun
     return named or f"{veneer:#x}"
 
 
-def _record(obj: ElfInput, arch: Architecture, kind, image: LinkedImage, index: SymbolIndex, site_section: int,
+def make_record(obj: ElfInput, arch: Architecture, kind, image: LinkedImage, index: SymbolIndex, site_section: int,
             site_offset: int, place: int, target_address: int, target_name: str, distance: int, status: Status,
             provenance: Provenance, word: int) -> ReachRecord:
     section = obj.sections[site_section]

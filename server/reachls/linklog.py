@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, SymbolIndex, _record, attach_sources
+from .analysis import Analysis, SymbolIndex, attach_sources, implicit_addends, make_record
 from .arch import Architecture, checked_distance, for_machine
 from .elf import SHN_ABS, SHN_UNDEF, ElfInput
 from .errors import ReachlsError
@@ -378,11 +378,9 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         section, row = match
         relocs = tables[section]
         sym, addend, bias = int(relocs.sym[row]), int(relocs.addend[row]), 0
-        if not relocs.explicit_addend and getattr(arch, "implicit_addend", None) is not None:
-            from .analysis import _implicit_addends  # SHT_REL (32-bit Arm): the addend is in the instruction
-
+        if not relocs.explicit_addend and arch.implicit_addend is not None:  # SHT_REL: the addend is in the code
             rows = slice(row, row + 1)
-            addend = int(_implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
+            addend = int(implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
             bias = arch.pc_bias(kind) if arch.pc_bias else 0  # as in analysis: the PC bias is not the target
         target_shndx = int(syms["shndx"][sym])
         base = placement.section_address
@@ -414,7 +412,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
             else:
                 notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
                              f"reachls's table says {[kind.lo, kind.hi]}")
-        record = _record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend - bias,
+        record = make_record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend - bias,
                          target - bias, distance, Status.OVERFLOW, placement, provenance)
         records.append(record)
         printed.append((record, overflow))
