@@ -57,5 +57,5 @@ async def test_fixed_and_rebuilt_clears_diagnostics_without_a_request(client: La
                                                  'void __noreturn __section(".text") hyp_panic(void)'))
     run("make", "-s", "-C", tree, "VARIANT=overflow", "vmlinux.o", "noinhibit")
     assert lld_overflows((tree / "out" / "overflow" / "noinhibit.log").read_text()) == []
-    await wait_for(lambda: not _errors(client, tree), timeout=15, what="diagnostics to clear")
+    await wait_for(lambda: not _errors(client, tree), timeout=60, what="diagnostics to clear")
     assert not client.diagnostics.get(uri(source))
