@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arch import Architecture, checked_distance
-from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STT_SECTION, ElfInput
+from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STT_SECTION, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
 from .sourcemap import SourceMap
@@ -173,7 +173,7 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
             site_section: int, r_offset: int, place: int, sym: int, addend: int, target_address: int,
             distance: int, status: Status, placement: Placement, provenance: Provenance) -> ReachRecord:
     section = obj.sections[site_section]
-    site_offset = (r_offset - section.addr) & 0xFFFF_FFFF_FFFF_FFFF if linked else r_offset  # r_offset is int64
+    site_offset = (r_offset - section.addr) & U64 if linked else r_offset  # r_offset is int64
     word = int.from_bytes(bytes(obj.section_data(site_section)[site_offset:site_offset + 4]),
                           "little" if obj.little else "big")
     site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .analysis import Analysis, SymbolIndex, statuses
-from .elf import SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, ElfInput
+from .elf import SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from .arch import Architecture
 
 _STATUS_CODES = list(Status)
-_U64 = (1 << 64) - 1
 DECODED_NOTE = ("linked image without relocations: references decoded from its instructions, each within "
                 "reach as linked (scan vmlinux.o, or link with --emit-relocs, to see overflows)")
 
@@ -242,7 +241,7 @@ def _odd_functions(obj: ElfInput) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     odd = (((syms["info"] & 0xF) == 2) & (syms["value"] & 1 == 1) & (syms["shndx"] != SHN_UNDEF)
            & (syms["shndx"] < SHN_LORESERVE))
-    return np.unique(syms["value"][odd].astype(np.uint64) & np.uint64(_U64 - 1))
+    return np.unique(syms["value"][odd].astype(np.uint64) & np.uint64(U64 - 1))
 
 
 def _section_context(obj: ElfInput, section, units: int, unit: int,
@@ -260,7 +259,7 @@ def _section_context(obj: ElfInput, section, units: int, unit: int,
     syms = obj.symbols
     if len(syms):
         here = (syms["shndx"] == section.index) & ((syms["info"] & 0xF) <= 2)
-        value = (syms["value"][here].astype(np.uint64) & np.uint64(_U64 - 1)) - np.uint64(section.addr)
+        value = (syms["value"][here].astype(np.uint64) & np.uint64(U64 - 1)) - np.uint64(section.addr)
         anchors.append((value.view(np.int64)) // unit)
     joined = np.unique(np.concatenate(anchors))
     return SectionContext(section.addr, mapping, joined[(joined >= 0) & (joined < units)], odd_functions)
@@ -330,7 +329,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     stubs = [s for s in image.sections if decoder.stub_sections and decoder.stub_sections.fullmatch(s.name)]
     order = decoder.instruction_byteorder or ("<" if obj.little else ">")
     word_dtype = np.dtype(f"{order}u{decoder.word_size}")
-    page_mask = np.uint64(~(arch.page_size - 1) & _U64)
+    page_mask = np.uint64(~(arch.page_size - 1) & U64)
     counts: Counter[Status] = Counter()
     records: list[ReachRecord] = []
     unmapped: list[str] = []

@@ -35,6 +35,9 @@ STT_FUNC = 2
 STT_SECTION = 3
 STB_LOCAL = 0
 
+#: Addresses are 64-bit and wrap as the linker's arithmetic does.
+U64 = (1 << 64) - 1
+
 ET_REL = 1
 ET_EXEC = 2
 ET_DYN = 3

@@ -32,7 +32,7 @@ import numpy as np
 
 from .analysis import Analysis, SymbolIndex, attach_sources, implicit_addends, make_record
 from .arch import Architecture, checked_distance, for_machine
-from .elf import SHN_ABS, SHN_UNDEF, ElfInput
+from .elf import SHN_ABS, SHN_UNDEF, U64, ElfInput
 from .errors import ReachlsError
 from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
 from .layout import Placement
@@ -387,7 +387,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         place = base.get(section, 0) + overflow.offset
         target_known = target_shndx == SHN_ABS or target_shndx in base
         target = (int(syms["value"][sym]) + addend + (0 if target_shndx == SHN_ABS else base.get(target_shndx, 0))
-                  if target_shndx != SHN_UNDEF else 0) & 0xFFFF_FFFF_FFFF_FFFF
+                  if target_shndx != SHN_UNDEF else 0) & U64
         distance = overflow.distance
         if distance is None:
             if not target_known or section not in base:

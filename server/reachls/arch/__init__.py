@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..elf import U64
 from ..errors import ReachlsError
 from ..record import RelocKind
 
@@ -69,6 +70,11 @@ class Architecture:
         return dataclasses.replace(self, kinds=kinds)
 
 
+def sign_extend(value: int, bits: int) -> int:
+    """An instruction field of `bits` bits read as two's complement (veneer followers)."""
+    return value - (1 << bits) if value & (1 << (bits - 1)) else value
+
+
 def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, page_size: int) -> np.ndarray:
     """The value the linker range-checks, from uint64 S+A (`target`) and P (`place`), as int64.
 
@@ -77,7 +83,7 @@ def checked_distance(kind: RelocKind, target: np.ndarray, place: np.ndarray, pag
     if kind.formula == "prel_pa":
         return (target - (place & np.uint64(0xFFFF_FFFF_FFFF_FFFC))).view(np.int64)
     if kind.formula in ("page", "got_page"):
-        mask = np.uint64(~(page_size - 1) & 0xFFFF_FFFF_FFFF_FFFF)
+        mask = np.uint64(~(page_size - 1) & U64)
         return ((target & mask) - (place & mask)).view(np.int64)
     return (target - place).view(np.int64)
 

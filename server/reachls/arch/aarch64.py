@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..elf import U64
 from ..fixes import Fix, TextEdit, branch_over_fix
 from ..record import RelocKind
 from ..sources.asm import AsmFile, AsmStatement, Span
-from . import Architecture
+from . import Architecture, sign_extend
 
 
-def _signed(bits: int) -> tuple[int, int]:
+def _signed_range(bits: int) -> tuple[int, int]:
     return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
 
 
@@ -27,19 +28,19 @@ def _kind(name: str, number: int, bounds: tuple[int, int], alignment: int = 1, t
 KINDS: dict[int, RelocKind] = {k.number: k for k in (
     _kind("R_AARCH64_PREL16", 0x106, (-(1 << 15), (1 << 16) - 1)),
     _kind("R_AARCH64_PREL32", 0x105, (-(1 << 31), (1 << 32) - 1)),
-    _kind("R_AARCH64_LD_PREL_LO19", 0x111, _signed(21), alignment=4),
-    _kind("R_AARCH64_ADR_PREL_LO21", 0x112, _signed(21)),
-    _kind("R_AARCH64_ADR_PREL_PG_HI21", 0x113, _signed(33), formula="page"),
-    _kind("R_AARCH64_ADR_PREL_PG_HI21_NC", 0x114, _signed(33), formula="page"),
-    _kind("R_AARCH64_TSTBR14", 0x117, _signed(16), alignment=4),
-    _kind("R_AARCH64_CONDBR19", 0x118, _signed(21), alignment=4),
-    _kind("R_AARCH64_JUMP26", 0x11A, _signed(28), alignment=4, thunk=True),
-    _kind("R_AARCH64_CALL26", 0x11B, _signed(28), alignment=4, thunk=True),
-    _kind("R_AARCH64_MOVW_PREL_G0", 0x11F, _signed(17)),
-    _kind("R_AARCH64_MOVW_PREL_G1", 0x121, _signed(33)),
-    _kind("R_AARCH64_MOVW_PREL_G2", 0x123, _signed(49)),
-    _kind("R_AARCH64_GOT_LD_PREL19", 0x135, _signed(21), alignment=4, formula="got"),
-    _kind("R_AARCH64_ADR_GOT_PAGE", 0x137, _signed(33), formula="got_page"),
+    _kind("R_AARCH64_LD_PREL_LO19", 0x111, _signed_range(21), alignment=4),
+    _kind("R_AARCH64_ADR_PREL_LO21", 0x112, _signed_range(21)),
+    _kind("R_AARCH64_ADR_PREL_PG_HI21", 0x113, _signed_range(33), formula="page"),
+    _kind("R_AARCH64_ADR_PREL_PG_HI21_NC", 0x114, _signed_range(33), formula="page"),
+    _kind("R_AARCH64_TSTBR14", 0x117, _signed_range(16), alignment=4),
+    _kind("R_AARCH64_CONDBR19", 0x118, _signed_range(21), alignment=4),
+    _kind("R_AARCH64_JUMP26", 0x11A, _signed_range(28), alignment=4, thunk=True),
+    _kind("R_AARCH64_CALL26", 0x11B, _signed_range(28), alignment=4, thunk=True),
+    _kind("R_AARCH64_MOVW_PREL_G0", 0x11F, _signed_range(17)),
+    _kind("R_AARCH64_MOVW_PREL_G1", 0x121, _signed_range(33)),
+    _kind("R_AARCH64_MOVW_PREL_G2", 0x123, _signed_range(49)),
+    _kind("R_AARCH64_GOT_LD_PREL19", 0x135, _signed_range(21), alignment=4, formula="got"),
+    _kind("R_AARCH64_ADR_GOT_PAGE", 0x137, _signed_range(33), formula="got_page"),
 )}
 
 _CONDITIONS = ("eq", "ne", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv")
@@ -191,10 +192,6 @@ def decode(words: np.ndarray) -> list[Decoded]:
     return found
 
 
-def _signed(value: int, bits: int) -> int:
-    return value - (1 << bits) if value & (1 << (bits - 1)) else value
-
-
 def veneer_target(read, address: int, little: bool) -> int | None:
     """Follow a linker veneer's code to its final target, evaluating the few instructions veneers use.
 
@@ -213,29 +210,28 @@ def veneer_target(read, address: int, little: bool) -> int | None:
         if word & 0xFFFFF01F == 0xD503201F:  # hint: nop, bti, pac*
             pass
         elif word & 0x1F000000 == 0x10000000:  # adr / adrp
-            immediate = _signed(((word >> 3) & 0x1FFFFC) | ((word >> 29) & 3), 21)
-            registers[rd] = ((pc & ~0xFFF) + (immediate << 12) if word & 0x80000000 else pc + immediate) & _U64
+            immediate = sign_extend(((word >> 3) & 0x1FFFFC) | ((word >> 29) & 3), 21)
+            registers[rd] = ((pc & ~0xFFF) + (immediate << 12) if word & 0x80000000 else pc + immediate) & U64
         elif word & 0xFF000000 == 0x58000000:  # ldr x, literal
-            literal = read(pc + (_signed((word >> 5) & 0x7FFFF, 19) << 2), 8)
+            literal = read(pc + (sign_extend((word >> 5) & 0x7FFFF, 19) << 2), 8)
             if literal is None or len(literal) < 8:
                 return None
             registers[rd] = int.from_bytes(literal, "little" if little else "big")
         elif word & 0xFF800000 == 0x91000000 and rn in registers:  # add x, x, #imm{, lsl #12}
-            registers[rd] = (registers[rn] + (((word >> 10) & 0xFFF) << (12 if word & 0x400000 else 0))) & _U64
+            registers[rd] = (registers[rn] + (((word >> 10) & 0xFFF) << (12 if word & 0x400000 else 0))) & U64
         elif word & 0xFFE00000 == 0x8B000000 and rn in registers and (word >> 16) & 31 in registers:
             amount = (word >> 10) & 63  # add x, x, x{, lsl #amount}
-            registers[rd] = (registers[rn] + (registers[(word >> 16) & 31] << amount)) & _U64
+            registers[rd] = (registers[rn] + (registers[(word >> 16) & 31] << amount)) & U64
         elif word & 0xFFFFFC1F == 0xD61F0000:  # br x
             return registers.get(rn)
         elif word & 0xFC000000 == 0x14000000:  # b
-            return (pc + (_signed(word & 0x3FFFFFF, 26) << 2)) & _U64
+            return (pc + (sign_extend(word & 0x3FFFFFF, 26) << 2)) & U64
         else:
             return None
         pc += 4
     return None
 
 
-_U64 = (1 << 64) - 1
 
 DECODER = Decoder(
     decode=decode,

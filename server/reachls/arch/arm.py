@@ -39,7 +39,7 @@ import numpy as np
 from ..fixes import Fix, TextEdit
 from ..record import RelocKind
 from ..sources.asm import AsmFile, AsmStatement, Span
-from . import Architecture
+from . import Architecture, sign_extend
 
 
 def _kind(name: str, number: int, lo: int, hi: int, alignment: int = 1, thunk: bool = False,
@@ -368,10 +368,6 @@ def decode(units: np.ndarray, context: SectionContext) -> list[Decoded]:
     return found
 
 
-def _signed(value: int, bits: int) -> int:
-    return value - (1 << bits) if value & (1 << (bits - 1)) else value
-
-
 def _a32_veneer(read, address: int) -> int | None:
     """ld.lld's A32 thunks (movw/movt ip [+ add ip, ip, pc]; bx ip) and GNU ld's stubs (ldr pc/ip
     from a literal, bx ip, b)."""
@@ -405,7 +401,7 @@ def _a32_veneer(read, address: int) -> int | None:
             value = registers.get(word & 15)
             return None if value is None else value & ~1
         elif word & 0x0F000000 == 0x0A000000:  # b
-            return pc + 8 + _signed((word & 0xFFFFFF) << 2, 26)
+            return pc + 8 + sign_extend((word & 0xFFFFFF) << 2, 26)
         else:
             return None
         pc += 4
@@ -450,7 +446,7 @@ def _thumb_veneer(read, address: int) -> int | None:
         if hw1 & 0xF800 == 0xF000 and hw2 & 0xD000 == 0x9000:  # b.w
             s = (hw1 >> 10) & 1
             i1, i2 = 1 - (((hw2 >> 13) & 1) ^ s), 1 - (((hw2 >> 11) & 1) ^ s)
-            return pc + 4 + _signed((s << 24) | (i1 << 23) | (i2 << 22) | ((hw1 & 0x3FF) << 12) | ((hw2 & 0x7FF) << 1),
+            return pc + 4 + sign_extend((s << 24) | (i1 << 23) | (i2 << 22) | ((hw1 & 0x3FF) << 12) | ((hw2 & 0x7FF) << 1),
                                     25)
         return None
     return None

@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from ..fixes import Fix, branch_over_fix
+from ..elf import U64
 from ..record import RelocKind
 from ..sources.asm import AsmFile, AsmStatement
 from . import Architecture
@@ -174,9 +175,9 @@ def veneer_target(read, address: int, little: bool) -> int | None:
         immediate = word & 0xFFFF
         if opcode == 18 and not word & 3:  # b
             offset = word & 0x03FFFFFC
-            return (pc + offset - ((offset & 0x02000000) << 1)) & _U64
+            return (pc + offset - ((offset & 0x02000000) << 1)) & U64
         if opcode == 15 and ra == 0:  # lis
-            registers[rt] = ((immediate ^ 0x8000) - 0x8000) << 16 & _U64
+            registers[rt] = ((immediate ^ 0x8000) - 0x8000) << 16 & U64
         elif opcode == 24 and rt in registers:  # ori ra, rs, imm (rs is the rt field)
             registers[ra] = registers[rt] | immediate
         elif opcode == 25 and rt in registers:  # oris
@@ -184,7 +185,7 @@ def veneer_target(read, address: int, little: bool) -> int | None:
         elif opcode == 30 and (word >> 2) & 7 == 0 and rt in registers:  # rldicr (sldi)
             shift = ((word >> 11) & 31) | ((word >> 1) & 1) << 5
             mask_end = ((word >> 6) & 31) | ((word >> 5) & 1) << 5
-            registers[ra] = (registers[rt] << shift) & _U64 & ~((1 << (63 - mask_end)) - 1)
+            registers[ra] = (registers[rt] << shift) & U64 & ~((1 << (63 - mask_end)) - 1)
         elif word & 0xFC1FFFFF == 0x7C0903A6 and rt in registers:  # mtctr
             registers[-1] = registers[rt]
         elif word == 0x4E800420:  # bctr
@@ -195,7 +196,6 @@ def veneer_target(read, address: int, little: bool) -> int | None:
     return None
 
 
-_U64 = (1 << 64) - 1
 
 DECODER = Decoder(
     decode=decode,

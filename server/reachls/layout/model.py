@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..elf import SHF_ALLOC, SHF_EXECINSTR, SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, ElfInput
+from ..elf import SHF_ALLOC, SHF_EXECINSTR, SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
 from ..errors import ReachlsError
 from . import Placement
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
@@ -36,7 +36,6 @@ SHF_WRITE, SHF_MERGE, SHF_STRINGS, SHF_TLS, SHF_EXCLUDE = 0x1, 0x10, 0x20, 0x400
 SHT_PROGBITS, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 1, 7, 14, 15, 16
 _NOT_INPUT_TYPES = {0, 2, 3, 4, 9, 11, 17, 18}  # null, symtab, strtab, rela, rel, dynsym, group, shndx
 _DROPPED_NAMES = {".note.GNU-stack", ".note.gnu.split-stack", ".llvm_addrsig", ".llvm.call-graph-profile"}
-MASK64 = (1 << 64) - 1
 MAX_PAGE_SIZE, COMMON_PAGE_SIZE = 0x10000, 0x1000  # lld 14 AArch64 defaults
 IMAGE_BASE, ELF_HEADER_SIZE, PROGRAM_HEADER_SIZE = 0x200000, 64, 56
 _DEFAULT_PREFIXES = (".text.", ".rodata.", ".data.rel.ro.", ".data.", ".bss.rel.ro.", ".bss.", ".init_array.",
@@ -317,12 +316,12 @@ class _Layout:
                 return self._symbol(name, line)
             case Unary(op, operand):
                 operand_value = self.value(operand)
-                return {"-": -operand_value, "~": ~operand_value, "!": int(operand_value == 0)}[op] & MASK64
+                return {"-": -operand_value, "~": ~operand_value, "!": int(operand_value == 0)}[op] & U64
             case Binary(op, left, right, line):
                 left_value, right_value = self.value(left), self.value(right)
                 if op in ("/", "%") and right_value == 0:
                     return self._fail("division by zero", line)
-                return int(_OPERATORS[op](left_value, right_value)) & MASK64
+                return int(_OPERATORS[op](left_value, right_value)) & U64
             case Ternary(condition, then, otherwise):
                 return self.value(then) if self.value(condition) else self.value(otherwise)
             case Call():
