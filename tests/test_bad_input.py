@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,21 @@ def test_no_dwarf_still_gives_symbol_and_offset(tmp_path):
     assert any("no DWARF" in note for note in document["notes"])
     calls = [r for r in document["records"] if r["target"]["symbol"] == "far_away"]
     assert calls and all(r["site"]["symbol"] == "caller" and r["site"]["source"] is None for r in calls)
+
+
+def test_relocations_for_a_section_that_does_not_exist(small_object, tmp_path):
+    """A relocation table whose sh_info names no section is bad input, not a table silently skipped."""
+    need("llvm-readelf")
+    header = run("llvm-readelf", "-h", small_object).stdout
+    table = int(re.search(r"Start of section headers:\s+(\d+)", header).group(1))
+    entry = int(re.search(r"Size of section headers:\s+(\d+)", header).group(1))
+    count = int(re.search(r"Number of section headers:\s+(\d+)", header).group(1))
+    index = next(int(m.group(1)) for line in run("llvm-readelf", "-S", "--wide", small_object).stdout.splitlines()
+                 if (m := re.match(r"^\s*\[\s*(\d+)\]\s+\.rela\.text\.caller\s", line)))
+    data = bytearray(small_object.read_bytes())
+    at = table + index * entry + 44  # Elf64_Shdr.sh_info
+    data[at:at + 4] = (count + 7).to_bytes(4, "little")
+    broken = tmp_path / "broken.o"
+    broken.write_bytes(bytes(data))
+    assert_one_line_error(reachls("scan", broken, "--engine", "model"), str(broken), ".rela.text.caller",
+                          f"section {count + 7}")

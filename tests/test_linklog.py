@@ -192,3 +192,23 @@ def test_cli_reports_a_log_like_a_scan(build):
     document = json.loads(subprocess.run([*cli, "--format", "json"], capture_output=True, text=True).stdout)
     assert {r["provenance"]["mode"] for r in document["records"]} == {"log"}
     assert document["counts"]["overflow"] == len(lld_overflows((build / "build.log").read_text()))
+
+
+def test_an_overflow_the_object_does_not_hold_is_counted_unchecked(build):
+    """A real ld.lld message moved to an offset where vmlinux.o has no such relocation (a log from
+    another build): not reported as an overflow, but counted, and `--fail-on` fails on it."""
+    first = (build / "noinhibit.log").read_text().split("\n\n")[0]
+    moved = first.replace(".text+0x0)", ".text+0x2)", 1)
+    assert moved != first
+    relocations = run("llvm-readelf", "-r", "--wide", build / "vmlinux.o").stdout
+    text_table = relocations.split("Relocation section '.rela.text' ")[1].split("Relocation section")[0]
+    assert not re.search(r"^0+2\s", text_table, flags=re.M)  # nothing at .text+0x2
+    (build / "moved.log").write_text(moved + "\n")
+    cli = [sys.executable, "-m", "reachls.cli", "scan", str(build), "--log=moved.log"]
+    document = json.loads(subprocess.run([*cli, "--format", "json"], capture_output=True, text=True).stdout)
+    assert document["records"] == [] and document["unresolved"] == 1
+    assert [(g["kind"], g["reason"], g["count"]) for g in document["unchecked"]] == [
+        (lld_overflows(first)[0].type, "log-relocation-not-found", 1)]
+    assert subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True).returncode == 1
+    assert subprocess.run([*cli, "--fail-on", "overflow", "--allow-unchecked"], capture_output=True,
+                          text=True).returncode == 0

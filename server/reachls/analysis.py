@@ -4,18 +4,26 @@ Distances and statuses are computed with numpy over every short-reach relocation
 allocated section; `ReachRecord` objects are made only for what will be reported (everything
 not `ok`, unless all records are asked for), so a `vmlinux.o` with millions of relocations
 costs array operations, not millions of Python objects.
+
+A short-reach reference that cannot be checked (its site or target has no final address, its
+symbol is undefined, …) is never dropped: it is counted per relocation type and reason, with a
+few examples, in `Analysis.unchecked`, so "0 overflow" can only mean that everything was checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from itertools import islice
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
 from .arch import Architecture, checked_distance
-from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STT_SECTION, U64, ElfInput
+from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput, Relocations
+from .errors import ReachlsError
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
 from .sourcemap import SourceMap
@@ -27,21 +35,114 @@ from .sourcemap import SourceMap
 FRAGILE_REACH = 128 << 20
 FRAGILE_USAGE = 0.25
 _STATUS_CODES = list(Status)
+#: Examples kept per (relocation type, reason) of unchecked references: enough to find the cause.
+UNCHECKED_EXAMPLES = 3
+
+
+class UncheckedReason(str, Enum):
+    """Why a short-reach reference was not checked; the value is its code in the JSON report."""
+
+    SITE_NOT_PLACED = "site-not-placed"
+    TARGET_NOT_PLACED = "target-not-placed"
+    TARGET_SECTION_UNKNOWN = "target-section-unknown"
+    UNDEFINED = "undefined-symbol"
+    WEAK_UNDEFINED = "weak-undefined-symbol"
+    SYMBOL_OUT_OF_RANGE = "symbol-index-out-of-range"
+    GOT_UNKNOWN = "got-slot-unknown"
+    LOG_TYPE_UNKNOWN = "log-type-unknown"
+    LOG_RELOCATION_NOT_FOUND = "log-relocation-not-found"
+    LOG_NO_PLACEMENT = "log-no-placement"
+
+    @property
+    def why(self) -> str:
+        """What a reader needs to know to judge these references."""
+        return _UNCHECKED_WHY[self]
+
+
+_UNCHECKED_WHY = {
+    UncheckedReason.SITE_NOT_PLACED: "the site's section has no final address (discarded by the link, or "
+                                     "rebuilt by the linker like .eh_frame)",
+    UncheckedReason.TARGET_NOT_PLACED: "the target's section has no final address (discarded, merged, or not "
+                                       "allocated)",
+    UncheckedReason.TARGET_SECTION_UNKNOWN: "the target symbol's section index is not a section of the object "
+                                            "(SHN_COMMON or another reserved index)",
+    UncheckedReason.UNDEFINED: "the target symbol is undefined here (the linker script or another input of the "
+                               "final link defines it, or the link fails)",
+    UncheckedReason.WEAK_UNDEFINED: "the target symbol is weak and undefined here: the final link may define it "
+                                    "(kallsyms tables are); if it does not, ld.lld resolves it to the place or "
+                                    "the next instruction on AArch64 and Arm, so its distance is not known here",
+    UncheckedReason.SYMBOL_OUT_OF_RANGE: "the relocation names a symbol past the end of the symbol table",
+    UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got output section to measure to",
+    UncheckedReason.LOG_TYPE_UNKNOWN: "the linker log names a relocation type reachls has no reach for",
+    UncheckedReason.LOG_RELOCATION_NOT_FOUND: "the object has no such relocation where the log says (the log "
+                                              "is from another build)",
+    UncheckedReason.LOG_NO_PLACEMENT: "GNU ld printed no distance and the site or target has no placement to "
+                                      "compute it from",
+}
+_UNCHECKED_CODES = list(UncheckedReason)
+_UNCHECKED_CODE = {reason: code for code, reason in enumerate(_UNCHECKED_CODES)}
+
+
+@dataclass(frozen=True)
+class UncheckedExample:
+    """One unchecked reference: its site (input section, offset, enclosing symbol) and target."""
+
+    section: str
+    offset: int
+    symbol: str | None  # `name+0x10`
+    target: str
+
+
+@dataclass(frozen=True)
+class UncheckedGroup:
+    """The unchecked references of one relocation type for one reason."""
+
+    kind: str
+    reason: UncheckedReason
+    count: int
+    examples: tuple[UncheckedExample, ...]
+
+
+class UncheckedTally:
+    """Counts of unchecked references per (relocation type, reason), keeping the first few of each."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, UncheckedReason]] = Counter()
+        self._examples: dict[tuple[str, UncheckedReason], list[UncheckedExample]] = defaultdict(list)
+
+    def add(self, kind: str, reason: UncheckedReason, count: int, examples: Iterable[UncheckedExample]) -> None:
+        """`count` more references; only as many `examples` are taken (lazily) as there is room for."""
+        key = (kind, reason)
+        self._counts[key] += count
+        self._examples[key] += islice(examples, max(UNCHECKED_EXAMPLES - len(self._examples[key]), 0))
+
+    def groups(self) -> tuple[UncheckedGroup, ...]:
+        """Largest group first."""
+        return tuple(sorted((UncheckedGroup(kind, reason, n, tuple(self._examples[(kind, reason)]))
+                             for (kind, reason), n in self._counts.items()),
+                            key=lambda g: (-g.count, g.reason.value, g.kind)))
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """The reach records of one artefact, worst first, and counts over all references examined."""
+    """The reach records of one artefact, worst first, counts over all references checked, and
+    the short-reach references that could not be checked."""
 
     records: list[ReachRecord]
     counts: dict[Status, int]
-    unresolved: int
+    unchecked: tuple[UncheckedGroup, ...]
     placement: Placement
     notes: tuple[str, ...] = field(default=())
 
     @property
     def total(self) -> int:
+        """Short-reach references checked."""
         return sum(self.counts.values())
+
+    @property
+    def unresolved(self) -> int:
+        """Short-reach references not checked (the JSON's `unresolved`)."""
+        return sum(group.count for group in self.unchecked)
 
 
 class SymbolIndex:
@@ -86,40 +187,53 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         base[index] = 0 if linked else address
         is_placed[index] = True
     syms = obj.symbols
-    sym_shndx = syms["shndx"].astype(np.int64)
+    # One row past the table (an undefined local) stands in for symbol indices beyond its end.
+    sym_shndx = np.append(syms["shndx"].astype(np.int64), SHN_UNDEF)
+    sym_weak = np.append((syms["info"] >> 4) == STB_WEAK, False)
     sym_value = syms["value"].astype(np.uint64)
     kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
     got_start = placement.output_start.get(".got")
+    got_numbers = np.array([n for n, kind in arch.kinds.items() if kind.formula.startswith("got")], dtype=np.int64)
     index = SymbolIndex(obj, linked)
     counts: Counter[Status] = Counter()
     records: list[ReachRecord] = []
-    unresolved = 0
+    unchecked = UncheckedTally()
     for site_section, rel_section in sorted(obj.relocation_sections().items()):
-        if site_section >= len(obj.sections) or not is_placed[site_section] or not len(kind_numbers):
-            continue
+        if site_section >= len(obj.sections):
+            raise ReachlsError(f"relocation section {rel_section.name} applies to section {site_section}, "
+                               "which does not exist", str(obj.path))
+        if not obj.sections[site_section].is_alloc or not len(kind_numbers):
+            continue  # not part of the image: nothing the linker checks
         relocs = obj.relocations(rel_section)
         chosen = np.flatnonzero(np.isin(relocs.type, kind_numbers))
         if not len(chosen):
             continue
         sym = relocs.sym[chosen]
+        if is_placed[site_section]:
+            reason = unchecked_reasons(sym, relocs.type[chosen], sym_shndx, sym_weak, is_placed,
+                                       got_numbers, got_start is not None)
+        else:
+            reason = np.full(len(chosen), _UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED])
+        checked = reason < 0
+        tally_unchecked(unchecked, obj, arch, index, linked, site_section, relocs, chosen[~checked], reason[~checked])
+        chosen, sym = chosen[checked], sym[checked]
+        if not len(chosen):
+            continue
         target_shndx = sym_shndx[sym]
-        absolute = target_shndx == SHN_ABS
-        placed = absolute | ((target_shndx != SHN_UNDEF) & (target_shndx < len(base))
-                             & is_placed[np.minimum(target_shndx, len(base) - 1)])
-        unresolved += int(np.count_nonzero(~placed))
-        chosen, sym, target_shndx, absolute = chosen[placed], sym[placed], target_shndx[placed], absolute[placed]
+        # Outside a section: absolute, or (GOT types only) undefined or reserved; S is then the symbol's value.
+        in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
         types = relocs.type[chosen]
         addend = relocs.addend[chosen]
         implicit = not relocs.explicit_addend and arch.implicit_addend is not None and not linked
         if implicit:
             addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
-        target = sym_value[sym] + addend.astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
+        target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
         place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
             kind_target = target[rows]
-            if kind.formula.startswith("got") and got_start is not None:
+            if kind.formula.startswith("got"):  # checked only when the layout has a .got
                 kind_target = np.full_like(kind_target, np.uint64(got_start))
             distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
             status = statuses(kind, distance, target_shndx[rows] != site_section, threshold)
@@ -135,7 +249,53 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                                        placement, provenance))
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
     notes = placement.notes + ((arch.note,) if arch.note else ())
-    return Analysis(records, dict(counts), unresolved, placement, notes)
+    return Analysis(records, dict(counts), unchecked.groups(), placement, notes)
+
+
+def unchecked_reasons(sym: np.ndarray, types: np.ndarray, sym_shndx: np.ndarray, sym_weak: np.ndarray,
+                      is_placed: np.ndarray, got_numbers: np.ndarray, got_known: bool) -> np.ndarray:
+    """Per reference, the index in `UncheckedReason` of why it cannot be checked, or -1.
+
+    GOT-relative types are measured to the .got, not to their symbol, so only the .got matters
+    for them. `sym_shndx`/`sym_weak` carry one extra row for indices past the symbol table."""
+    code = _UNCHECKED_CODE
+    past_end = sym >= len(sym_shndx) - 1
+    target_shndx = sym_shndx[np.minimum(sym, len(sym_shndx) - 1)]
+    in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(is_placed))
+    reason = np.full(len(sym), -1, dtype=np.int64)
+    reason[(target_shndx >= len(is_placed)) & (target_shndx != SHN_ABS)] = code[UncheckedReason.TARGET_SECTION_UNKNOWN]
+    reason[in_section & ~is_placed[np.where(in_section, target_shndx, 0)]] = code[UncheckedReason.TARGET_NOT_PLACED]
+    undefined = target_shndx == SHN_UNDEF
+    reason[undefined] = np.where(sym_weak[np.minimum(sym, len(sym_weak) - 1)][undefined],
+                                 code[UncheckedReason.WEAK_UNDEFINED], code[UncheckedReason.UNDEFINED])
+    got = np.isin(types, got_numbers)
+    reason[got] = -1 if got_known else code[UncheckedReason.GOT_UNKNOWN]
+    reason[past_end] = code[UncheckedReason.SYMBOL_OUT_OF_RANGE]
+    return reason
+
+
+def tally_unchecked(tally: UncheckedTally, obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,
+                    site_section: int, relocs: Relocations, rows: np.ndarray, reasons: np.ndarray) -> None:
+    """Count the relocations `rows` of one table by (type, reason); name the first few of each."""
+    types = relocs.type[rows]
+    for code in np.unique(reasons).tolist():
+        for number in np.unique(types[reasons == code]).tolist():
+            picked = rows[(reasons == code) & (types == number)]
+            tally.add(arch.kinds[number].name, _UNCHECKED_CODES[code], len(picked),
+                      (unchecked_example(obj, index, linked, site_section, relocs, row)
+                       for row in picked[:UNCHECKED_EXAMPLES].tolist()))
+
+
+def unchecked_example(obj: ElfInput, index: SymbolIndex, linked: bool, site_section: int,
+                      relocs: Relocations, row: int) -> UncheckedExample:
+    """Site and target of relocation `row`, named as the report names them."""
+    section = obj.sections[site_section]
+    offset = (int(relocs.offset[row]) - section.addr) & U64 if linked else int(relocs.offset[row])
+    symbol, delta = index.enclosing(site_section, offset)
+    sym, addend = int(relocs.sym[row]), int(relocs.addend[row])
+    target = obj.symbol_name(sym) if sym < len(obj.symbols) else f"symbol #{sym}"
+    return UncheckedExample(section.name, offset, f"{symbol}+{delta:#x}" if symbol else None,
+                            f"{target}{addend:+#x}" if addend else target)
 
 
 def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,

@@ -1,6 +1,7 @@
 """`reachls scan` and `reachls layout`: the command-line front end over the shared pipeline.
 
-Exit status: 0 clean (or below `--fail-on`), 1 when a record reaches the `--fail-on` status,
+Exit status: 0 clean (or below `--fail-on`), 1 when a record reaches the `--fail-on` status or,
+with `--fail-on`, when some short-reach reference could not be checked (unless `--allow-unchecked`),
 2 for bad input — always one line on stderr, never a traceback.
 """
 
@@ -54,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   f"{LOG_NAME}) instead of vmlinux.o; a PATH that is a log file is read as one")
     scan_parser.add_argument("--all", action="store_true", help="include references that are ok")
     scan_parser.add_argument("--fail-on", choices=tuple(FAIL_ON), help="exit 1 when a reference has this "
-                             "status or a worse one")
+                             "status or a worse one, or when a short-reach reference could not be checked")
+    scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
+                             "could not be checked (listed in the report's note) do not fail the scan")
     layout_parser = commands.add_parser("layout", help="where every function lands (address, offset in its "
                                         "output section)")
     _common(layout_parser)
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             result = scan(args.path, options)
             sys.stdout.write(json_report(result) if args.format == "json" else text_report(result))
             worst = FAIL_ON.get(args.fail_on or "")
-            if worst and any(r.status.rank <= worst.rank for r in result.analysis.records):
+            if worst and (any(r.status.rank <= worst.rank for r in result.analysis.records)
+                          or (result.analysis.unresolved and not args.allow_unchecked)):
                 return 1
             return 0
         placement, functions = function_layout(args.path, options)

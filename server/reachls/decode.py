@@ -394,7 +394,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     notes += (DECODED_NOTE,)
     if unmapped:
         notes += (f"no mapping symbols in {', '.join(unmapped)}: data in code there is decoded as instructions",)
-    return Analysis(records, dict(counts), 0, placement, notes)
+    return Analysis(records, dict(counts), (), placement, notes)
 
 
 def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thunks: dict[int, tuple[str, str]],

@@ -34,6 +34,7 @@ SHN_XINDEX = 0xFFFF
 STT_FUNC = 2
 STT_SECTION = 3
 STB_LOCAL = 0
+STB_WEAK = 2
 
 #: Addresses are 64-bit and wrap as the linker's arithmetic does.
 U64 = (1 << 64) - 1

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, SymbolIndex, attach_sources, implicit_addends, make_record
+from .analysis import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, attach_sources,
+                       implicit_addends, make_record)
 from .arch import Architecture, checked_distance, for_machine
 from .elf import SHN_ABS, SHN_UNDEF, U64, ElfInput
 from .errors import ReachlsError
@@ -241,7 +242,7 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     bases = list(dict.fromkeys(p for p in (log.parent, build_dir) if p is not None))
     notes: list[str] = []
     records: list[ReachRecord] = []
-    skipped = 0
+    unchecked = UncheckedTally()
     arch: Architecture | None = None
     has_dwarf = True
     by_object: dict[str, list[LoggedOverflow]] = {}
@@ -259,7 +260,8 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
                                                               script, provenance, bases)
             records += found
             notes += more_notes
-            skipped += lost
+            for type_name, reason, example in lost:
+                unchecked.add(type_name, reason, 1, [example])
             has_dwarf = has_dwarf and mapped
     if arch is None:
         arch = _build_arch(build_dir)
@@ -278,7 +280,7 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
         notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
     counts = dict(Counter(r.status for r in records))
-    analysis = Analysis(records, counts, skipped, Placement(ENGINE, {}, {}, {}))
+    analysis = Analysis(records, counts, unchecked.groups(), Placement(ENGINE, {}, {}, {}))
     inputs = BuildInputs(log, build_dir, script, read_link_command(build_dir) if build_dir else None)
     return ScanResult(inputs, arch, analysis, has_dwarf, tuple(dict.fromkeys(notes)))
 
@@ -335,8 +337,10 @@ def _printed_scale(kind: RelocKind, bounds: tuple[int, int]) -> int | None:
 
 def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: list[LoggedOverflow],
                     build_dir: Path | None, engine: str, script: Path | None, provenance: Provenance,
-                    bases: list[Path]) -> tuple[list[ReachRecord], list[str], int, bool]:
-    """Records of one object's logged overflows: (records, notes, number skipped, has DWARF)."""
+                    bases: list[Path]) -> tuple[list[ReachRecord], list[str], list[tuple[str, UncheckedReason,
+                                                                                    UncheckedExample]], bool]:
+    """Records of one object's logged overflows: (records, notes, the overflows not read back with
+    their type and why, has DWARF)."""
     by_name = {kind.name: kind for kind in arch.kinds.values()}
     rel_sections = obj.relocation_sections()
     tables: dict[int, object] = {}
@@ -360,20 +364,21 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
     syms = obj.symbols
     records: list[ReachRecord] = []
     printed: list[tuple[ReachRecord, LoggedOverflow]] = []
-    skipped = 0
+    skipped: list[tuple[str, UncheckedReason, UncheckedExample]] = []
     computed = False
     for overflow in overflows:
         where = f"{name}:({overflow.section}+{overflow.offset:#x})"
+        example = UncheckedExample(overflow.section, overflow.offset, overflow.function, overflow.symbol or "?")
         kind = by_name.get(overflow.type)
         if kind is None:
             notes.append(f"{where}: {overflow.type} is not a PC-relative reach kind reachls knows (not reported)")
-            skipped += 1
+            skipped.append((overflow.type, UncheckedReason.LOG_TYPE_UNKNOWN, example))
             continue
         match = _find_relocation(obj, rel_sections, tables, overflow, kind.number)
         if match is None:
             notes.append(f"{where}: no {overflow.type} relocation there in {obj.path}; the log does not match "
                          "this build of the object (not reported)")
-            skipped += 1
+            skipped.append((overflow.type, UncheckedReason.LOG_RELOCATION_NOT_FOUND, example))
             continue
         section, row = match
         relocs = tables[section]
@@ -394,7 +399,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
                 notes.append(f"{where}: {overflow.type} against {overflow.symbol}: no placement for "
                              f"{'the target' if section in base else 'the site'} in {name}, so no distance "
                              "(GNU ld prints none; not reported)")
-                skipped += 1
+                skipped.append((overflow.type, UncheckedReason.LOG_NO_PLACEMENT, example))
                 continue
             kind_target = target
             if kind.formula.startswith("got") and placement.output_start.get(".got") is not None:

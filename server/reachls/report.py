@@ -7,6 +7,7 @@ import os
 from collections import defaultdict
 from typing import Any
 
+from .analysis import Analysis, UncheckedExample, UncheckedGroup, UncheckedReason
 from .pipeline import FunctionPlacement, ScanResult
 from .layout import Placement
 from .record import ReachRecord, Status
@@ -31,12 +32,41 @@ def _display_path(path: str) -> str:
 
 
 def _summary(result: ScanResult) -> str:
-    counts = result.analysis.counts
-    parts = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in Status if status is not Status.OK)
+    analysis = result.analysis
+    parts = ", ".join(f"{analysis.counts.get(status, 0)} {status.value}" for status in Status if status is not Status.OK)
+    unchecked = f" ({analysis.unresolved} not checked: see note)" if analysis.unresolved else ""
     return (f"{result.inputs.artefact} ({result.arch.name}, "
-            f"{'relocatable' if result.analysis.placement.engine != 'linked' else 'linked image'}, "
-            f"placed by {result.analysis.placement.engine}): {parts} — of {result.analysis.total} "
-            f"short-reach references")
+            f"{'relocatable' if analysis.placement.engine != 'linked' else 'linked image'}, "
+            f"placed by {analysis.placement.engine}): {parts} — of {analysis.total + analysis.unresolved} "
+            f"short-reach references{unchecked}")
+
+
+def _unchecked_site(example: UncheckedExample) -> str:
+    where = f"{example.section}+{example.offset:#x}"
+    return f"{example.symbol} ({where}) → {example.target}" if example.symbol else f"{where} → {example.target}"
+
+
+def unchecked_note(analysis: Analysis) -> str | None:
+    """How many short-reach references were not checked, of which types, why, and a few of them."""
+    if not analysis.unresolved:
+        return None
+    by_reason: dict[UncheckedReason, list[UncheckedGroup]] = defaultdict(list)
+    for group in analysis.unchecked:
+        by_reason[group.reason].append(group)
+    lines = [f"{analysis.unresolved} short-reach references were not checked (`--fail-on` fails on them "
+             "unless --allow-unchecked):"]
+    for reason, groups in sorted(by_reason.items(), key=lambda kv: -sum(g.count for g in kv[1])):
+        kinds = ", ".join(f"{g.kind} {g.count}" for g in groups)
+        examples = "; ".join(_unchecked_site(e) for e in [e for g in groups for e in g.examples][:3])
+        lines.append(f"  {sum(g.count for g in groups)} {reason.value} ({kinds}): {reason.why}; e.g. {examples}")
+    return "\n".join(lines)
+
+
+def _nothing_reported(analysis: Analysis) -> str:
+    """The last line of a report without records: never "nothing" where something went unchecked."""
+    if analysis.total:
+        return f"nothing to report among the {analysis.total} checked" if analysis.unresolved else "nothing to report"
+    return "no short-reach reference could be checked" if analysis.unresolved else "no short-reach references found"
 
 
 def describe(record: ReachRecord) -> str:
@@ -53,7 +83,8 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
         key = _display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
         groups[key].append(record)
     lines = [f"reachls: {_summary(result)}"]
-    lines += [f"note: {note}" for note in (*result.analysis.notes, *result.notes)]
+    unchecked = unchecked_note(result.analysis)
+    lines += [f"note: {note}" for note in (*([unchecked] if unchecked else []), *result.analysis.notes, *result.notes)]
     for name, records in sorted(groups.items(), key=lambda kv: (kv[1][0].status.rank, -kv[1][0].usage, kv[0])):
         lines += ["", name]
         for record in records:
@@ -71,7 +102,7 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
             if fix_hints and hint and record.status in (Status.OVERFLOW, Status.AT_RISK, Status.FRAGILE):
                 lines.append(f"           fix: {hint}")
     if not result.analysis.records:
-        lines += ["", "nothing to report" if result.analysis.total else "no short-reach references found"]
+        lines += ["", _nothing_reported(result.analysis)]
     return "\n".join(lines) + "\n"
 
 
@@ -83,6 +114,9 @@ def json_report(result: ScanResult) -> str:
         "engine": result.analysis.placement.engine,
         "counts": {status.value: result.analysis.counts.get(status, 0) for status in Status},
         "unresolved": result.analysis.unresolved,
+        "unchecked": [{"kind": g.kind, "reason": g.reason.value, "why": g.reason.why, "count": g.count,
+                       "examples": [{"section": e.section, "offset": e.offset, "symbol": e.symbol, "target": e.target}
+                                    for e in g.examples]} for g in result.analysis.unchecked],
         "notes": [*result.analysis.notes, *result.notes],
         "records": [record.to_json() for record in result.analysis.records],
     }

@@ -28,7 +28,7 @@ from ..findings import Finding, Findings, PathMapper, source_findings
 from ..kbuild import ARTEFACTS
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..record import DEFAULT_THRESHOLD, MIB, ReachRecord, format_size
-from ..report import text_report
+from ..report import text_report, unchecked_note
 from ..sources.asm import Span
 from .watch import BuildWatcher
 
@@ -106,6 +106,7 @@ class ReachServer(LanguageServer):
         self.published = Published()
         self.build_dirs: list[Path] = []
         self.reported_errors: set[tuple[Path, str]] = set()
+        self.reported_unchecked: set[Path] = set()
         self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reachls-scan")
         self.watcher: BuildWatcher | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +140,7 @@ class ReachServer(LanguageServer):
                         self.scanner, scan, build_dir, ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
                                                                    threshold=self.settings.threshold))
                     self.reported_errors = {e for e in self.reported_errors if e[0] != build_dir}
+                    self._report_unchecked_once(build_dir, results[build_dir])
                 except ReachlsError as exc:
                     self._report_once(build_dir, str(exc))
             findings = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results)
@@ -188,6 +190,16 @@ class ReachServer(LanguageServer):
         self.window_show_message(lsp.ShowMessageParams(
             type=lsp.MessageType.Warning if build_dir is None else lsp.MessageType.Error,
             message=f"reachls: {message}" + ("" if build_dir is None else " (keeping the last good results)")))
+
+    def _report_unchecked_once(self, build_dir: Path, result: ScanResult) -> None:
+        """References the scan could not check: said once per build dir, not again on each rebuild."""
+        note = unchecked_note(result.analysis)
+        if note is None or build_dir in self.reported_unchecked:
+            return
+        self.reported_unchecked.add(build_dir)
+        log.warning("%s: %s", build_dir, note)
+        self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
+                                                       message=f"reachls: {build_dir}: {note}"))
 
     async def _begin_progress(self, title: str) -> str | None:
         capabilities = self.client_capabilities.window
