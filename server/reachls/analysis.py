@@ -22,7 +22,7 @@ from enum import Enum
 import numpy as np
 
 from .arch import Architecture, checked_distance
-from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput, Relocations
+from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
 from .errors import ReachlsError
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
@@ -187,17 +187,19 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         base[index] = 0 if linked else address
         is_placed[index] = True
     syms = obj.symbols
-    # One row past the table (an undefined local) stands in for symbol indices beyond its end.
-    sym_shndx = np.append(syms["shndx"].astype(np.int64), SHN_UNDEF)
-    sym_weak = np.append((syms["info"] >> 4) == STB_WEAK, False)
+    sym_shndx = syms["shndx"].astype(np.int64)
     sym_value = syms["value"].astype(np.uint64)
     kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
     got_start = placement.output_start.get(".got")
-    got_numbers = np.array([n for n, kind in arch.kinds.items() if kind.formula.startswith("got")], dtype=np.int64)
+    # GOT-relative types are measured to the .got, so their symbol does not decide whether they are checked.
+    is_got_type = np.zeros(max(arch.kinds, default=0) + 1, dtype=bool)
+    is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]] = True
+    got_reason = -1 if got_start is not None else _UNCHECKED_CODE[UncheckedReason.GOT_UNKNOWN]
+    symbol_reason = unchecked_symbol_reasons(obj, is_placed)
     index = SymbolIndex(obj, linked)
     counts: Counter[Status] = Counter()
     records: list[ReachRecord] = []
-    unchecked = UncheckedTally()
+    missed: list[tuple[np.ndarray, ...]] = []  # per table: (site section, offset, sym, addend, type, reason)
     for site_section, rel_section in sorted(obj.relocation_sections().items()):
         if site_section >= len(obj.sections):
             raise ReachlsError(f"relocation section {rel_section.name} applies to section {site_section}, "
@@ -210,15 +212,18 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             continue
         sym = relocs.sym[chosen]
         if is_placed[site_section]:
-            reason = unchecked_reasons(sym, relocs.type[chosen], sym_shndx, sym_weak, is_placed,
-                                       got_numbers, got_start is not None)
+            reason = symbol_reason[np.minimum(sym, len(syms))]
+            reason[is_got_type[relocs.type[chosen]] & (sym < len(syms))] = got_reason
         else:
             reason = np.full(len(chosen), _UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED])
         checked = reason < 0
-        tally_unchecked(unchecked, obj, arch, index, linked, site_section, relocs, chosen[~checked], reason[~checked])
-        chosen, sym = chosen[checked], sym[checked]
-        if not len(chosen):
-            continue
+        if not checked.all():
+            rows = chosen[~checked]
+            missed.append((np.full(len(rows), site_section), relocs.offset[rows], relocs.sym[rows],
+                           relocs.addend[rows], relocs.type[rows], reason[~checked]))
+            chosen, sym = chosen[checked], sym[checked]
+            if not len(chosen):
+                continue
         target_shndx = sym_shndx[sym]
         # Outside a section: absolute, or (GOT types only) undefined or reserved; S is then the symbol's value.
         in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
@@ -249,50 +254,53 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                                        placement, provenance))
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
     notes = placement.notes + ((arch.note,) if arch.note else ())
-    return Analysis(records, dict(counts), unchecked.groups(), placement, notes)
+    return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
 
 
-def unchecked_reasons(sym: np.ndarray, types: np.ndarray, sym_shndx: np.ndarray, sym_weak: np.ndarray,
-                      is_placed: np.ndarray, got_numbers: np.ndarray, got_known: bool) -> np.ndarray:
-    """Per reference, the index in `UncheckedReason` of why it cannot be checked, or -1.
-
-    GOT-relative types are measured to the .got, not to their symbol, so only the .got matters
-    for them. `sym_shndx`/`sym_weak` carry one extra row for indices past the symbol table."""
+def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray) -> np.ndarray:
+    """Per symbol, the index in `UncheckedReason` of why a reference to it cannot be checked, or -1;
+    one more row, for symbol indices past the end of the table. Computed once for the whole table."""
+    syms = obj.symbols
+    shndx = syms["shndx"].astype(np.int64)
+    in_section = (shndx > SHN_UNDEF) & (shndx < len(is_placed))
+    undefined = shndx == SHN_UNDEF
+    weak = (syms["info"] >> 4) == STB_WEAK
+    reason = np.full(len(syms) + 1, -1, dtype=np.int64)
     code = _UNCHECKED_CODE
-    past_end = sym >= len(sym_shndx) - 1
-    target_shndx = sym_shndx[np.minimum(sym, len(sym_shndx) - 1)]
-    in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(is_placed))
-    reason = np.full(len(sym), -1, dtype=np.int64)
-    reason[(target_shndx >= len(is_placed)) & (target_shndx != SHN_ABS)] = code[UncheckedReason.TARGET_SECTION_UNKNOWN]
-    reason[in_section & ~is_placed[np.where(in_section, target_shndx, 0)]] = code[UncheckedReason.TARGET_NOT_PLACED]
-    undefined = target_shndx == SHN_UNDEF
-    reason[undefined] = np.where(sym_weak[np.minimum(sym, len(sym_weak) - 1)][undefined],
-                                 code[UncheckedReason.WEAK_UNDEFINED], code[UncheckedReason.UNDEFINED])
-    got = np.isin(types, got_numbers)
-    reason[got] = -1 if got_known else code[UncheckedReason.GOT_UNKNOWN]
-    reason[past_end] = code[UncheckedReason.SYMBOL_OUT_OF_RANGE]
+    reason[:-1][(shndx >= len(is_placed)) & (shndx != SHN_ABS)] = code[UncheckedReason.TARGET_SECTION_UNKNOWN]
+    reason[:-1][in_section & ~is_placed[np.where(in_section, shndx, 0)]] = code[UncheckedReason.TARGET_NOT_PLACED]
+    reason[:-1][undefined & weak] = code[UncheckedReason.WEAK_UNDEFINED]
+    reason[:-1][undefined & ~weak] = code[UncheckedReason.UNDEFINED]
+    reason[-1] = code[UncheckedReason.SYMBOL_OUT_OF_RANGE]
     return reason
 
 
-def tally_unchecked(tally: UncheckedTally, obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,
-                    site_section: int, relocs: Relocations, rows: np.ndarray, reasons: np.ndarray) -> None:
-    """Count the relocations `rows` of one table by (type, reason); name the first few of each."""
-    types = relocs.type[rows]
-    for code in np.unique(reasons).tolist():
-        for number in np.unique(types[reasons == code]).tolist():
-            picked = rows[(reasons == code) & (types == number)]
-            tally.add(arch.kinds[number].name, _UNCHECKED_CODES[code], len(picked),
-                      (unchecked_example(obj, index, linked, site_section, relocs, row)
-                       for row in picked[:UNCHECKED_EXAMPLES].tolist()))
+def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,
+                     missed: list[tuple[np.ndarray, ...]]) -> tuple[UncheckedGroup, ...]:
+    """The unchecked references of every table counted per (type, reason) at once; the first few
+    of each group, in table order, named as its examples."""
+    if not missed:
+        return ()
+    section, offset, sym, addend, rtype, reason = (np.concatenate(column) for column in zip(*missed))
+    width = int(rtype.max()) + 1
+    key = reason * width + rtype
+    order = np.argsort(key, kind="stable")
+    groups, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
+    tally = UncheckedTally()
+    for group, start, size in zip(groups.tolist(), starts.tolist(), sizes.tolist()):
+        rows = order[start:start + min(size, UNCHECKED_EXAMPLES)].tolist()
+        tally.add(arch.kinds[group % width].name, _UNCHECKED_CODES[group // width], size,
+                  [unchecked_example(obj, index, linked, int(section[r]), int(offset[r]), int(sym[r]), int(addend[r]))
+                   for r in rows])
+    return tally.groups()
 
 
-def unchecked_example(obj: ElfInput, index: SymbolIndex, linked: bool, site_section: int,
-                      relocs: Relocations, row: int) -> UncheckedExample:
-    """Site and target of relocation `row`, named as the report names them."""
+def unchecked_example(obj: ElfInput, index: SymbolIndex, linked: bool, site_section: int, r_offset: int,
+                      sym: int, addend: int) -> UncheckedExample:
+    """Site and target of one relocation, named as the report names them."""
     section = obj.sections[site_section]
-    offset = (int(relocs.offset[row]) - section.addr) & U64 if linked else int(relocs.offset[row])
+    offset = (r_offset - section.addr) & U64 if linked else r_offset
     symbol, delta = index.enclosing(site_section, offset)
-    sym, addend = int(relocs.sym[row]), int(relocs.addend[row])
     target = obj.symbol_name(sym) if sym < len(obj.symbols) else f"symbol #{sym}"
     return UncheckedExample(section.name, offset, f"{symbol}+{delta:#x}" if symbol else None,
                             f"{target}{addend:+#x}" if addend else target)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from itertools import chain, zip_longest
 from typing import Any
 
 from .analysis import Analysis, UncheckedExample, UncheckedGroup, UncheckedReason
@@ -57,7 +58,8 @@ def unchecked_note(analysis: Analysis) -> str | None:
              "unless --allow-unchecked):"]
     for reason, groups in sorted(by_reason.items(), key=lambda kv: -sum(g.count for g in kv[1])):
         kinds = ", ".join(f"{g.kind} {g.count}" for g in groups)
-        examples = "; ".join(_unchecked_site(e) for e in [e for g in groups for e in g.examples][:3])
+        one_per_kind_first = [e for e in chain.from_iterable(zip_longest(*(g.examples for g in groups))) if e]
+        examples = "; ".join(_unchecked_site(e) for e in one_per_kind_first[:3])
         lines.append(f"  {sum(g.count for g in groups)} {reason.value} ({kinds}): {reason.why}; e.g. {examples}")
     return "\n".join(lines)
 
