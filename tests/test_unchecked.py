@@ -75,7 +75,9 @@ SCRIPT = """SECTIONS {
 SHORT_REACH = {kind.name for kind in KINDS.values()}
 GOT_RELATIVE = {"R_AARCH64_ADR_GOT_PAGE", "R_AARCH64_GOT_LD_PREL19"}  # measured to the .got, not the symbol
 _RELOC_TABLE = re.compile(r"^Relocation section '\.rela?(\S+)' at offset")
-_SECTION = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+([A-Za-z]*)\s+\d+")
+# `[Nr] Name Type Address Off Size ES Flg Lk Inf Al` of `llvm-readelf -S --wide`: name and flags
+_SECTION = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+"
+                      r"\s+([A-Za-z]*)\s+\d+")
 
 
 def reachls(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -181,8 +183,9 @@ def test_text_report_says_what_was_not_checked(build_dir: Path, tmp_path: Path):
     assert summary.endswith(f"of {total} short-reach references ({missed} not checked: see note)"), summary
     assert note.startswith(f"note: {missed} short-reach references were not checked")
     for reason in {why for _, why in counts}:
-        line = next(line for line in rest if line.startswith(f"  {sum(n for (_, w), n in counts.items() if w == reason)} {reason} ("))
-        assert all(f"{rtype} {n}" in line for (rtype, why), n in counts.items() if why == reason), line
+        of_reason = {rtype: n for (rtype, why), n in counts.items() if why == reason}
+        line = next(line for line in rest if line.startswith(f"  {sum(of_reason.values())} {reason} ("))
+        assert all(f"{rtype} {n}" in line for rtype, n in of_reason.items()), line
 
 
 def test_fail_on_fails_on_unchecked_unless_allowed(build_dir: Path, tmp_path: Path):
@@ -244,5 +247,30 @@ async def test_language_server_says_it_once_per_build_dir(client: LanguageClient
         assert report.count("short-reach references were not checked") == 2, report
     await asyncio.sleep(1)
     assert len(said()) == 2
-    assert {next(str(d) for d in two_build_dirs if str(d) in m.message) for m in said()} == set(map(str, two_build_dirs))
+    named = {str(d) for m in said() for d in two_build_dirs if f"{d}:" in m.message}
+    assert named == {str(d) for d in two_build_dirs}
     assert all(m.type == types.MessageType.Warning for m in said())
+
+
+def test_weak_undefined_note_says_what_lld_does(build_dir: Path, tmp_path: Path):
+    """The note's claim about a weak undefined branch target, checked against ld.lld: the `bl` is
+    resolved to the next instruction, never range-checked against address 0."""
+    need("llvm-objdump")
+    image = tmp_path / "vmlinux"
+    log = link_noinhibit(build_dir / "arch" / "arm64" / "kernel" / "vmlinux.lds", [build_dir / "vmlinux.o"], image,
+                         require_output=False)
+    assert "maybe_fn" not in log
+    text = next(m for line in run("llvm-readelf", "-S", "--wide", image).stdout.splitlines()
+                if (m := re.match(r"^\s*\[\s*\d+\]\s+\.text\s+PROGBITS\s+([0-9a-f]+)", line)))
+    # the object's .text is the first input of the image's .text (the script lists `.text` first)
+    sites = [int(text.group(1), 16) + offset for section, offset, rtype, symbol in
+             short_reach_relocations(build_dir / "vmlinux.o")
+             if section == ".text" and rtype == "R_AARCH64_CALL26" and symbol == "maybe_fn"]
+    branches = {int(m.group(1), 16): int(m.group(2), 16)
+                for line in run("llvm-objdump", "-d", "--no-show-raw-insn", image).stdout.splitlines()
+                if (m := re.match(r"^\s*([0-9a-f]+):\s+bl\s+0x([0-9a-f]+)", line))}
+    assert sites and all(branches[site] == site + 4 for site in sites), (sites, branches)
+    groups = json.loads(reachls("scan", build_dir, "--format", "json").stdout)["unchecked"]
+    weak = [g for g in groups if g["reason"] == "weak-undefined-symbol"]
+    assert weak and all("next instruction" in g["why"] for g in weak)
+    assert {e["target"] for g in weak for e in g["examples"]} == {"maybe_fn"}

@@ -34,7 +34,8 @@ def _display_path(path: str) -> str:
 
 def _summary(result: ScanResult) -> str:
     analysis = result.analysis
-    parts = ", ".join(f"{analysis.counts.get(status, 0)} {status.value}" for status in Status if status is not Status.OK)
+    counts = analysis.counts
+    parts = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in Status if status is not Status.OK)
     unchecked = f" ({analysis.unresolved} not checked: see note)" if analysis.unresolved else ""
     return (f"{result.inputs.artefact} ({result.arch.name}, "
             f"{'relocatable' if analysis.placement.engine != 'linked' else 'linked image'}, "
