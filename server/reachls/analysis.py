@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arch import Architecture, checked_distance
-from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STT_SECTION, U64, ElfInput
+from .elf import SECTION_ABS, STT_SECTION, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
 from .sourcemap import SourceMap
@@ -52,11 +52,10 @@ class SymbolIndex:
         strtab = np.frombuffer(obj.symbol_string_table or b"\0", dtype=np.uint8)
         first_char = strtab[np.minimum(syms["name"].astype(np.int64), len(strtab) - 1)]
         kind = syms["info"] & 0xF
-        usable = ((syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE) & (kind <= 2)
-                  & (syms["name"] != 0) & (first_char != ord("$")))
+        usable = (obj.symbol_sections > 0) & (kind <= 2) & (syms["name"] != 0) & (first_char != ord("$"))
         self._obj = obj
         self._index = np.flatnonzero(usable)
-        shndx = syms["shndx"][self._index].astype(np.int64)
+        shndx = obj.symbol_sections[self._index]
         value = syms["value"][self._index].astype(np.uint64)
         if linked:
             value = value - np.array([s.addr for s in obj.sections], dtype=np.uint64)[shndx]
@@ -86,7 +85,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         base[index] = 0 if linked else address
         is_placed[index] = True
     syms = obj.symbols
-    sym_shndx = syms["shndx"].astype(np.int64)
+    sym_shndx = obj.symbol_sections
     sym_value = syms["value"].astype(np.uint64)
     kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
     got_start = placement.output_start.get(".got")
@@ -103,9 +102,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             continue
         sym = relocs.sym[chosen]
         target_shndx = sym_shndx[sym]
-        absolute = target_shndx == SHN_ABS
-        placed = absolute | ((target_shndx != SHN_UNDEF) & (target_shndx < len(base))
-                             & is_placed[np.minimum(target_shndx, len(base) - 1)])
+        absolute = target_shndx == SECTION_ABS
+        placed = absolute | is_placed[np.maximum(target_shndx, 0)]
         unresolved += int(np.count_nonzero(~placed))
         chosen, sym, target_shndx, absolute = chosen[placed], sym[placed], target_shndx[placed], absolute[placed]
         types = relocs.type[chosen]
@@ -177,8 +175,8 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
     word = int.from_bytes(bytes(obj.section_data(site_section)[site_offset:site_offset + 4]),
                           "little" if obj.little else "big")
     site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)
-    target_section_index = int(obj.symbols["shndx"][sym])
-    in_section = 0 < target_section_index < len(obj.sections)
+    target_section_index = int(obj.symbol_sections[sym])
+    in_section = target_section_index > 0
     target_section = obj.sections[target_section_index] if in_section else None
     target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
     name = obj.symbol_name(sym)
