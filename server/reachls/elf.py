@@ -27,6 +27,8 @@ SHT_REL = 9
 SHT_SYMTAB_SHNDX = 18
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
+SHF_MERGE = 0x10
+SHF_STRINGS = 0x20
 SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
@@ -88,10 +90,19 @@ class InputSection:
     align: int
     link: int
     info: int
+    entsize: int = 0
 
     @property
     def is_alloc(self) -> bool:
         return bool(self.flags & SHF_ALLOC)
+
+    @property
+    def merge_kind(self) -> tuple[int, int, int] | None:
+        """What ld.lld merges allocated SHF_MERGE sections by (flags, entry size, alignment of strings):
+        all inputs of one kind in an output section become one synthetic section. None: not merged."""
+        if not (self.flags & SHF_MERGE and self.is_alloc and self.entsize and self.size):
+            return None
+        return self.flags, self.entsize, self.align if self.flags & SHF_STRINGS else 0
 
     @property
     def is_code(self) -> bool:
@@ -178,16 +189,19 @@ class ElfInput:
             shnum = int(first["size"][0])
         table = self._table(shoff, shnum * dtype.itemsize, dtype, "section header table")
         shstrndx = header["e_shstrndx"]
-        if shstrndx == SHN_XINDEX:
+        if shstrndx == SHN_XINDEX:  # the section name table's index did not fit: section 0's sh_link
             shstrndx = int(first["link"][0])
+        if not 0 < shstrndx < shnum:
+            raise ReachlsError(f"section name table is section {shstrndx}, the file has {shnum} sections",
+                               str(self.path))
         names_hdr = table[shstrndx]
         names = self._slice(int(names_hdr["offset"]), int(names_hdr["size"]), "section name table")
         sections = []
         for i, row in enumerate(table.tolist()):
-            name_off, sh_type, flags, addr, offset, size, link, info, align, _ = row
+            name_off, sh_type, flags, addr, offset, size, link, info, align, entsize = row
             end = names.find(b"\0", name_off)
             sections.append(InputSection(i, names[name_off:end].decode("utf-8", "replace"), sh_type, flags,
-                                         addr, offset, size, align or 1, link, info))
+                                         addr, offset, size, align or 1, link, info, entsize))
         return sections
 
     def section_data(self, index: int) -> bytes:

@@ -386,8 +386,8 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         base = placement.section_address
         place = base.get(section, 0) + overflow.offset
         target_known = target_section == SECTION_ABS or target_section in base
-        target = (int(syms["value"][sym]) + addend + (0 if target_section == SECTION_ABS else base.get(target_section, 0))
-                  if target_section != SHN_UNDEF else 0) & U64
+        section_base = 0 if target_section == SECTION_ABS else base.get(target_section, 0)
+        target = (int(syms["value"][sym]) + addend + section_base if target_section != SHN_UNDEF else 0) & U64
         distance = overflow.distance
         if distance is None:
             if not target_known or section not in base:

@@ -32,7 +32,7 @@ from . import Placement
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
                      Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
-SHF_WRITE, SHF_MERGE, SHF_STRINGS, SHF_TLS, SHF_EXCLUDE = 0x1, 0x10, 0x20, 0x400, 0x80000000
+SHF_WRITE, SHF_TLS, SHF_EXCLUDE = 0x1, 0x400, 0x80000000
 SHT_PROGBITS, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 1, 7, 14, 15, 16
 _NOT_INPUT_TYPES = {0, 2, 3, 4, 9, 11, 17, 18}  # null, symtab, strtab, rela, rel, dynsym, group, shndx
 _DROPPED_NAMES = {".note.GNU-stack", ".note.gnu.split-stack", ".llvm_addrsig", ".llvm.call-graph-profile"}
@@ -187,11 +187,8 @@ def _input_sections(obj: ElfInput) -> list[_Input]:
         if sec.is_alloc and sec.name in (".eh_frame", ".note.gnu.property"):
             synthetic.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, synthetic=True))
             continue
-        merge_key = None
-        if sec.flags & SHF_MERGE and sec.is_alloc:
-            entsize = obj.elffile.get_section(sec.index)["sh_entsize"]
-            merge_key = (sec.flags, entsize, sec.align if sec.flags & SHF_STRINGS else 0)
-        ordinary.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, merge_key=merge_key))
+        ordinary.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size,
+                               merge_key=sec.merge_kind))
     syms = obj.symbols
     for i in np.flatnonzero(obj.symbol_sections == SECTION_COMMON).tolist():
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,

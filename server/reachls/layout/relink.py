@@ -37,6 +37,8 @@ _SCRIPT_FLAGS = {"-T", "--script"}
 _OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
+#: ld.lld links with merging off at -O0 (the default is -O1): merge inputs then appear in its map.
+_NO_MERGING = "-O0"
 
 
 @dataclass(frozen=True)
@@ -117,20 +119,80 @@ def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
             if not command.script.is_file():
                 raise ReachlsError("linker script not found", str(command.script))
             argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path),
-                 "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, timeout=RELINK_TIMEOUT_SECONDS,
-                                    stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-        if not map_path.is_file():
-            first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
-            raise ReachlsError(f"relink failed: {first_error}", linker)
-        placement = parse_lld_map(map_path.read_text(), obj)
+        argv += [str(obj.path.resolve()), "-o", str(out), "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
+        text = _link([*argv, "-Map", str(map_path)], map_path, tmp)
+        placement = parse_lld_map(text, obj)
+        if _unplaced_merge_sections(obj, placement):  # which merged section holds them: ask the linker
+            probe_map = Path(tmp) / "unmerged.map"
+            probe = parse_lld_map(_link([*argv, "-Map", str(probe_map), _NO_MERGING], probe_map, tmp), obj)
+            placement = place_merge_sections(obj, placement, text, probe)
     notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
     return Placement(placement.engine, placement.section_address, placement.output_section,
-                     placement.output_start, notes)
+                     placement.output_start, placement.notes + notes)
+
+
+def _link(argv: list[str], map_path: Path, cwd: str) -> str:
+    """Run the linker; the map it wrote, or the linker's first error."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=RELINK_TIMEOUT_SECONDS,
+                                stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", argv[0]) from None
+    if not map_path.is_file():
+        first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
+        raise ReachlsError(f"relink failed: {first_error}", argv[0])
+    return map_path.read_text()
+
+
+def _unplaced_merge_sections(obj: ElfInput, placement: Placement) -> list[int]:
+    return [s.index for s in obj.sections if s.merge_kind and s.index not in placement.section_address]
+
+
+def place_merge_sections(obj: ElfInput, placement: Placement, text: str, probe: Placement) -> Placement:
+    """Give merged (SHF_MERGE) input sections the address of the synthetic section they went into.
+
+    ld.lld combines all inputs of one merge kind in an output section into one synthetic section,
+    deduplicating (and reordering) their strings or constants; its map prints only that section,
+    as `<internal>:(<output section>)`, one per kind in the order the kinds first occur. Which
+    output section each input went to comes from `probe`, the map of the same link with merging
+    off (`-O0`), where merge inputs are listed like any other. The piece a reference reaches is
+    somewhere in the synthetic section: a reference measured to its start plus the offset in the
+    input section may be off by less than the larger of the two sizes; a note says which sections
+    this concerns and that bound.
+    """
+    synthetic: dict[str, list[tuple[int, int]]] = {}
+    current = None
+    for line in text.splitlines()[1:]:
+        if not (match := _MAP_LINE.match(line)):
+            continue
+        indent, name = len(match.group(5)), match.group(6)
+        if indent == 0:
+            current = name
+        elif indent <= 8 and name == f"<internal>:({current})":
+            synthetic.setdefault(current, []).append((int(match.group(1), 16), int(match.group(3), 16)))
+    unplaced = _unplaced_merge_sections(obj, placement)
+    by_output: dict[str, list[int]] = {}
+    for index in sorted(unplaced, key=lambda i: probe.section_address.get(i, 0)):
+        if (output := probe.output_section.get(index)) is not None:
+            by_output.setdefault(output, []).append(index)
+    section_address, output_section = dict(placement.section_address), dict(placement.output_section)
+    notes = []
+    for output, members in by_output.items():
+        kinds = list(dict.fromkeys(obj.sections[i].merge_kind for i in members))
+        if len(kinds) != len(synthetic.get(output, ())):
+            continue  # the map does not show one merged section per kind: leave them unplaced
+        for kind, (start, size) in zip(kinds, synthetic[output]):
+            held = [i for i in members if obj.sections[i].merge_kind == kind]
+            for index in held:
+                section_address[index], output_section[index] = start, output
+            largest = max([size, *(obj.sections[i].size for i in held)])
+            names = ", ".join(sorted({obj.sections[i].name for i in held}))
+            notes.append(f"merged {names} (SHF_MERGE) into {output} at {start:#x} ({size:#x} bytes): the linker's "
+                         "map gives no address per string or constant, so references into them are measured "
+                         f"from {start:#x} plus their offset in the input section and may be off by up to "
+                         f"{largest:#x} bytes")
+    return Placement(placement.engine, section_address, output_section, placement.output_start,
+                     placement.notes + tuple(notes))
 
 
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
