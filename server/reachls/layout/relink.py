@@ -37,6 +37,7 @@ _SCRIPT_FLAGS = {"-T", "--script"}
 _OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
+_OUTPUT_SECTION = re.compile(r"[^\s()]+")  # `.text`, `__ksymtab_strings`: one word, unlike assignments
 #: ld.lld links with merging off at -O0 (the default is -O1): merge inputs then appear in its map.
 _NO_MERGING = "-O0"
 
@@ -180,7 +181,11 @@ def place_merge_sections(obj: ElfInput, placement: Placement, text: str, probe: 
     for output, members in by_output.items():
         kinds = list(dict.fromkeys(obj.sections[i].merge_kind for i in members))
         if len(kinds) != len(synthetic.get(output, ())):
-            continue  # the map does not show one merged section per kind: leave them unplaced
+            names = ", ".join(sorted({obj.sections[i].name for i in members}))
+            notes.append(f"merged {names} (SHF_MERGE) into {output}, but the linker's map shows "
+                         f"{len(synthetic.get(output, ()))} merged sections there for {len(kinds)} kinds: "
+                         "references into them are not placed (counted as unresolved)")
+            continue
         for kind, (start, size) in zip(kinds, synthetic[output]):
             held = [i for i in members if obj.sections[i].merge_kind == kind]
             for index in held:
@@ -215,7 +220,7 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
             continue
         address, indent, name = int(match.group(1), 16), len(match.group(5)), match.group(6)
         if indent == 0:
-            if not name.startswith(".") or " = " in name:
+            if not _OUTPUT_SECTION.fullmatch(name):  # `. = 0x…`, `_text = .`, ASSERT(…)
                 continue
             current = name
             output_start.setdefault(name, address)
