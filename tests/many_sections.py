@@ -108,8 +108,8 @@ def build() -> Path:
         objects = list(pool.map(assemble, range(FILES)))
     subprocess.run(["ld.lld", "-r", *objects, "-o", work / "many.o"], check=True, capture_output=True)
     (work / "many.lds").write_text(SCRIPT)
-    link = subprocess.run(["ld.lld", "-T", work / "many.lds", work / "many.o", "-o", work / "many.elf",
-                           "--noinhibit-exec", "--error-limit=0"], capture_output=True, text=True)
+    link = subprocess.run(["ld.lld", "-T", "many.lds", "many.o", "-o", "many.elf", "--noinhibit-exec",
+                           "--error-limit=0"], capture_output=True, text=True, cwd=work)
     (work / "many.log").write_text(link.stdout + link.stderr)
     for path in [*objects, *work.glob("part*.s")]:
         path.unlink()
