@@ -7,34 +7,49 @@ import re
 from pathlib import Path
 
 import pytest
-from elftools.elf.elffile import ELFFile
 
 from reachls.pipeline import ScanOptions, scan
 from toolchain import compile_aarch64, link_noinhibit, need, objdump_targets, run
 
 # Two files with strings, one of them shared (deduplicated by the link), a kernel-style
 # __ksymtab_strings, and 8-byte constants; ADR and LDR (literal) reach them, so llvm-objdump
-# decodes the exact address each reference got.
+# decodes the exact address each reference got. `ld.lld -r` already merges each section name;
+# the final link merges `.rodata.str1.1` with `.rodata.str.extra` (one kind, one output section),
+# deduplicating across them and reordering by hash.
+STRINGS = 12
 PART_S = """
 	.section .text.{name},"ax",%progbits
 	.globl {name}
 	.type {name},%function
 {name}:
 	adr x0, .Lshared
-	adr x1, .Lown
+{adrs}
+	adr x4, .Lextra
+	adr x5, .Lagain
 	adr x2, .Lksym
 	ldr x3, .Lconst
 	ret
 	.size {name}, . - {name}
 	.section .rodata.str1.1,"aMS",@progbits,1
-.Lown:	.asciz "only in {name}, a longer string than the others"
+{strings}
 .Lshared:	.asciz "in both files"
+	.section .rodata.str.extra,"aMS",@progbits,1
+.Lextra:	.asciz "an extra string of {name}"
+.Lagain:	.asciz "in both files"
 	.section __ksymtab_strings,"aMS",@progbits,1
 .Lksym:	.asciz "{name}"
 	.section .rodata.cst8,"aM",@progbits,8
 	.p2align 3
 .Lconst:	.quad {value}
 """
+
+
+def _part(name: str, value: int) -> str:
+    adrs = "\n".join(f"\tadr x1, .Lown{k}" for k in range(STRINGS))
+    strings = "\n".join(f'.Lown{k}:\t.asciz "string {k} of {name}"' for k in range(STRINGS))
+    return PART_S.format(name=name, value=value, adrs=adrs, strings=strings)
+
+
 SCRIPT = """ENTRY(first)
 SECTIONS {
   . = 0x10000;
@@ -43,7 +58,6 @@ SECTIONS {
   __ksymtab_strings : { *(__ksymtab_strings) }
 }
 """
-MERGED = {".rodata", "__ksymtab_strings"}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +66,7 @@ def build(tmp_path_factory) -> tuple[Path, Path, Path]:
     tmp = tmp_path_factory.mktemp("merged")
     parts = []
     for name, value in (("first", 1), ("second", 2)):
-        (tmp / f"{name}.s").write_text(PART_S.format(name=name, value=value))
+        (tmp / f"{name}.s").write_text(_part(name, value))
         parts.append(compile_aarch64(tmp / f"{name}.s", tmp / f"{name}.o"))
     run("ld.lld", "-r", *parts, "-o", tmp / "merged.o")
     (tmp / "merged.lds").write_text(SCRIPT)
@@ -60,25 +74,51 @@ def build(tmp_path_factory) -> tuple[Path, Path, Path]:
     return tmp / "merged.o", tmp / "merged.lds", tmp / "merged.elf"
 
 
-def test_relink_places_what_the_model_places_within_the_stated_bound(build):
+def test_relink_places_each_string_and_constant_where_the_linker_put_it(build):
+    """Every reference the model places, the relink places too, and exactly: the pieces are read
+    back from its image (the model, which has no image, gives the merged section's start plus the
+    offset, and does not model deduplication across input sections)."""
     obj, script, image = build
     results = {engine: scan(obj, ScanOptions(engine=engine, script=script, include_ok=True))
                for engine in ("relink", "model")}
     assert results["relink"].analysis.unresolved == results["model"].analysis.unresolved == 0
     sites = {engine: {(r.site.address, r.kind.name) for r in result.analysis.records}
              for engine, result in results.items()}
-    assert sites["relink"] == sites["model"] and len(sites["relink"]) == 8
-    with open(image, "rb") as stream:
-        outputs = {s.name: (s["sh_addr"], s["sh_addr"] + s["sh_size"]) for s in ELFFile(stream).iter_sections()
-                   if s.name in MERGED}
-    notes = [n for n in results["relink"].analysis.notes if n.startswith("merged ")]
-    bounds = {re.search(r"into (\S+) at", n).group(1): int(re.search(r"off by up to (0x[0-9a-f]+)", n).group(1), 16)
-              for n in notes}
-    assert set(bounds) == MERGED
+    assert sites["relink"] == sites["model"] and len(sites["relink"]) == 2 * (STRINGS + 5)
     linked = objdump_targets(image)
-    for record in results["relink"].analysis.records:
-        true_target = linked[record.site.address][1]
-        output = record.target.output_section
-        lo, hi = outputs[output]
-        assert lo <= true_target < hi, record
-        assert abs(record.target.address - true_target) <= bounds[output], (record, hex(true_target))
+    relinked = {r.site.address: r.target.address for r in results["relink"].analysis.records}
+    assert relinked == {address: linked[address][1] for address in relinked}
+    assert not [n for n in results["relink"].analysis.notes if "merged" in n]
+
+
+WIDE_S = """
+	.section .text.wide,"ax",%progbits
+	.globl wide
+	.type wide,%function
+wide:
+	adr x0, .Lw1
+	adr x1, .Lw2
+	ret
+	.size wide, . - wide
+	.section .rodata.str2.2,"aMS",@progbits,2
+	.p2align 1
+.Lw1:	.short 0x61, 0x62, 0
+.Lw2:	.short 0x63, 0
+"""
+
+
+def test_wide_strings_get_their_merged_section_and_a_stated_bound(tmp_path):
+    """UTF-16 strings are not split into pieces: measured from the merged section's start, within
+    the bound the note gives (llvm-objdump's decoded targets are the truth)."""
+    need("clang", "ld.lld", "llvm-objdump")
+    (tmp_path / "wide.s").write_text(WIDE_S)
+    obj = compile_aarch64(tmp_path / "wide.s", tmp_path / "wide.o")
+    (tmp_path / "wide.lds").write_text(SCRIPT.replace("ENTRY(first)", "ENTRY(wide)"))
+    link_noinhibit(tmp_path / "wide.lds", [obj], tmp_path / "wide.elf")
+    result = scan(obj, ScanOptions(engine="relink", script=tmp_path / "wide.lds", include_ok=True))
+    assert result.analysis.unresolved == 0 and len(result.analysis.records) == 2
+    note = next(n for n in result.analysis.notes if "wide strings" in n)
+    bound = int(re.search(r"off by up to (0x[0-9a-f]+) bytes", note).group(1), 16)
+    linked = objdump_targets(tmp_path / "wide.elf")
+    for record in result.analysis.records:
+        assert abs(record.target.address - linked[record.site.address][1]) <= bound

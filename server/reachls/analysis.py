@@ -112,6 +112,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         if implicit:
             addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
         target = sym_value[sym] + addend.astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
+        if placement.pieces:
+            target = piece_targets(obj, placement, sym, target_shndx, addend, target)
         place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
@@ -134,6 +136,21 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
     notes = placement.notes + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unresolved, placement, notes)
+
+
+def piece_targets(obj: ElfInput, placement: Placement, sym: np.ndarray, sections: np.ndarray, addend: np.ndarray,
+                  target: np.ndarray) -> np.ndarray:
+    """`target` with references into merged sections moved to where their piece landed, as the
+    linker computes them: a section symbol (a string literal) reaches the piece holding
+    value + addend; a named symbol, the piece holding its value, plus the addend."""
+    target = target.copy()
+    for section in set(placement.pieces) & set(np.unique(sections).tolist()):
+        rows = np.flatnonzero(sections == section)
+        value = obj.symbols["value"][sym[rows]].astype(np.int64)
+        is_section = (obj.symbols["info"][sym[rows]] & 0xF) == STT_SECTION
+        target[rows] = (placement.piece_addresses(section, value + np.where(is_section, addend[rows], 0))
+                        + np.where(is_section, 0, addend[rows]).astype(np.uint64))
+    return target
 
 
 def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
@@ -178,7 +195,10 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
     target_section_index = int(obj.symbol_sections[sym])
     in_section = target_section_index > 0
     target_section = obj.sections[target_section_index] if in_section else None
-    target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
+    if target_section_index in placement.pieces:  # merged: the offset in the input section, not in the merged one
+        target_offset = int(obj.symbols["value"][sym]) + addend
+    else:
+        target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
     name = obj.symbol_name(sym)
     if obj.symbols["info"][sym] & 0xF == STT_SECTION and in_section:
         near, delta = index.enclosing(target_section_index, target_offset)

@@ -10,7 +10,8 @@ PT_LOAD boundaries advanced by the maximum page size, image base 0x200000).
 
 lld rebuilds .eh_frame (CIEs deduplicated, records padded) and .note.gnu.property: the model
 sizes them to place what follows, but gives their input sections no address, as the relink
-engine does. Merged string/constant sections get the start of their merged section.
+engine does. Merged string/constant sections get the start of their merged section (the relink
+reads each piece back from its output; the model has none).
 Not modelled (the relink engine is exact): range-extension thunks and erratum 843419 patches,
 other synthetic sections (.got, .plt, .rela.dyn, build-id), string deduplication beyond what
 `ld -r` already did, and TLS segment alignment.

@@ -12,6 +12,7 @@ known not to write elsewhere or to run anything are passed on.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..elf import ElfInput
 from ..errors import ReachlsError
 from . import Placement
+from .merged import place_merge_sections, unplaced_merge_sections
 
 RELINK_TIMEOUT_SECONDS = 600
 
@@ -120,16 +122,17 @@ def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
             if not command.script.is_file():
                 raise ReachlsError("linker script not found", str(command.script))
             argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "-o", str(out), "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
-        text = _link([*argv, "-Map", str(map_path)], map_path, tmp)
+        argv += [str(obj.path.resolve()), "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
+        text = _link([*argv, "-o", str(out), "-Map", str(map_path)], map_path, tmp)
         placement = parse_lld_map(text, obj)
-        if _unplaced_merge_sections(obj, placement):  # which merged section holds them: ask the linker
+        if unplaced_merge_sections(obj, placement):  # which merged section holds them: ask the linker
             probe_map = Path(tmp) / "unmerged.map"
-            probe = parse_lld_map(_link([*argv, "-Map", str(probe_map), _NO_MERGING], probe_map, tmp), obj)
-            placement = place_merge_sections(obj, placement, text, probe)
+            probe = parse_lld_map(_link([*argv, "-o", str(out) + ".unmerged", "-Map", str(probe_map), _NO_MERGING],
+                                        probe_map, tmp), obj)
+            with ElfInput(out) as image:
+                placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
     notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
-    return Placement(placement.engine, placement.section_address, placement.output_section,
-                     placement.output_start, placement.notes + notes)
+    return dataclasses.replace(placement, notes=placement.notes + notes)
 
 
 def _link(argv: list[str], map_path: Path, cwd: str) -> str:
@@ -145,23 +148,10 @@ def _link(argv: list[str], map_path: Path, cwd: str) -> str:
     return map_path.read_text()
 
 
-def _unplaced_merge_sections(obj: ElfInput, placement: Placement) -> list[int]:
-    return [s.index for s in obj.sections if s.merge_kind and s.index not in placement.section_address]
-
-
-def place_merge_sections(obj: ElfInput, placement: Placement, text: str, probe: Placement) -> Placement:
-    """Give merged (SHF_MERGE) input sections the address of the synthetic section they went into.
-
-    ld.lld combines all inputs of one merge kind in an output section into one synthetic section,
-    deduplicating (and reordering) their strings or constants; its map prints only that section,
-    as `<internal>:(<output section>)`, one per kind in the order the kinds first occur. Which
-    output section each input went to comes from `probe`, the map of the same link with merging
-    off (`-O0`), where merge inputs are listed like any other. The piece a reference reaches is
-    somewhere in the synthetic section: a reference measured to its start plus the offset in the
-    input section may be off by less than the larger of the two sizes; a note says which sections
-    this concerns and that bound.
-    """
-    synthetic: dict[str, list[tuple[int, int]]] = {}
+def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
+    """Output section → (address, size) of each merged section in it: ld.lld names those
+    `<internal>:(<output section>)`, one per merge kind."""
+    found: dict[str, list[tuple[int, int]]] = {}
     current = None
     for line in text.splitlines()[1:]:
         if not (match := _MAP_LINE.match(line)):
@@ -170,34 +160,8 @@ def place_merge_sections(obj: ElfInput, placement: Placement, text: str, probe: 
         if indent == 0:
             current = name
         elif indent <= 8 and name == f"<internal>:({current})":
-            synthetic.setdefault(current, []).append((int(match.group(1), 16), int(match.group(3), 16)))
-    unplaced = _unplaced_merge_sections(obj, placement)
-    by_output: dict[str, list[int]] = {}
-    for index in sorted(unplaced, key=lambda i: probe.section_address.get(i, 0)):
-        if (output := probe.output_section.get(index)) is not None:
-            by_output.setdefault(output, []).append(index)
-    section_address, output_section = dict(placement.section_address), dict(placement.output_section)
-    notes = []
-    for output, members in by_output.items():
-        kinds = list(dict.fromkeys(obj.sections[i].merge_kind for i in members))
-        if len(kinds) != len(synthetic.get(output, ())):
-            names = ", ".join(sorted({obj.sections[i].name for i in members}))
-            notes.append(f"merged {names} (SHF_MERGE) into {output}, but the linker's map shows "
-                         f"{len(synthetic.get(output, ()))} merged sections there for {len(kinds)} kinds: "
-                         "references into them are not placed (counted as unresolved)")
-            continue
-        for kind, (start, size) in zip(kinds, synthetic[output]):
-            held = [i for i in members if obj.sections[i].merge_kind == kind]
-            for index in held:
-                section_address[index], output_section[index] = start, output
-            largest = max([size, *(obj.sections[i].size for i in held)])
-            names = ", ".join(sorted({obj.sections[i].name for i in held}))
-            notes.append(f"merged {names} (SHF_MERGE) into {output} at {start:#x} ({size:#x} bytes): the linker's "
-                         "map gives no address per string or constant, so references into them are measured "
-                         f"from {start:#x} plus their offset in the input section and may be off by up to "
-                         f"{largest:#x} bytes")
-    return Placement(placement.engine, section_address, output_section, placement.output_start,
-                     placement.notes + tuple(notes))
+            found.setdefault(current, []).append((int(match.group(1), 16), int(match.group(3), 16)))
+    return found
 
 
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
