@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from elftools.elf.elffile import ELFFile
 
 from toolchain import compile_aarch64, need, run
 
@@ -123,3 +126,60 @@ def test_relocations_for_a_section_that_does_not_exist(small_object, tmp_path):
     broken.write_bytes(bytes(data))
     assert_one_line_error(reachls("scan", broken, "--engine", "model"), str(broken), ".rela.text.caller",
                           f"section {count + 7}")
+
+
+def _extended_header(data: bytearray, count: int | None) -> bytearray:
+    """Rewrite an ELF64 little-endian header as extended numbering writes it for more than 0xff00
+    sections: e_shnum 0 and e_shstrndx SHN_XINDEX, the real values (`count`, default the true
+    one) in section 0's sh_size and sh_link."""
+    shoff, shnum, shstrndx = struct.unpack_from("<Q", data, 0x28)[0], *struct.unpack_from("<HH", data, 0x3C)
+    struct.pack_into("<HH", data, 0x3C, 0, 0xFFFF)
+    struct.pack_into("<Q", data, shoff + 0x20, shnum if count is None else count)
+    struct.pack_into("<I", data, shoff + 0x28, shstrndx)
+    return data
+
+
+def _with_symbol_section(data: bytearray, name: str, shndx: int) -> bytearray:
+    """Set st_shndx of symbol `name` (ELF64 little-endian)."""
+    with io.BytesIO(bytes(data)) as stream:
+        symtab = ELFFile(stream).get_section_by_name(".symtab")
+        index = next(i for i, sym in enumerate(symtab.iter_symbols()) if sym.name == name)
+        offset = symtab["sh_offset"] + index * symtab["sh_entsize"] + 6
+    struct.pack_into("<H", data, offset, shndx)
+    return data
+
+
+def test_section_count_held_by_section_zero(small_object, tmp_path):
+    """Read as the same object: same sections (llvm-readelf, the oracle), same records and layout."""
+    need("llvm-readelf", "ld.lld")
+    extended = tmp_path / "extended.o"
+    extended.write_bytes(_extended_header(bytearray(small_object.read_bytes()), None))
+    listings = [run("llvm-readelf", "-S", "--wide", path).stdout for path in (small_object, extended)]
+    assert listings[0].split("[ 1]")[1] == listings[1].split("[ 1]")[1]  # section 0 holds the count
+    assert "Number of section headers:         0" in run("llvm-readelf", "-h", extended).stdout
+    for engine in ("relink", "model"):
+        documents = [json.loads(reachls("scan", path, "--all", "--format", "json", "--engine", engine).stdout)
+                     for path in (small_object, extended)]
+        layouts = [json.loads(reachls("layout", path, "--format", "json", "--engine", engine).stdout)
+                   for path in (small_object, extended)]
+        records = [[{k: v for k, v in r.items() if k != "provenance"} for r in d["records"]] for d in documents]
+        assert records[0] and records[0] == records[1]
+        assert layouts[0]["functions"] and layouts[0]["functions"] == layouts[1]["functions"]
+
+
+def test_section_zero_without_the_count(small_object, tmp_path):
+    bad = tmp_path / "nocount.o"
+    bad.write_bytes(_extended_header(bytearray(small_object.read_bytes()), 0))
+    assert_one_line_error(reachls("scan", bad, "--engine", "model"), str(bad), "section name table")
+
+
+def test_symbol_in_an_extended_section_without_its_table(small_object, tmp_path):
+    bad = tmp_path / "noxindex.o"
+    bad.write_bytes(_with_symbol_section(bytearray(small_object.read_bytes()), "far_away", 0xFFFF))
+    assert_one_line_error(reachls("scan", bad, "--engine", "model"), str(bad), "SHN_XINDEX", "SHT_SYMTAB_SHNDX")
+
+
+def test_symbol_in_a_section_past_the_last(small_object, tmp_path):
+    bad = tmp_path / "beyond.o"
+    bad.write_bytes(_with_symbol_section(bytearray(small_object.read_bytes()), "far_away", 0xFE00))
+    assert_one_line_error(reachls("layout", bad, "--engine", "model"), str(bad), "section 65024")

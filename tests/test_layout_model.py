@@ -19,6 +19,7 @@ from reachls.errors import ReachlsError
 from reachls.layout.model import model_layout
 from reachls.layout.script import (Assignment, InputSectionDescription, OutputSectionDescription,
                                    load_linker_script, parse_linker_script)
+from toolchain import function_symbols
 
 CLANG_FLAGS = ["--target=aarch64-linux-gnu", "-c", "-ffunction-sections", "-g", "-O2", "-fno-pic"]
 
@@ -278,7 +279,7 @@ def test_model_matches_lld(objects: dict[str, Path], object_name: str, script_na
         script = load_linker_script(obj_path.parent / f"{script_name}.lds")
     with ElfInput(obj_path) as obj:
         placement = model_layout(obj, script)
-        functions = obj.function_symbols()
+        functions = function_symbols(obj)
     names = [name for name, *_ in functions]
     assert len(names) == len(set(names)), "test sources must not repeat a function name"
     modelled = {name: placement.section_address[shndx] + value

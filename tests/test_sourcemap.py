@@ -15,7 +15,7 @@ import pytest
 from reachls.elf import ElfInput
 from reachls.sourcemap import SourceLocation, SourceMap
 from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
-from toolchain import TARGET, gnu_addr2line, need, run
+from toolchain import TARGET, function_symbols, gnu_addr2line, need, run
 
 C_SOURCE = """\
 extern int asm_func(int x);
@@ -104,8 +104,8 @@ class Build:
     def final_base(self, obj: ElfInput, image: ElfInput) -> dict[int, int]:
         """Final address of each code section of combined.o: a function's address in the image
         minus its offset in the section."""
-        final = {name: value for name, _, value, _ in image.function_symbols()}
-        return {sec: final[name] - value for name, sec, value, _ in obj.function_symbols()}
+        final = {name: value for name, _, value, _ in function_symbols(image)}
+        return {sec: final[name] - value for name, sec, value, _ in function_symbols(obj)}
 
     def gnu(self, addresses: list[int], image: Path | None = None) -> list[SourceLocation | None]:
         """GNU addr2line's answers as SourceLocations (column unknown: 0); `?` line = None."""
@@ -185,7 +185,7 @@ def test_overlapping_sections_map_to_their_own_lines(build: Build) -> None:
     """helper_one and helper_two both start at offset 0 of their own `.text.*` section."""
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image:
         sm, base = SourceMap(obj), build.final_base(obj, image)
-        funcs = {name: (sec, value, size) for name, sec, value, size in obj.function_symbols()}
+        funcs = {name: (sec, value, size) for name, sec, value, size in function_symbols(obj)}
         firsts = []
         for name in ("helper_one", "helper_two"):
             sec, value, size = funcs[name]
@@ -204,8 +204,8 @@ def test_function_declaration(build: Build) -> None:
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image, \
             ElfInput(build.image_relocs) as image_relocs:
         sm, linked = SourceMap(obj), [(SourceMap(i), i) for i in (image, image_relocs)]
-        final = {name: (sec, value) for name, sec, value, _ in image.function_symbols()}
-        for name, sec, value, size in obj.function_symbols():
+        final = {name: (sec, value) for name, sec, value, _ in function_symbols(image)}
+        for name, sec, value, size in function_symbols(obj):
             if name == "asm_func":  # assembler DWARF has no DW_TAG_subprogram
                 continue
             want = (build.c_path, marker_line(C_SOURCE, "DECL:" + name))
@@ -248,7 +248,7 @@ def test_only_the_needed_units_are_decoded_once(build: Build) -> None:
     and not alt.S's; rows are kept sorted per sequence."""
     with ElfInput(build.combined) as obj:
         sm = SourceMap(obj)
-        entry = next(sec for name, sec, _, _ in obj.function_symbols() if name == "entry")
+        entry = next(sec for name, sec, _, _ in function_symbols(obj) if name == "entry")
         assert sm.line_for(entry, 0) is not None and sm.line_for(entry, 4) is not None
         assert sm.function_declaration(entry, 0) is not None
         units = [k for k in sm._memo if k[0] in ("_lines", "_subprograms")]

@@ -130,3 +130,8 @@ def objdump_targets(image: Path) -> dict[int, tuple[str, int | None]]:
             else:
                 decoded[address] = (mnemonic, None)
     return decoded
+
+
+def function_symbols(obj) -> list[tuple[str, int, int, int]]:
+    """(name, section, value, size) of the STT_FUNC symbols of a reachls `ElfInput`."""
+    return [(label.name, label.section, label.value, label.size) for label in obj.code_labels() if label.is_function]

@@ -22,7 +22,7 @@ from enum import Enum
 import numpy as np
 
 from .arch import Architecture, checked_distance
-from .elf import SHN_ABS, SHN_LORESERVE, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
+from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
 from .errors import ReachlsError
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
@@ -153,11 +153,10 @@ class SymbolIndex:
         strtab = np.frombuffer(obj.symbol_string_table or b"\0", dtype=np.uint8)
         first_char = strtab[np.minimum(syms["name"].astype(np.int64), len(strtab) - 1)]
         kind = syms["info"] & 0xF
-        usable = ((syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE) & (kind <= 2)
-                  & (syms["name"] != 0) & (first_char != ord("$")))
+        usable = (obj.symbol_sections > 0) & (kind <= 2) & (syms["name"] != 0) & (first_char != ord("$"))
         self._obj = obj
         self._index = np.flatnonzero(usable)
-        shndx = syms["shndx"][self._index].astype(np.int64)
+        shndx = obj.symbol_sections[self._index]
         value = syms["value"][self._index].astype(np.uint64)
         if linked:
             value = value - np.array([s.addr for s in obj.sections], dtype=np.uint64)[shndx]
@@ -187,7 +186,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         base[index] = 0 if linked else address
         is_placed[index] = True
     syms = obj.symbols
-    sym_shndx = syms["shndx"].astype(np.int64)
+    sym_shndx = obj.symbol_sections
     sym_value = syms["value"].astype(np.uint64)
     kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
     got_start = placement.output_start.get(".got")
@@ -233,6 +232,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         if implicit:
             addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
         target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
+        if placement.pieces:
+            target = piece_targets(obj, placement, sym, target_shndx, addend, target)
         place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
@@ -261,13 +262,13 @@ def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray) -> np.ndarray
     """Per symbol, the index in `UncheckedReason` of why a reference to it cannot be checked, or -1;
     one more row, for symbol indices past the end of the table. Computed once for the whole table."""
     syms = obj.symbols
-    shndx = syms["shndx"].astype(np.int64)
+    shndx = obj.symbol_sections
     in_section = (shndx > SHN_UNDEF) & (shndx < len(is_placed))
     undefined = shndx == SHN_UNDEF
     weak = (syms["info"] >> 4) == STB_WEAK
     reason = np.full(len(syms) + 1, -1, dtype=np.int64)
     code = _UNCHECKED_CODE
-    reason[:-1][(shndx >= len(is_placed)) & (shndx != SHN_ABS)] = code[UncheckedReason.TARGET_SECTION_UNKNOWN]
+    reason[:-1][((shndx < SHN_UNDEF) | (shndx >= len(is_placed))) & (shndx != SECTION_ABS)] = code[UncheckedReason.TARGET_SECTION_UNKNOWN]
     reason[:-1][in_section & ~is_placed[np.where(in_section, shndx, 0)]] = code[UncheckedReason.TARGET_NOT_PLACED]
     reason[:-1][undefined & weak] = code[UncheckedReason.WEAK_UNDEFINED]
     reason[:-1][undefined & ~weak] = code[UncheckedReason.UNDEFINED]
@@ -304,6 +305,21 @@ def unchecked_example(obj: ElfInput, index: SymbolIndex, linked: bool, site_sect
     target = obj.symbol_name(sym) if sym < len(obj.symbols) else f"symbol #{sym}"
     return UncheckedExample(section.name, offset, f"{symbol}+{delta:#x}" if symbol else None,
                             f"{target}{addend:+#x}" if addend else target)
+
+
+def piece_targets(obj: ElfInput, placement: Placement, sym: np.ndarray, sections: np.ndarray, addend: np.ndarray,
+                  target: np.ndarray) -> np.ndarray:
+    """`target` with references into merged sections moved to where their piece landed, as the
+    linker computes them: a section symbol (a string literal) reaches the piece holding
+    value + addend; a named symbol, the piece holding its value, plus the addend."""
+    target = target.copy()
+    for section in set(placement.pieces) & set(np.unique(sections).tolist()):
+        rows = np.flatnonzero(sections == section)
+        value = obj.symbols["value"][sym[rows]].astype(np.int64)
+        is_section = (obj.symbols["info"][sym[rows]] & 0xF) == STT_SECTION
+        target[rows] = (placement.piece_addresses(section, value + np.where(is_section, addend[rows], 0))
+                        + np.where(is_section, 0, addend[rows]).astype(np.uint64))
+    return target
 
 
 def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
@@ -345,10 +361,13 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
     word = int.from_bytes(bytes(obj.section_data(site_section)[site_offset:site_offset + 4]),
                           "little" if obj.little else "big")
     site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)
-    target_section_index = int(obj.symbols["shndx"][sym])
-    in_section = 0 < target_section_index < len(obj.sections)
+    target_section_index = int(obj.symbol_sections[sym])
+    in_section = target_section_index > 0
     target_section = obj.sections[target_section_index] if in_section else None
-    target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
+    if target_section_index in placement.pieces:  # merged: the offset in the input section, not in the merged one
+        target_offset = int(obj.symbols["value"][sym]) + addend
+    else:
+        target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
     name = obj.symbol_name(sym)
     if obj.symbols["info"][sym] & 0xF == STT_SECTION and in_section:
         near, delta = index.enclosing(target_section_index, target_offset)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .analysis import Analysis, SymbolIndex, statuses
-from .elf import SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
+from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
 
@@ -167,37 +167,31 @@ class LinkedImage:
         return self._data[index][offset:offset + length]
 
 
-def _strtab(obj: ElfInput) -> np.ndarray:
-    return np.frombuffer(obj.symbol_string_table or b"\0", dtype=np.uint8)
+def _mapping_symbols(obj: ElfInput) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(section, offset in it, letter) of every defined mapping symbol, sorted by section and offset;
+    at one offset code wins over data (an empty data region): data sorts first, the last one counts."""
+    letters, sections = obj.mapping_letters, obj.symbol_sections
+    rows = np.flatnonzero((letters != 0) & (sections > 0))
+    section, letter = sections[rows], letters[rows]
+    addr = np.array([s.addr for s in obj.sections], dtype=np.uint64)
+    value = (obj.symbols["value"][rows].astype(np.uint64) - addr[section]).view(np.int64)
+    order = np.lexsort((letter != ord("d"), value, section))
+    return section[order], value[order], letter[order]
+
+
+def _per_section(section: np.ndarray, *columns: np.ndarray) -> dict[int, tuple[np.ndarray, ...]]:
+    """Split columns sorted by `section` into one slice per section."""
+    bounds = np.flatnonzero(np.diff(section)) + 1
+    return {int(section[lo]): tuple(column[lo:hi] for column in columns)
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(section)]) if hi > lo}
 
 
 def mapping_regions(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per section: (sorted offsets of mapping symbols, whether each starts data), found with array ops."""
-    syms = obj.symbols
-    if decoder.data_mapping is None or not len(syms):
+    if decoder.data_mapping is None or not len(obj.symbols):
         return {}
-    strtab = _strtab(obj)
-    last = len(strtab) - 1
-    name = syms["name"].astype(np.int64)
-    c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
-    lower = (c1 >= ord("a")) & (c1 <= ord("z"))
-    mapping = (c0 == ord("$")) & lower & ((c2 == 0) | (c2 == ord("."))) & (name + 2 <= last)
-    mapping &= (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < min(SHN_LORESERVE, len(obj.sections)))
-    is_data = c1 == decoder.data_mapping[1]
-    rows = np.flatnonzero(mapping)
-    shndx = syms["shndx"][rows].astype(np.int64)
-    value = syms["value"][rows].astype(np.uint64) - np.array(
-        [s.addr for s in obj.sections], dtype=np.uint64)[shndx]
-    data = is_data[rows]
-    # At one offset code wins over data (an empty data region): data sorts first, the last one counts.
-    order = np.lexsort((~data, value, shndx))
-    shndx, value, data = shndx[order], value[order].astype(np.int64), data[order]
-    regions = {}
-    bounds = np.flatnonzero(np.diff(shndx)) + 1
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(shndx)]):
-        if hi > lo:
-            regions[int(shndx[lo])] = (value[lo:hi], data[lo:hi])
-    return regions
+    section, value, letter = _mapping_symbols(obj)
+    return _per_section(section, value, letter == decoder.data_mapping[1])
 
 
 def thunk_symbols(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[str, str]]:
@@ -214,7 +208,7 @@ def thunk_symbols(obj: ElfInput, decoder: Decoder) -> dict[int, tuple[str, str]]
         if not starts:
             continue
         rows = np.flatnonzero(np.isin(syms["name"].astype(np.int64), np.fromiter(starts, dtype=np.int64))
-                              & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE))
+                              & (obj.symbol_sections > 0))
         for row in rows.tolist():
             match = starts[int(syms["name"][row])]
             value = int(syms["value"][row]) & (~1 if decoder.code_bit0 else ~0)
@@ -239,8 +233,7 @@ def _odd_functions(obj: ElfInput) -> np.ndarray:
     syms = obj.symbols
     if not len(syms):
         return np.zeros(0, dtype=np.uint64)
-    odd = (((syms["info"] & 0xF) == 2) & (syms["value"] & 1 == 1) & (syms["shndx"] != SHN_UNDEF)
-           & (syms["shndx"] < SHN_LORESERVE))
+    odd = ((syms["info"] & 0xF) == 2) & (syms["value"] & 1 == 1) & (obj.symbol_sections > 0)
     return np.unique(syms["value"][odd].astype(np.uint64) & np.uint64(U64 - 1))
 
 
@@ -258,7 +251,7 @@ def _section_context(obj: ElfInput, section, units: int, unit: int,
         anchors.append(offsets // unit)
     syms = obj.symbols
     if len(syms):
-        here = (syms["shndx"] == section.index) & ((syms["info"] & 0xF) <= 2)
+        here = (obj.symbol_sections == section.index) & ((syms["info"] & 0xF) <= 2)
         value = (syms["value"][here].astype(np.uint64) & np.uint64(U64 - 1)) - np.uint64(section.addr)
         anchors.append((value.view(np.int64)) // unit)
     joined = np.unique(np.concatenate(anchors))
@@ -267,28 +260,9 @@ def _section_context(obj: ElfInput, section, units: int, unit: int,
 
 def _mapping_letters(obj: ElfInput) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per section: sorted offsets of its mapping symbols and the letter of each (`$t` → ord('t'))."""
-    syms = obj.symbols
-    if not len(syms):
+    if not len(obj.symbols):
         return {}
-    strtab = _strtab(obj)
-    last = len(strtab) - 1
-    name = syms["name"].astype(np.int64)
-    c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
-    mapping = (c0 == ord("$")) & (c1 >= ord("a")) & (c1 <= ord("z")) & ((c2 == 0) | (c2 == ord(".")))
-    mapping &= (name + 2 <= last) & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < min(SHN_LORESERVE, len(obj.sections)))
-    rows = np.flatnonzero(mapping)
-    shndx = syms["shndx"][rows].astype(np.int64)
-    addr = np.array([s.addr for s in obj.sections], dtype=np.uint64)
-    value = (syms["value"][rows].astype(np.uint64) - addr[shndx]).view(np.int64)
-    letter = c1[rows]
-    # At one offset code wins over data (an empty data region), as in `mapping_regions`.
-    order = np.lexsort((letter != ord("d"), value, shndx))
-    shndx, value, letter = shndx[order], value[order], letter[order]
-    found = {}
-    for section in np.unique(shndx).tolist():
-        rows = shndx == section
-        found[section] = (value[rows], letter[rows])
-    return found
+    return _per_section(*_mapping_symbols(obj))
 
 
 def _name_at(index: SymbolIndex, image: LinkedImage, address: int) -> str:

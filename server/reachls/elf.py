@@ -24,17 +24,27 @@ SHT_SYMTAB = 2
 SHT_RELA = 4
 SHT_NOBITS = 8
 SHT_REL = 9
+SHT_SYMTAB_SHNDX = 18
 SHF_ALLOC = 0x2
 SHF_EXECINSTR = 0x4
+SHF_MERGE = 0x10
+SHF_STRINGS = 0x20
 SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
 SHN_COMMON = 0xFFF2
 SHN_XINDEX = 0xFFFF
+STT_NOTYPE = 0
 STT_FUNC = 2
 STT_SECTION = 3
 STB_LOCAL = 0
 STB_WEAK = 2
+
+#: `ElfInput.symbol_sections` of symbols outside every section: the reserved index negated, so
+#: that it can never be taken for a real index (which passes 0xff00 under extended numbering).
+#: SHN_UNDEF stays 0: section 0 is never a place.
+SECTION_ABS = -SHN_ABS
+SECTION_COMMON = -SHN_COMMON
 
 #: Addresses are 64-bit and wrap as the linker's arithmetic does.
 U64 = (1 << 64) - 1
@@ -81,10 +91,19 @@ class InputSection:
     align: int
     link: int
     info: int
+    entsize: int = 0
 
     @property
     def is_alloc(self) -> bool:
         return bool(self.flags & SHF_ALLOC)
+
+    @property
+    def merge_kind(self) -> tuple[int, int, int] | None:
+        """What ld.lld merges allocated SHF_MERGE sections by (flags, entry size, alignment of strings):
+        all inputs of one kind in an output section become one synthetic section. None: not merged."""
+        if not (self.flags & SHF_MERGE and self.is_alloc and self.entsize and self.size):
+            return None
+        return self.flags, self.entsize, self.align if self.flags & SHF_STRINGS else 0
 
     @property
     def is_code(self) -> bool:
@@ -171,16 +190,19 @@ class ElfInput:
             shnum = int(first["size"][0])
         table = self._table(shoff, shnum * dtype.itemsize, dtype, "section header table")
         shstrndx = header["e_shstrndx"]
-        if shstrndx == SHN_XINDEX:
+        if shstrndx == SHN_XINDEX:  # the section name table's index did not fit: section 0's sh_link
             shstrndx = int(first["link"][0])
+        if not 0 < shstrndx < shnum:
+            raise ReachlsError(f"section name table is section {shstrndx}, the file has {shnum} sections",
+                               str(self.path))
         names_hdr = table[shstrndx]
         names = self._slice(int(names_hdr["offset"]), int(names_hdr["size"]), "section name table")
         sections = []
         for i, row in enumerate(table.tolist()):
-            name_off, sh_type, flags, addr, offset, size, link, info, align, _ = row
+            name_off, sh_type, flags, addr, offset, size, link, info, align, entsize = row
             end = names.find(b"\0", name_off)
             sections.append(InputSection(i, names[name_off:end].decode("utf-8", "replace"), sh_type, flags,
-                                         addr, offset, size, align or 1, link, info))
+                                         addr, offset, size, align or 1, link, info, entsize))
         return sections
 
     def section_data(self, index: int) -> bytes:
@@ -209,12 +231,39 @@ class ElfInput:
             return b""
         return self.section_data(symtab.link)
 
+    @cached_property
+    def symbol_sections(self) -> np.ndarray:
+        """The section index of every symbol (int64), the one place extended numbering is resolved.
+
+        With more than 0xff00 sections (`-ffunction-sections` kernels: hundreds of thousands) a
+        symbol's st_shndx is SHN_XINDEX and its real index sits in `.symtab_shndx`
+        (SHT_SYMTAB_SHNDX, linked to the symbol table). Undefined symbols are 0 (SHN_UNDEF),
+        absolute and common ones SECTION_ABS / SECTION_COMMON, any other reserved index its
+        negation; every other value is a real section of this file."""
+        raw = self.symbols["shndx"].astype(np.int64)
+        extended = raw == SHN_XINDEX
+        sections = np.where(raw >= SHN_LORESERVE, -raw, raw)
+        if extended.any():
+            symtab = self._symtab
+            table = next((s for s in self.sections if s.sh_type == SHT_SYMTAB_SHNDX and s.link == symtab.index), None)
+            if table is None:
+                raise ReachlsError("symbols with st_shndx SHN_XINDEX but no SHT_SYMTAB_SHNDX section "
+                                   "for the symbol table", str(self.path))
+            real = self._table(table.offset, table.size, np.dtype(("<" if self.little else ">") + "u4"),
+                               f"section {table.name}")
+            if len(real) < len(raw):
+                raise ReachlsError(f"{table.name} holds {len(real)} entries for {len(raw)} symbols", str(self.path))
+            sections = np.where(extended, real[:len(raw)].astype(np.int64), sections)
+        if len(sections) and (beyond := int(sections.max())) >= len(self.sections):
+            raise ReachlsError(f"a symbol names section {beyond}, the file has {len(self.sections)}", str(self.path))
+        return sections
+
     def symbol_name(self, index: int) -> str:
         """Name of symbol `index`; section symbols are named after their section."""
         sym = self.symbols[index]
         if sym["info"] & 0xF == STT_SECTION:
-            shndx = int(sym["shndx"])
-            return self.sections[shndx].name if 0 < shndx < len(self.sections) else ""
+            section = int(self.symbol_sections[index])
+            return self.sections[section].name if section > 0 else ""
         start = int(sym["name"])
         end = self.symbol_string_table.find(b"\0", start)
         return self.symbol_string_table[start:end].decode("utf-8", "replace")
@@ -237,9 +286,40 @@ class ElfInput:
         addend = table["addend"].astype(np.int64) if explicit else np.zeros(len(table), dtype=np.int64)
         return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit)
 
-    def function_symbols(self) -> list[tuple[str, int, int, int]]:
-        """(name, section index, value, size) of every defined function symbol."""
+    def code_labels(self) -> list[CodeLabel]:
+        """Every label defined in an executable section: function symbols and the untyped labels
+        assembly entry points get (`SYM_CODE_START`, `SYM_INNER_LABEL`), not mapping symbols."""
         syms = self.symbols
-        mask = ((syms["info"] & 0xF) == STT_FUNC) & (syms["shndx"] != SHN_UNDEF) & (syms["shndx"] < SHN_LORESERVE)
-        return [(self.symbol_name(int(i)), int(syms["shndx"][i]), int(syms["value"][i]), int(syms["size"][i]))
-                for i in np.flatnonzero(mask)]
+        sections = self.symbol_sections
+        executable = np.array([s.flags & SHF_EXECINSTR != 0 for s in self.sections] or [False])
+        kind = syms["info"] & 0xF
+        defined = sections > 0
+        in_code = defined & executable[np.where(defined, sections, 0)]
+        mask = (kind == STT_FUNC) | ((kind == STT_NOTYPE) & in_code & (syms["name"] != 0))
+        mask &= defined & (self.mapping_letters == 0)
+        return [CodeLabel(self.symbol_name(i), int(sections[i]), int(syms["value"][i]), int(syms["size"][i]),
+                          bool(kind[i] == STT_FUNC))
+                for i in np.flatnonzero(mask).tolist()]
+
+    @cached_property
+    def mapping_letters(self) -> np.ndarray:
+        """Per symbol, the letter of a mapping symbol (`$x`, `$d`, `$a`, `$t`, `$x.42` → ord of the
+        letter), 0 for every other symbol: they mark what follows as code or data, not a label."""
+        strtab = np.frombuffer(self.symbol_string_table or b"\0", dtype=np.uint8)
+        last = len(strtab) - 1
+        name = self.symbols["name"].astype(np.int64)
+        c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
+        mapping = ((c0 == ord("$")) & (c1 >= ord("a")) & (c1 <= ord("z")) & ((c2 == 0) | (c2 == ord(".")))
+                   & (name + 2 <= last))
+        return np.where(mapping, c1, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class CodeLabel:
+    """A label in an executable section; `is_function` tells STT_FUNC from an untyped assembly label."""
+
+    name: str
+    section: int
+    value: int
+    size: int
+    is_function: bool

@@ -33,7 +33,7 @@ import numpy as np
 from .analysis import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, attach_sources,
                        implicit_addends, make_record)
 from .arch import Architecture, checked_distance, for_machine
-from .elf import SHN_ABS, SHN_UNDEF, U64, ElfInput
+from .elf import SECTION_ABS, SHN_UNDEF, U64, ElfInput
 from .errors import ReachlsError
 from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
 from .layout import Placement
@@ -387,12 +387,12 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
             rows = slice(row, row + 1)
             addend = int(implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
             bias = arch.pc_bias(kind) if arch.pc_bias else 0  # as in analysis: the PC bias is not the target
-        target_shndx = int(syms["shndx"][sym])
+        target_section = int(obj.symbol_sections[sym])
         base = placement.section_address
         place = base.get(section, 0) + overflow.offset
-        target_known = target_shndx == SHN_ABS or target_shndx in base
-        target = (int(syms["value"][sym]) + addend + (0 if target_shndx == SHN_ABS else base.get(target_shndx, 0))
-                  if target_shndx != SHN_UNDEF else 0) & U64
+        target_known = target_section == SECTION_ABS or target_section in base
+        section_base = 0 if target_section == SECTION_ABS else base.get(target_section, 0)
+        target = (int(syms["value"][sym]) + addend + section_base if target_section != SHN_UNDEF else 0) & U64
         distance = overflow.distance
         if distance is None:
             if not target_known or section not in base:
@@ -471,9 +471,8 @@ def _defined_symbol(obj: ElfInput, name: str) -> tuple[int, int] | None:
     if not offsets:
         return None
     syms = obj.symbols
-    rows = np.flatnonzero(np.isin(syms["name"], list(offsets)) & (syms["shndx"] != SHN_UNDEF)
-                          & (syms["shndx"] < len(obj.sections)))
-    return (int(syms["shndx"][rows[0]]), int(syms["value"][rows[0]])) if len(rows) else None
+    rows = np.flatnonzero(np.isin(syms["name"], list(offsets)) & (obj.symbol_sections > 0))
+    return (int(obj.symbol_sections[rows[0]]), int(syms["value"][rows[0]])) if len(rows) else None
 
 
 def _find_relocation(obj: ElfInput, rel_sections: dict, tables: dict, overflow: LoggedOverflow,

@@ -116,26 +116,30 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
 
 @dataclass(frozen=True)
 class FunctionPlacement:
+    """Where one code label lands; `is_function` is False for an untyped assembly label."""
+
     name: str
     address: int
     size: int
     output_section: str | None
     output_offset: int | None
+    is_function: bool = True
 
 
 def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[Placement, list[FunctionPlacement]]:
-    """Where every function symbol lands, and its offset from the start of its output section."""
+    """Where every code label (function symbols and assembly entry points) lands, and its offset
+    from the start of its output section."""
     inputs, obj, _ = open_input(path, options)
     with obj:
         placement = place(obj, inputs, options.engine)
         functions = []
-        for name, shndx, value, size in obj.function_symbols():
-            if shndx not in placement.section_address:
+        for label in obj.code_labels():
+            if label.section not in placement.section_address:
                 continue
-            address = value if not obj.is_relocatable else placement.section_address[shndx] + value
-            output = placement.output_section.get(shndx)
+            address = label.value if not obj.is_relocatable else placement.section_address[label.section] + label.value
+            output = placement.output_section.get(label.section)
             start = placement.output_start.get(output) if output else None
-            functions.append(FunctionPlacement(name, address, size, output,
-                                               address - start if start is not None else None))
+            functions.append(FunctionPlacement(label.name, address, label.size, output,
+                                               address - start if start is not None else None, label.is_function))
     functions.sort(key=lambda f: (f.address, f.name))
     return placement, functions

@@ -127,10 +127,12 @@ def json_report(result: ScanResult) -> str:
 
 
 def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str:
-    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by {placement.engine})"]
+    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by {placement.engine}; "
+             "`notype`: an assembly label without a function type)"]
     for fn in functions:
         offset = f"{fn.output_offset:#x}" if fn.output_offset is not None else "-"
-        lines.append(f"{fn.address:#18x}  {offset:>10}  {fn.size:>8}  {fn.output_section or '-':<12} {fn.name}")
+        kind = "" if fn.is_function else "  notype"
+        lines.append(f"{fn.address:#18x}  {offset:>10}  {fn.size:>8}  {fn.output_section or '-':<12} {fn.name}{kind}")
     lines += [f"note: {note}" for note in placement.notes]
     return "\n".join(lines) + "\n"
 
@@ -139,7 +141,8 @@ def layout_json(placement: Placement, functions: list[FunctionPlacement]) -> str
     return json.dumps({
         "schema": JSON_SCHEMA,
         "engine": placement.engine,
-        "functions": [{"name": f.name, "address": f.address, "size": f.size, "output_section": f.output_section,
-                       "output_offset": f.output_offset} for f in functions],
+        "functions": [{"name": f.name, "type": "func" if f.is_function else "notype", "address": f.address,
+                       "size": f.size, "output_section": f.output_section, "output_offset": f.output_offset}
+                      for f in functions],
         "notes": list(placement.notes),
     }, indent=2) + "\n"

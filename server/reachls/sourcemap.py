@@ -33,10 +33,9 @@ from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfCon
 from elftools.dwarf.structs import DWARFStructs
 
 from .dwarfline import LineRows, die_offsets, line_rows
-from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
+from .elf import ElfInput
 from .errors import ReachlsError
 
-SHT_SYMTAB_SHNDX = 18
 SHF_COMPRESSED = 0x800
 # The data relocation types found in debug sections: (byte width, operation). "set" writes S+A,
 # "add"/"sub" add S+A to (subtract it from) what is there: RISC-V describes address differences
@@ -187,14 +186,9 @@ class SourceMap:
 
     @cached_property
     def _symbol_sections(self) -> np.ndarray:
-        """Section of each symbol, SHN_XINDEX resolved (vmlinux.o has >65280 sections); -1 if none."""
-        raw = self.obj.symbols["shndx"].astype(np.int64)
-        shndx = np.where((raw >= SHN_LORESERVE) | (raw == 0), -1, raw)
-        xsec = next((s for s in self.obj.sections if s.sh_type == SHT_SYMTAB_SHNDX), None)
-        if xsec is not None and (raw == SHN_XINDEX).any():
-            ext = np.frombuffer(self.obj.section_data(xsec.index), self._e + "u4")[:len(raw)].astype(np.int64)
-            shndx = np.where(raw == SHN_XINDEX, ext, shndx)
-        return np.where(shndx < len(self.obj.sections), shndx, -1)
+        """Section of each symbol (extended numbering resolved by `ElfInput`); -1 if none."""
+        sections = self.obj.symbol_sections
+        return np.where(sections > 0, sections, -1)
 
     @cached_property
     def _bases(self) -> np.ndarray:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -18,7 +20,9 @@ class Placement:
     address; sections the link discards or leaves unallocated are absent. `output_section`
     names the output section each placed input section went into, and `output_start` gives
     each output section's start address, so a symbol's offset inside its output section can
-    be reported ("where will my function land?").
+    be reported ("where will my function land?"). `pieces`: merged (SHF_MERGE) input sections
+    whose strings or constants the linker moved one by one (the relink reads them back): the
+    sorted start offset of each piece in the input section and the piece's final address.
     """
 
     engine: str
@@ -26,3 +30,10 @@ class Placement:
     output_section: dict[int, str]
     output_start: dict[str, int]
     notes: tuple[str, ...] = field(default=())
+    pieces: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def piece_addresses(self, section: int, offsets: np.ndarray) -> np.ndarray:
+        """Final addresses (uint64) of `offsets` into input section `section`, piece by piece."""
+        starts, finals = self.pieces[section]
+        piece = np.maximum(np.searchsorted(starts, offsets, side="right") - 1, 0)
+        return finals[piece] + (offsets - starts[piece]).astype(np.uint64)

@@ -10,7 +10,8 @@ PT_LOAD boundaries advanced by the maximum page size, image base 0x200000).
 
 lld rebuilds .eh_frame (CIEs deduplicated, records padded) and .note.gnu.property: the model
 sizes them to place what follows, but gives their input sections no address, as the relink
-engine does. Merged string/constant sections get the start of their merged section.
+engine does. Merged string/constant sections get the start of their merged section (the relink
+reads each piece back from its output; the model has none).
 Not modelled (the relink engine is exact): range-extension thunks and erratum 843419 patches,
 other synthetic sections (.got, .plt, .rela.dyn, build-id), string deduplication beyond what
 `ld -r` already did, and TLS segment alignment.
@@ -26,13 +27,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..elf import SHF_ALLOC, SHF_EXECINSTR, SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
+from ..elf import SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
 from ..errors import ReachlsError
 from . import Placement
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
                      Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
-SHF_WRITE, SHF_MERGE, SHF_STRINGS, SHF_TLS, SHF_EXCLUDE = 0x1, 0x10, 0x20, 0x400, 0x80000000
+SHF_WRITE, SHF_TLS, SHF_EXCLUDE = 0x1, 0x400, 0x80000000
 SHT_PROGBITS, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 1, 7, 14, 15, 16
 _NOT_INPUT_TYPES = {0, 2, 3, 4, 9, 11, 17, 18}  # null, symtab, strtab, rela, rel, dynsym, group, shndx
 _DROPPED_NAMES = {".note.GNU-stack", ".note.gnu.split-stack", ".llvm_addrsig", ".llvm.call-graph-profile"}
@@ -187,13 +188,10 @@ def _input_sections(obj: ElfInput) -> list[_Input]:
         if sec.is_alloc and sec.name in (".eh_frame", ".note.gnu.property"):
             synthetic.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, synthetic=True))
             continue
-        merge_key = None
-        if sec.flags & SHF_MERGE and sec.is_alloc:
-            entsize = obj.elffile.get_section(sec.index)["sh_entsize"]
-            merge_key = (sec.flags, entsize, sec.align if sec.flags & SHF_STRINGS else 0)
-        ordinary.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, merge_key=merge_key))
+        ordinary.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size,
+                               merge_key=sec.merge_kind))
     syms = obj.symbols
-    for i in np.flatnonzero(syms["shndx"] == SHN_COMMON).tolist():
+    for i in np.flatnonzero(obj.symbol_sections == SECTION_COMMON).tolist():
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,
                                int(syms["size"][i]), common_symbol=obj.symbol_name(i)))
     inputs = ordinary + sorted(synthetic, key=lambda s: s.name)
@@ -209,7 +207,6 @@ def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
     rel_section = obj.relocation_sections().get(index)
     table = obj.relocations(rel_section) if rel_section else None
     relocs = sorted(zip(table.offset.tolist(), table.sym.tolist())) if table else []
-    syms = obj.symbols
     cies: dict[tuple[bytes, int | None], list[int]] = {}
     cie_at: dict[int, tuple[bytes, int | None]] = {}
     offset, next_reloc = 0, 0
@@ -225,7 +222,7 @@ def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
             cie_at[offset] = key = (data[offset:offset + size], target)
             cies.setdefault(key, [])
         elif (key := cie_at.get(offset + 4 - ident)) is not None and target is not None \
-                and int(syms["shndx"][target]) in live_sections:
+                and int(obj.symbol_sections[target]) in live_sections:
             cies[key].append(size)
         offset += size
     return sum(_align_to(len(key[0]), 8) + sum(_align_to(s, 8) for s in fdes) for key, fdes in cies.items()) + 4
@@ -340,8 +337,9 @@ class _Layout:
         if name in self.commons:
             return self.commons[name].addr
         if name in self.object_symbols:
-            shndx, value = self.object_symbols[name]
-            return value if shndx == SHN_ABS else (self.by_index[shndx].addr + value if shndx in self.by_index else 0)
+            section, value = self.object_symbols[name]
+            return value if section == SECTION_ABS else (self.by_index[section].addr + value
+                                                         if section in self.by_index else 0)
         return self._fail(f"symbol '{name}' is not defined", line)
 
     def _call(self, call: Call) -> int:
@@ -500,16 +498,16 @@ def _assignments(script: LinkerScript):
 
 
 def _global_symbols(obj: ElfInput) -> tuple[dict[str, tuple[int, int]], set[str]]:
-    """Defined global symbols (name -> (shndx, value)) and undefined ones: what a script can see."""
+    """Defined global symbols (name -> (section, value)) and undefined ones: what a script can see."""
     syms = obj.symbols
     defined, undefined = {}, set()
     for i in np.flatnonzero(syms["info"] >> 4 != 0).tolist():  # not STB_LOCAL
-        shndx = int(syms["shndx"][i])
+        section = int(obj.symbol_sections[i])
         name = obj.symbol_name(i)
-        if shndx == SHN_UNDEF:
+        if section == SHN_UNDEF:
             undefined.add(name)
-        elif shndx < SHN_LORESERVE or shndx == SHN_ABS:
-            defined[name] = (shndx, int(syms["value"][i]))
+        elif section > 0 or section == SECTION_ABS:
+            defined[name] = (section, int(syms["value"][i]))
     return defined, undefined
 
 

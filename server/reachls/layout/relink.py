@@ -12,6 +12,7 @@ known not to write elsewhere or to run anything are passed on.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 from ..elf import ElfInput
 from ..errors import ReachlsError
 from . import Placement
+from .merged import place_merge_sections, unplaced_merge_sections
 
 RELINK_TIMEOUT_SECONDS = 600
 
@@ -37,6 +39,9 @@ _SCRIPT_FLAGS = {"-T", "--script"}
 _OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
+_OUTPUT_SECTION = re.compile(r"[^\s()]+")  # `.text`, `__ksymtab_strings`: one word, unlike assignments
+#: ld.lld links with merging off at -O0 (the default is -O1): merge inputs then appear in its map.
+_NO_MERGING = "-O0"
 
 
 @dataclass(frozen=True)
@@ -117,20 +122,46 @@ def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
             if not command.script.is_file():
                 raise ReachlsError("linker script not found", str(command.script))
             argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path),
-                 "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, timeout=RELINK_TIMEOUT_SECONDS,
-                                    stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-        if not map_path.is_file():
-            first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
-            raise ReachlsError(f"relink failed: {first_error}", linker)
-        placement = parse_lld_map(map_path.read_text(), obj)
+        argv += [str(obj.path.resolve()), "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
+        text = _link([*argv, "-o", str(out), "-Map", str(map_path)], map_path, tmp)
+        placement = parse_lld_map(text, obj)
+        if unplaced_merge_sections(obj, placement):  # which merged section holds them: ask the linker
+            probe_map = Path(tmp) / "unmerged.map"
+            probe = parse_lld_map(_link([*argv, "-o", str(out) + ".unmerged", "-Map", str(probe_map), _NO_MERGING],
+                                        probe_map, tmp), obj)
+            with ElfInput(out) as image:
+                placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
     notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
-    return Placement(placement.engine, placement.section_address, placement.output_section,
-                     placement.output_start, notes)
+    return dataclasses.replace(placement, notes=placement.notes + notes)
+
+
+def _link(argv: list[str], map_path: Path, cwd: str) -> str:
+    """Run the linker; the map it wrote, or the linker's first error."""
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=RELINK_TIMEOUT_SECONDS,
+                                stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", argv[0]) from None
+    if not map_path.is_file():
+        first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
+        raise ReachlsError(f"relink failed: {first_error}", argv[0])
+    return map_path.read_text()
+
+
+def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
+    """Output section → (address, size) of each merged section in it: ld.lld names those
+    `<internal>:(<output section>)`, one per merge kind."""
+    found: dict[str, list[tuple[int, int]]] = {}
+    current = None
+    for line in text.splitlines()[1:]:
+        if not (match := _MAP_LINE.match(line)):
+            continue
+        indent, name = len(match.group(5)), match.group(6)
+        if indent == 0:
+            current = name
+        elif indent <= 8 and name == f"<internal>:({current})":
+            found.setdefault(current, []).append((int(match.group(1), 16), int(match.group(3), 16)))
+    return found
 
 
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
@@ -153,7 +184,7 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
             continue
         address, indent, name = int(match.group(1), 16), len(match.group(5)), match.group(6)
         if indent == 0:
-            if not name.startswith(".") or " = " in name:
+            if not _OUTPUT_SECTION.fullmatch(name):  # `. = 0x…`, `_text = .`, ASSERT(…)
                 continue
             current = name
             output_start.setdefault(name, address)
