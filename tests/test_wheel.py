@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import make_test_lsp_client
 
-from lsp_support import apply_text_edits, uri, wait_for
+from lsp_support import apply_text_edits, server_session, uri, wait_for
 from toolchain import ROOT, lld_overflows, run
 
 SWITCH = Path("arch/arm64/kvm/hyp/vhe/switch.c")
@@ -70,12 +69,9 @@ def test_installed_scan_finds_the_linkers_overflows(installed: Path, outside: Pa
 @pytest.mark.asyncio(loop_scope="module")
 async def test_installed_server_offers_the_c_fix(installed: Path, outside: Path, tree: Path):
     """The `__section(".text")` fix on hyp_panic needs the C grammar query to find the function."""
-    client = make_test_lsp_client()
-    await client.start_io(str(installed / "reachls"), "serve", cwd=outside, env=_clean_env())
-    try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=types.ClientCapabilities(), root_uri=uri(tree),
-            workspace_folders=[types.WorkspaceFolder(uri(tree), "hyp-lto")]))
+    params = types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=uri(tree),
+                                    workspace_folders=[types.WorkspaceFolder(uri(tree), "hyp-lto")])
+    async with server_session([str(installed / "reachls"), "serve"], params, cwd=outside, env=_clean_env()) as client:
         diagnostics = await wait_for(lambda: client.diagnostics.get(uri(tree / SWITCH)), timeout=60,
                                      what="diagnostics on switch.c")
         text = (tree / SWITCH).read_text()
@@ -85,6 +81,3 @@ async def test_installed_server_offers_the_c_fix(installed: Path, outside: Path,
         edited = [apply_text_edits(text, list(action.edit.changes[uri(tree / SWITCH)])) for action in actions or []
                   if uri(tree / SWITCH) in (action.edit.changes or {})]
         assert any(re.search(r'__section\("\.text"\) hyp_panic\(', t) for t in edited), actions
-        await client.shutdown_session()
-    finally:
-        await client.stop()
