@@ -254,6 +254,9 @@ def test_a_file_without_linker_diagnostics_is_one_line_and_exit_2(build, tmp_pat
     cli = _cli("scan", tmp_path)
     assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
     assert "no linker diagnostic" in cli.stderr
+    (tmp_path / "build.log").write_text("")  # a link that printed nothing had nothing out of range
+    empty = _cli("scan", tmp_path)
+    assert empty.returncode == 0 and "0 overflow" in empty.stdout, empty.stderr
     no_log = _cli("scan", build, "--log=nope.log")
     assert no_log.returncode == 2 and len(no_log.stderr.strip().splitlines()) == 1, no_log.stderr
     assert "no linker log nope.log" in no_log.stderr

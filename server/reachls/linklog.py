@@ -20,7 +20,8 @@ An object the log names that is not at hand (a log copied from CI or a mailing l
 records of what the linker printed and nothing more: type, distance and range (ld.lld), target,
 object, section+offset, function, and the linker's own source line as the site's location;
 `verified` is false, addresses are None, and GNU ld's records have no distance. A note names the
-object. A log without any linker diagnostic is bad input.
+object. A log that holds text but no linker diagnostic is bad input (an empty one is the output
+of a link that had nothing to say).
 
 The result is an ordinary `ScanResult`, so the text and JSON reports and the language server
 read it unchanged. Records carry provenance mode `log`, engine `linker-log`.
@@ -246,7 +247,7 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     if build_dir is None and any((log.parent / name).exists() for name in (*ARTEFACTS, ".vmlinux.cmd")):
         build_dir = log.parent
     parsed = parse_log(text, str(log))
-    if not (parsed.overflows or parsed.undefined or parsed.incomplete):
+    if text.strip() and not (parsed.overflows or parsed.undefined or parsed.incomplete):  # empty: a clean link
         raise ReachlsError("no linker diagnostic in it (no `relocation ... out of range`, `relocation truncated "
                            "to fit` or undefined reference): not a linker log of a failed link", str(log))
     provenance = Provenance(str(log), log.stat().st_mtime, "log", ENGINE)
