@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
+from pytest_lsp import make_test_lsp_client
 
 SERVER_COMMAND = [sys.executable, "-m", "reachls.cli", "serve"]
 _REFERENCED_BY = re.compile(r">>> referenced by \S+ \((.+):(\d+)\)")
@@ -59,3 +61,18 @@ def apply_workspace_edit(edit: types.WorkspaceEdit, source_root: Path, target_ro
         path.write_text(apply_text_edits(path.read_text(), list(edits)))
         changed.append(path)
     return changed
+
+
+@contextlib.asynccontextmanager
+async def server_session(command: list[str], params: types.InitializeParams, **popen: object):
+    """A pytest-lsp client on a server started by `command` (`popen`: cwd, env), initialized with
+    `params`; shut down afterwards even when the test failed (a live server would keep `stop` waiting)."""
+    client = make_test_lsp_client()
+    await client.start_io(*command, **popen)
+    try:
+        await client.initialize_session(params)
+        yield client
+    finally:
+        with contextlib.suppress(Exception):  # the server may be gone already: stopping is enough then
+            await asyncio.wait_for(client.shutdown_session(), 10)
+        await client.stop()

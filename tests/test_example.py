@@ -136,7 +136,9 @@ def test_cli_text_and_json(builds):
     assert sorted(r["distance"] for r in overflow) == sorted(e.distance for e in errors)
     assert document["counts"]["ok"] == sum(r["status"] == "ok" for r in document["records"])
     record = overflow[0]
-    assert set(record) == {"kind", "site", "target", "distance", "usage", "headroom", "status", "provenance"}
+    assert set(record) == {"kind", "site", "target", "distance", "usage", "headroom", "status", "provenance",
+                           "verified"}
+    assert record["verified"] is True
     assert record["kind"]["range"] == [errors[0].lo, errors[0].hi]
 
 

@@ -5,7 +5,8 @@ GNU ld's log of the same final link, GNU ld's log of a link missing an object); 
 forms are made from a real ld.lld line by quoting its symbol or dropping its function, the way
 newer ld.lld and ld.lld without a function symbol print it. Expected values come from the
 tests' own log parser (toolchain.py), from the relocatable-mode scan, and from the symbols of
-GNU ld's own `--noinhibit-exec` image.
+GNU ld's own `--noinhibit-exec` image. A log copied alone (no objects at hand) must give back
+exactly what the linker printed, read here with the tests' own regular expressions.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from lsprotocol import types
 
+from lsp_support import SERVER_COMMAND, referenced_lines, server_session, uri, wait_for
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import Status
 from toolchain import build_example, copy_example, lld_overflows, need, nm_symbols, run
@@ -140,16 +143,121 @@ def test_undefined_references_are_not_reach_problems(build, tmp_path):
     assert cli.returncode == 0 and "not a reach problem" in cli.stdout, cli.stderr
 
 
-def test_a_missing_object_is_one_line_and_exit_2(build, tmp_path):
-    (tmp_path / "build.log").write_text((build / "build.log").read_text())
-    cli = subprocess.run([sys.executable, "-m", "reachls.cli", "scan", str(tmp_path / "build.log")],
-                         capture_output=True, text=True)
-    assert cli.returncode == 2, cli.stdout + cli.stderr
-    assert "Traceback" not in cli.stderr
-    lines = cli.stderr.strip().splitlines()
-    assert len(lines) == 1 and "vmlinux.o" in lines[0] and f"{tmp_path / 'build.log'}:1" in lines[0], lines
-    no_log = subprocess.run([sys.executable, "-m", "reachls.cli", "scan", str(build), "--log=nope.log"],
-                            capture_output=True, text=True)
+# The tests' own reading of the two linkers' messages, independent of reachls's parser.
+_LLD_MESSAGE = re.compile(
+    r"^ld\.lld: (?:error|warning): (?P<obj>\S+):\(function (?P<function>\S+): (?P<section>\S+)\+0x(?P<offset>[0-9a-f]+)\): "
+    r"relocation (?P<type>R_\w+) out of range: (?P<distance>-?\d+) is not in \[(?P<lo>-?\d+), (?P<hi>-?\d+)\]; "
+    r"references (?P<symbol>\S+)\n>>> referenced by \S+ \((?P<file>.+):(?P<line>\d+)\)$", re.M)
+_GNU_MESSAGE = re.compile(
+    r"^(?P<file>/.+):(?P<line>\d+):\((?P<section>[^+]+)\+0x(?P<offset>[0-9a-f]+)\): relocation truncated to fit: "
+    r"(?P<type>R_\w+) against symbol `(?P<symbol>[^']+)' defined in (?P<target_section>\S+) section in \S+$", re.M)
+
+
+def _alone(log: Path, directory: Path) -> Path:
+    """The log copied alone into an empty directory, as a user gets it from CI or a mailing list."""
+    directory.mkdir(parents=True, exist_ok=True)
+    copy = directory / "build.log"
+    copy.write_text(log.read_text())
+    return copy
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reachls.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def _printed(record: dict) -> tuple:
+    site, target = record["site"], record["target"]
+    return (record["kind"]["type"], record["distance"], tuple(record["kind"]["range"]), target["symbol"],
+            site["object"], site["symbol"], site["section"], site["offset"],
+            site["source"]["file"], site["source"]["line"])
+
+
+def test_an_lld_log_alone_gives_what_lld_printed_unverified(build, tmp_path):
+    log = _alone(build / "build.log", tmp_path / "ci")
+    expected = {(m["type"], int(m["distance"]), (int(m["lo"]), int(m["hi"])), m["symbol"], m["obj"],
+                 m["function"], m["section"], int(m["offset"], 16), m["file"], int(m["line"]))
+                for m in _LLD_MESSAGE.finditer(log.read_text())}
+    assert len(expected) == len(lld_overflows(log.read_text())) > 0
+    cli = _cli("scan", log, "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    document = json.loads(cli.stdout)
+    assert {_printed(r) for r in document["records"]} == expected
+    assert len(document["records"]) == len(expected) == document["counts"]["overflow"]
+    assert all(r["verified"] is False and r["status"] == "overflow" for r in document["records"])
+    assert all(r["site"]["address"] is None and r["target"]["address"] is None for r in document["records"])
+    assert any("vmlinux.o is not there" in n and "unverified" in n for n in document["notes"]), document["notes"]
+    text = _cli("scan", log)
+    assert text.returncode == 0 and text.stdout.count("as the linker printed it, unverified") == len(expected)
+    assert _cli("scan", log, "--fail-on", "overflow").returncode == 1
+
+
+def test_a_gnu_ld_log_alone_says_it_has_no_distance(build, gnu_log, tmp_path):
+    log = _alone(gnu_log, tmp_path / "ci")
+    text = log.read_text()
+    functions = re.findall(r"^vmlinux\.o: in function `(\S+)':$", text, re.M)
+    messages = list(_GNU_MESSAGE.finditer(text))
+    assert messages and len(functions) == len(set(functions)) >= 1
+    expected = {(m["type"], m["symbol"], m["target_section"], m["section"], int(m["offset"], 16), m["file"],
+                 int(m["line"])) for m in messages}
+    cli = _cli("scan", log, "--format", "json")
+    assert cli.returncode == 0, cli.stderr
+    document = json.loads(cli.stdout)
+    records = document["records"]
+    assert {(r["kind"]["type"], r["target"]["symbol"], r["target"]["section"], r["site"]["section"],
+             r["site"]["offset"], r["site"]["source"]["file"], r["site"]["source"]["line"]) for r in records} == expected
+    assert len(records) == len(messages)
+    assert {r["site"]["symbol"] for r in records} == set(functions)
+    assert all(r["distance"] is None and r["usage"] is None and r["headroom"] is None and r["verified"] is False
+               for r in records)
+    assert any("GNU ld prints no distance" in n and "null" in n for n in document["notes"]), document["notes"]
+    report = _cli("scan", log)
+    assert report.returncode == 0 and report.stdout.count("the linker printed no distance") == len(messages)
+    assert _cli("scan", log, "--fail-on", "overflow").returncode == 1
+
+
+def test_objects_at_hand_are_checked_the_others_printed(build, tmp_path):
+    """One log holding two links: the separate objects' (entry.o is at hand) and vmlinux.o's (it is not)."""
+    need("ld.lld")
+    objects = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
+               *sorted(str(p.relative_to(build.parent)) for p in (build.parent / "filler").rglob("filler_*.o")),
+               "init/main.o", "arch/arm64/kvm/hyp/vhe/switch.o"]
+    flags = _final_link(build)[1:-3]
+    inputs = [o if (build / o).is_file() else f"../{o}" for o in objects]  # relative, as kbuild links
+    separate = run("ld.lld", *flags, "-o", tmp_path / "separate.img", *inputs, cwd=build, check=False).stderr
+    assert "arch/arm64/kvm/hyp/entry.o:(function" in separate
+    ci = tmp_path / "ci"
+    (ci / "arch/arm64/kvm/hyp").mkdir(parents=True)
+    shutil.copy(build / "arch/arm64/kvm/hyp/entry.o", ci / "arch/arm64/kvm/hyp/entry.o")
+    log = ci / "build.log"
+    log.write_text(separate + (build / "build.log").read_text())
+    result = scan(log)
+    by_object = {}
+    for record in result.analysis.records:
+        by_object.setdefault(record.site.object, set()).add(record.verified)
+    assert by_object == {"arch/arm64/kvm/hyp/entry.o": {True}, "vmlinux.o": {False}}, by_object
+    assert sorted(r.distance for r in result.analysis.records) == sorted(
+        e.distance for e in lld_overflows(log.read_text()))
+    assert any("vmlinux.o is not there" in n for n in result.notes)
+    assert not any("entry.o is not there" in n for n in result.notes)
+    assert "the others checked against their objects" in result.notes[0]
+
+
+def test_a_file_without_linker_diagnostics_is_one_line_and_exit_2(build, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("make: Entering directory '/src/linux'\n  LD      vmlinux.o\nall good\n")
+    for argv in (("scan", notes, "--log"), ("scan", tmp_path, "--log=notes.txt")):
+        cli = _cli(*argv)
+        assert cli.returncode == 2, (argv, cli.stdout)
+        lines = cli.stderr.strip().splitlines()
+        assert len(lines) == 1 and "no linker diagnostic" in lines[0] and str(notes) in lines[0], lines
+    (tmp_path / "build.log").write_text(notes.read_text())  # a build dir holding only a clean log
+    cli = _cli("scan", tmp_path)
+    assert cli.returncode == 2 and len(cli.stderr.strip().splitlines()) == 1, cli.stderr
+    assert "no linker diagnostic" in cli.stderr
+    (tmp_path / "build.log").write_text("")  # a link that printed nothing had nothing out of range
+    empty = _cli("scan", tmp_path)
+    assert empty.returncode == 0 and "0 overflow" in empty.stdout, empty.stderr
+    no_log = _cli("scan", build, "--log=nope.log")
     assert no_log.returncode == 2 and len(no_log.stderr.strip().splitlines()) == 1, no_log.stderr
     assert "no linker log nope.log" in no_log.stderr
 
@@ -212,3 +320,29 @@ def test_an_overflow_the_object_does_not_hold_is_counted_unchecked(build):
     assert subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True).returncode == 1
     assert subprocess.run([*cli, "--fail-on", "overflow", "--allow-unchecked"], capture_output=True,
                           text=True).returncode == 0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_language_server_shows_a_log_alone_on_the_linkers_lines(build, tmp_path):
+    """A checkout elsewhere than the build machine's tree, holding only the CI log: the server finds the
+    log, maps the linker's paths with pathMappings, and puts each overflow on the line ld.lld named."""
+    built_tree = build.parent.parent
+    checkout = copy_example(tmp_path)
+    log = _alone(build / "build.log", checkout / "ci")
+    entry = checkout / "arch/arm64/kvm/hyp/entry.S"
+    expected = {line for file, line in referenced_lines(log.read_text())
+                if file == str(built_tree / "arch/arm64/kvm/hyp/entry.S")}
+    assert expected
+    params = types.InitializeParams(
+        capabilities=types.ClientCapabilities(), root_uri=uri(checkout),
+        workspace_folders=[types.WorkspaceFolder(uri(checkout), "checkout")],
+        initialization_options={"pathMappings": [{"from": str(built_tree), "to": str(checkout)}]})
+    async with server_session(SERVER_COMMAND, params) as client:
+        diagnostics = await wait_for(lambda: client.diagnostics.get(uri(entry)), timeout=60,
+                                     what="diagnostics on the checkout's entry.S")
+        assert {d.range.start.line + 1 for d in diagnostics} == expected
+        assert all("as the linker printed it, unverified" in d.message for d in diagnostics)
+        assert {d.code for d in diagnostics} == {e.type for e in lld_overflows(log.read_text())}
+        hover = await client.text_document_hover_async(types.HoverParams(
+            types.TextDocumentIdentifier(uri(entry)), diagnostics[0].range.start))
+        assert hover is not None and "the object is not at hand" in hover.contents.value

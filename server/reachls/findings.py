@@ -192,7 +192,7 @@ def _target_finding(path: Path, line: int, records: list[ReachRecord], mapper: P
     function = sources.c(path).function_at_line(line)
     if function is None:
         return None
-    worst = min(records, key=lambda r: (r.status.rank, -r.usage))
+    worst = min(records, key=lambda r: r.worst_first)
     count = f"{len(records)} references" if len(records) > 1 else "1 reference"
     message = (f"{function.name} is out of reach or close to it from {count}; worst: "
                f"{worst.site.symbol or worst.site.section}: {describe(worst)}")

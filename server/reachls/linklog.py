@@ -2,10 +2,10 @@
 
 Both linkers name, for each out-of-range relocation, the input object, the input section and
 the offset in it, and the relocation type. That is enough to find the relocation in the
-object's own relocation table, so every record here is built from the object, exactly as in
-the relocatable mode: kind, target symbol and addend from the table, the site's file:line from
-the object's DWARF (section-aware, rows sorted), never from the line the linker printed (LLVM's
-line lookup does not sort rows, so `>>> referenced by` can name the wrong line).
+object's own relocation table, so when the object is at hand the record is built from it,
+exactly as in the relocatable mode: kind, target symbol and addend from the table, the site's
+file:line from the object's DWARF (section-aware, rows sorted), not the line the linker printed
+(LLVM's line lookup does not sort rows, so `>>> referenced by` can name the wrong line).
 
 * ld.lld prints the distance it range-checked (`relocation R_X out of range: D is not in
   [LO, HI]; references S`, or `references 'S'` in newer releases; `warning:` instead of
@@ -15,6 +15,13 @@ line lookup does not sort rows, so `>>> referenced by` can name the wrong line).
   the object (`pipeline.place`: relink or model, with the build's script) and a note says so.
   Its `... against undefined symbol `S'` lines follow `undefined reference` errors: a missing
   definition, not a reach problem; they are counted in a note, never reported as overflows.
+
+An object the log names that is not at hand (a log copied from CI or a mailing list) gives
+records of what the linker printed and nothing more: type, distance and range (ld.lld), target,
+object, section+offset, function, and the linker's own source line as the site's location;
+`verified` is false, addresses are None, and GNU ld's records have no distance. A note names the
+object. A log that holds text but no linker diagnostic is bad input (an empty one is the output
+of a link that had nothing to say).
 
 The result is an ordinary `ScanResult`, so the text and JSON reports and the language server
 read it unchanged. Records carry provenance mode `log`, engine `linker-log`.
@@ -32,13 +39,13 @@ import numpy as np
 
 from .analysis import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, attach_sources,
                        implicit_addends, make_record)
-from .arch import Architecture, checked_distance, for_machine
+from .arch import Architecture, checked_distance, for_machine, for_relocation_type
 from .elf import SECTION_ABS, SHN_UNDEF, U64, ElfInput
 from .errors import ReachlsError
 from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
 from .layout import Placement
-from .record import Provenance, ReachRecord, RelocKind, Status
-from .sourcemap import SourceMap
+from .record import Provenance, ReachRecord, RelocKind, Site, Status, Target
+from .sourcemap import SourceLocation, SourceMap
 
 ENGINE = "linker-log"
 LLD = "ld.lld"
@@ -89,6 +96,8 @@ class LoggedOverflow:
     function: str | None
     printed_source: tuple[str, int] | None  # the file:line the linker printed for the site
     defined_in: str | None = None  # the object the linker says defines the symbol
+    target_section: str | None = None  # the section GNU ld says defines the symbol
+    addend: int | None = None  # GNU ld's `+ADDEND` after the symbol
 
 
 @dataclass(frozen=True)
@@ -165,14 +174,15 @@ def parse_log(text: str, where: str = "log") -> ParsedLog:
             undefined.append(u["symbol"])
             continue
         d = _GNU_DEFINED_SYMBOL.match(against) or _GNU_LOCAL.match(against)
-        symbol = d["symbol"] if d is not None else None
-        defined_in = d["obj"] if d is not None and "obj" in d.groupdict() else None
+        found = d.groupdict() if d is not None else {}
+        symbol, defined_in, addend = found.get("symbol"), found.get("obj"), found.get("addend")
         obj, source, own_header = _gnu_site(m["where"], header_obj)
         if obj is None:
             raise ReachlsError("cannot tell which object this GNU ld message is about (no `in function` line "
                                "before it)", f"{where}:{number}")
         overflows.append(LoggedOverflow(GNU, number, obj, m["section"], int(m["offset"], 16), t["type"], symbol,
-                                        None, None, None if own_header else header_function, source, defined_in))
+                                        None, None, None if own_header else header_function, source, defined_in,
+                                        found.get("section"), int(addend, 16) if addend else None))
         if own_header:  # GNU ld forgets its function context after printing an object inline
             header_obj = header_function = None
     unique: dict[tuple[str, str, int, str], LoggedOverflow] = {}
@@ -238,6 +248,9 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     if build_dir is None and any((log.parent / name).exists() for name in (*ARTEFACTS, ".vmlinux.cmd")):
         build_dir = log.parent
     parsed = parse_log(text, str(log))
+    if text.strip() and not (parsed.overflows or parsed.undefined or parsed.incomplete):  # empty: a clean link
+        raise ReachlsError("no linker diagnostic in it (no `relocation ... out of range`, `relocation truncated "
+                           "to fit` or undefined reference): not a linker log of a failed link", str(log))
     provenance = Provenance(str(log), log.stat().st_mtime, "log", ENGINE)
     bases = list(dict.fromkeys(p for p in (log.parent, build_dir) if p is not None))
     notes: list[str] = []
@@ -248,8 +261,18 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     by_object: dict[str, list[LoggedOverflow]] = {}
     for overflow in parsed.overflows:
         by_object.setdefault(overflow.obj, []).append(overflow)
+    unverified = 0
     for name, overflows in by_object.items():
-        path = _resolve_object(name, bases, f"{log}:{overflows[0].line}")
+        path = _find_object(name, bases)
+        if path is None:  # a log copied alone: what the linker printed, marked as such
+            found, more_notes, lost, printed_arch = _unverified_records(name, overflows, bases, provenance)
+            records += found
+            notes += more_notes
+            for type_name, reason, example in lost:
+                unchecked.add(type_name, reason, 1, [example])
+            unverified += len(found)
+            arch = arch or printed_arch
+            continue
         with ElfInput(path) as obj:
             obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
                 "gnu" if overflows[0].linker == GNU else "lld")
@@ -268,6 +291,10 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     linkers = parsed.linkers
     summary = (f"read from the linker log ({', '.join(linkers)}): {len(records)} of {len(parsed.overflows)} "
                f"out-of-range relocations reported") if linkers else "the linker log reports no out-of-range relocation"
+    if unverified:
+        summary += (f"; {unverified} of them as the linker printed them, unverified (their objects are not at hand), "
+                    "the others checked against their objects" if unverified < len(records) else
+                    "; all as the linker printed them, unverified (none of the objects it names is at hand)")
     notes.insert(0, summary)
     if parsed.undefined:
         shown = ", ".join(parsed.undefined[:5]) + (", …" if len(parsed.undefined) > 5 else "")
@@ -278,14 +305,14 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     notes += parsed.incomplete
     if not has_dwarf:
         notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
-    records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
+    records.sort(key=lambda r: (r.worst_first, r.site.address or 0))
     counts = dict(Counter(r.status for r in records))
     analysis = Analysis(records, counts, unchecked.groups(), Placement(ENGINE, {}, {}, {}))
     inputs = BuildInputs(log, build_dir, script, read_link_command(build_dir) if build_dir else None)
     return ScanResult(inputs, arch, analysis, has_dwarf, tuple(dict.fromkeys(notes)))
 
 
-def _resolve_object(name: str, bases: list[Path], where: str) -> Path:
+def _find_object(name: str, bases: list[Path]) -> Path | None:
     """The object a log names, relative to the log's directory or the build dir; archive members
     of thin archives (kbuild's built-in.a) are read from the member's own file."""
     candidates = [name]
@@ -297,9 +324,49 @@ def _resolve_object(name: str, bases: list[Path], where: str) -> Path:
         for base in ([Path("/")] if path.is_absolute() else bases):
             if (base / path).is_file():
                 return (base / path).resolve()
+    return None
+
+
+def _unverified_records(name: str, overflows: list[LoggedOverflow], bases: list[Path], provenance: Provenance
+                        ) -> tuple[list[ReachRecord], list[str], list[tuple[str, UncheckedReason, UncheckedExample]],
+                                   Architecture | None]:
+    """Records of the overflows in an object that is not at hand (a log copied from CI or a mailing
+    list): type, distance and range, target, section+offset and source line exactly as the linker
+    printed them, marked unverified. (records, notes, the overflows of unknown types, architecture of the types.)"""
+    records: list[ReachRecord] = []
+    notes: list[str] = []
+    skipped: list[tuple[str, UncheckedReason, UncheckedExample]] = []
+    arch: Architecture | None = None
+    for overflow in overflows:
+        machine = for_relocation_type(overflow.type)
+        if machine is None:
+            notes.append(f"{name}:({overflow.section}+{overflow.offset:#x}): {overflow.type} is not a PC-relative "
+                         "reach kind reachls knows (not reported)")
+            skipped.append((overflow.type, UncheckedReason.LOG_TYPE_UNKNOWN, UncheckedExample(
+                overflow.section, overflow.offset, overflow.function, overflow.symbol or "?")))
+            continue
+        machine = machine.for_linker("gnu" if overflow.linker == GNU else "lld")
+        arch = arch or machine
+        kind = next(k for k in machine.kinds.values() if k.name == overflow.type)
+        if overflow.bounds is not None and _printed_scale(kind, overflow.bounds) is None:
+            kind = dataclasses.replace(kind, lo=overflow.bounds[0], hi=overflow.bounds[1])  # the linker's own check
+        source = SourceLocation(overflow.printed_source[0], overflow.printed_source[1], 0) \
+            if overflow.printed_source else None
+        site = Site(overflow.section, None, overflow.offset, None, overflow.function, None, None, None, source, name)
+        target = Target(overflow.symbol or "(a section symbol)", overflow.target_section, None, None, None,
+                        overflow.addend, None, None)
+        records.append(ReachRecord(kind, site, target, _printed_distance(kind, overflow), Status.OVERFLOW,
+                                   provenance, verified=False))
+    linkers = " and ".join(dict.fromkeys(o.linker for o in overflows))
     looked = ", ".join(str(b) for b in bases)
-    raise ReachlsError(f"the log names {name}, which is not there (looked in {looked}); run from the build "
-                       "directory the link ran in, or pass it as PATH with --log", where)
+    notes.insert(0, f"{name} is not there (looked in {looked}): its {len(records)} out-of-range relocation(s) are "
+                    f"as {linkers} printed them (type, distance and range, target, section+offset, and the "
+                    f"linker's own source line), unverified; put {name} next to the log to check them")
+    missing = sum(r.distance is None for r in records)
+    if missing:
+        notes.insert(1, f"GNU ld prints no distance and {name} is not at hand to compute one: {missing} record(s) "
+                        "without a distance (JSON \"distance\": null)")
+    return records, notes, skipped, arch
 
 
 def _build_arch(build_dir: Path | None) -> Architecture:
@@ -333,6 +400,14 @@ def _printed_scale(kind: RelocKind, bounds: tuple[int, int]) -> int | None:
         if (kind.lo, kind.hi + 1) == (bounds[0] * scale, (bounds[1] + 1) * scale):
             return scale
     return None
+
+
+def _printed_distance(kind: RelocKind, overflow: LoggedOverflow) -> int | None:
+    """The distance the linker printed, in bytes: ld.lld checks some types in units (RISC-V branches
+    in halfwords) and prints them so; None when it printed none (GNU ld)."""
+    if overflow.distance is None or overflow.bounds is None:
+        return overflow.distance
+    return overflow.distance * (_printed_scale(kind, overflow.bounds) or 1)
 
 
 def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: list[LoggedOverflow],
@@ -410,15 +485,14 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
             if kind.in_range(distance):
                 notes.append(f"{where}: GNU ld says {overflow.type} overflows, but the placement gives {distance} "
                              f"(in range): the {placement.engine} layout differs from GNU ld's")
-        elif overflow.bounds is not None and overflow.bounds != (kind.lo, kind.hi):
-            scale = _printed_scale(kind, overflow.bounds)
-            if scale:  # ld.lld checks some types in units (RISC-V branches: halfwords): back to bytes
-                distance *= scale
-            else:
+        else:
+            distance = _printed_distance(kind, overflow)
+            if overflow.bounds not in (None, (kind.lo, kind.hi)) and not _printed_scale(kind, overflow.bounds):
                 notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
                              f"reachls's table says {[kind.lo, kind.hi]}")
         record = make_record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend - bias,
-                         target - bias, distance, Status.OVERFLOW, placement, provenance)
+                             target - bias, distance, Status.OVERFLOW, placement, provenance)
+        record = dataclasses.replace(record, site=dataclasses.replace(record.site, object=name))
         records.append(record)
         printed.append((record, overflow))
     if computed:
@@ -444,9 +518,11 @@ def _targets_elsewhere(records: list[ReachRecord], overflows: list[LoggedOverflo
     out = []
     for record, overflow in zip(records, overflows):
         target, other = record.target, overflow.defined_in
-        if target.section_index is None and other and other != overflow.obj:
+        elsewhere = target.section_index is None and other and other != overflow.obj
+        defining_path = _find_object(other, bases) if elsewhere else None
+        if defining_path is not None:
             try:
-                with ElfInput(_resolve_object(other, bases, "")) as defining:
+                with ElfInput(defining_path) as defining:
                     found = _defined_symbol(defining, overflow.symbol or target.symbol.split("+")[0])
                     if found is not None:
                         sourcemap = SourceMap(defining)

@@ -89,17 +89,22 @@ def format_size(nbytes: int) -> str:
 
 @dataclass(frozen=True)
 class Site:
-    """Where the referencing instruction is: input section + offset, final address, enclosing symbol."""
+    """Where the referencing instruction is: input section + offset, final address, enclosing symbol.
+
+    A record read from a linker log alone (`ReachRecord.verified` false) knows only what the log
+    printed: the object, section, offset, enclosing function and the linker's own source line;
+    the index, address, symbol offset and instruction are None."""
 
     section: str
-    section_index: int
+    section_index: int | None
     offset: int
-    address: int
+    address: int | None
     symbol: str | None
-    symbol_offset: int
+    symbol_offset: int | None
     output_section: str | None
     instruction: str | None
     location: SourceLocation | None
+    object: str | None = None  # the input object a linker log names
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,9 @@ class Target:
     symbol: str
     section: str | None
     section_index: int | None
-    offset: int
-    address: int
-    addend: int
+    offset: int | None  # None (as address and addend) when only a linker log was read
+    address: int | None
+    addend: int | None
     output_section: str | None
     location: SourceLocation | None
 
@@ -128,24 +133,36 @@ class Provenance:
 
 @dataclass(frozen=True)
 class ReachRecord:
+    """`verified` is false for a record read from a linker log whose object was not at hand: its
+    fields are what the linker printed, unchecked, and `distance` is None where the linker
+    printed none (GNU ld); usage and headroom are then None too."""
+
     kind: RelocKind
     site: Site
     target: Target
-    distance: int
+    distance: int | None
     status: Status
     provenance: Provenance
+    verified: bool = True
 
     @property
-    def usage(self) -> float:
-        return self.kind.usage(self.distance)
+    def usage(self) -> float | None:
+        return None if self.distance is None else self.kind.usage(self.distance)
 
     @property
-    def headroom(self) -> int:
-        return self.kind.headroom(self.distance)
+    def headroom(self) -> int | None:
+        return None if self.distance is None else self.kind.headroom(self.distance)
 
     @property
-    def distance_mib(self) -> float:
-        return self.distance / MIB
+    def distance_mib(self) -> float | None:
+        return None if self.distance is None else self.distance / MIB
+
+    @property
+    def worst_first(self) -> tuple[int, float]:
+        """Sort key: status, then usage; an overflow the linker gave no distance for counts as
+        just out of range (all the log says)."""
+        usage = self.usage
+        return self.status.rank, -(1.0 if usage is None else usage)
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form documented in README.md (one object per record)."""
@@ -160,6 +177,7 @@ class ReachRecord:
                 "output_section": self.site.output_section,
                 "symbol": self.site.symbol, "symbol_offset": self.site.symbol_offset,
                 "instruction": self.site.instruction, "source": _location_json(self.site.location),
+                "object": self.site.object,
             },
             "target": {
                 "symbol": self.target.symbol, "section": self.target.section, "offset": self.target.offset,
@@ -167,9 +185,10 @@ class ReachRecord:
                 "output_section": self.target.output_section, "source": _location_json(self.target.location),
             },
             "distance": self.distance,
-            "usage": round(self.usage, 6),
+            "usage": None if self.usage is None else round(self.usage, 6),
             "headroom": self.headroom,
             "status": self.status.value,
+            "verified": self.verified,
             "provenance": {
                 "artefact": self.provenance.artefact, "artefact_mtime": self.provenance.artefact_mtime,
                 "mode": self.provenance.mode, "engine": self.provenance.engine,

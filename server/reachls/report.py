@@ -73,10 +73,27 @@ def _nothing_reported(analysis: Analysis) -> str:
 
 
 def describe(record: ReachRecord) -> str:
-    """One line a kernel developer reads at a glance: what, how far, how far it may go."""
+    """One line a kernel developer reads at a glance: what, how far, how far it may go (and, for a
+    record read from a linker log alone, that it is the linker's word, unchecked)."""
     insn = record.site.instruction or record.kind.short_name
-    return (f"{insn} → {record.target.symbol} is {record.distance} B ({record.distance_mib:.2f} MiB) away; "
-            f"{record.kind.short_name} reaches {record.kind.reach_text} ({record.usage * 100:.0f} %)")
+    reach = f"{record.kind.short_name} reaches {record.kind.reach_text}"
+    if record.distance is None:
+        text = f"{insn} → {record.target.symbol} is out of range (the linker printed no distance); {reach}"
+    else:
+        text = (f"{insn} → {record.target.symbol} is {record.distance} B ({record.distance_mib:.2f} MiB) away; "
+                f"{reach} ({record.usage * 100:.0f} %)")
+    return text if record.verified else f"{text} — as the linker printed it, unverified (no object at hand)"
+
+
+def _second_line(record: ReachRecord, site_name: str) -> str:
+    """Where site and target are: addresses, sections, headroom — what is known of them."""
+    site, target = record.site, record.target
+    target_where = _where(target.location)
+    if not record.verified:
+        return (f"site {site_name} in {site.object}, line as the linker printed it; target {target.symbol}"
+                + (f" in {target.section}" if target.section else ""))
+    return (f"site {site_name} at {site.address:#x}; target in {target.section or 'absolute'} at "
+            f"{target.address:#x}" + (f" ({target_where})" if target_where else "") + f"; headroom {record.headroom} B")
 
 
 def text_report(result: ScanResult, fix_hints: bool = True) -> str:
@@ -88,19 +105,16 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
     lines = [f"reachls: {_summary(result)}"]
     unchecked = unchecked_note(result.analysis)
     lines += [f"note: {note}" for note in (*([unchecked] if unchecked else []), *result.analysis.notes, *result.notes)]
-    for name, records in sorted(groups.items(), key=lambda kv: (kv[1][0].status.rank, -kv[1][0].usage, kv[0])):
+    for name, records in sorted(groups.items(), key=lambda kv: (kv[1][0].worst_first, kv[0])):
         lines += ["", name]
         for record in records:
             site = record.site
             in_section = f"{site.section}+{site.offset:#x}"
-            site_symbol = f"{site.symbol}+{site.symbol_offset:#x} ({in_section})" if site.symbol else in_section
+            offset = f"+{site.symbol_offset:#x}" if site.symbol_offset is not None else ""
+            site_symbol = f"{site.symbol}{offset} ({in_section})" if site.symbol else in_section
             lines.append(f"  {record.status.value:<8} {_where(site.location) or site_symbol}  {describe(record)}"
                          f"  [{record.kind.name}]")
-            target_where = _where(record.target.location)
-            lines.append(f"           site {site_symbol} at {site.address:#x}; target in "
-                         f"{record.target.section or 'absolute'} at {record.target.address:#x}"
-                         + (f" ({target_where})" if target_where else "")
-                         + f"; headroom {record.headroom} B")
+            lines.append(f"           {_second_line(record, site_symbol)}")
             hint = result.arch.fix_hint(record.kind, site.instruction)
             if fix_hints and hint and record.status in (Status.OVERFLOW, Status.AT_RISK, Status.FRAGILE):
                 lines.append(f"           fix: {hint}")

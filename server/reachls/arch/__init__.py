@@ -99,12 +99,21 @@ def linker_flavour(requested: str, build_linker: str | None) -> str:
     return "gnu" if name.endswith(("-ld", "ld.bfd")) or name == "ld" else "lld"
 
 
-def for_machine(elf_machine: str, where: str) -> Architecture:
-    """The architecture module for an ELF `e_machine`, or a clear error naming what we support."""
+def _architectures() -> tuple[Architecture, ...]:
     from . import aarch64, arm, loongarch64, ppc64, riscv64, x86_64
 
-    known = {arch.elf_machine: arch for arch in (aarch64.ARCH, x86_64.ARCH, arm.ARCH, riscv64.ARCH, ppc64.ARCH,
-                                                 loongarch64.ARCH)}
+    return aarch64.ARCH, x86_64.ARCH, arm.ARCH, riscv64.ARCH, ppc64.ARCH, loongarch64.ARCH
+
+
+def for_relocation_type(name: str) -> Architecture | None:
+    """The architecture whose reach table has the relocation type `name` (`R_AARCH64_CONDBR19`):
+    all a linker log without its objects tells about the machine."""
+    return next((arch for arch in _architectures() if any(k.name == name for k in arch.kinds.values())), None)
+
+
+def for_machine(elf_machine: str, where: str) -> Architecture:
+    """The architecture module for an ELF `e_machine`, or a clear error naming what we support."""
+    known = {arch.elf_machine: arch for arch in _architectures()}
     if elf_machine not in known:
         supported = ", ".join(sorted(a.name for a in known.values()))
         raise ReachlsError(f"unsupported architecture {elf_machine} (supported: {supported})", where)

@@ -25,7 +25,8 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..errors import ReachlsError
 from ..findings import Finding, Findings, PathMapper, source_findings
-from ..kbuild import ARTEFACTS
+from ..kbuild import ARTEFACTS, LOG_NAME
+from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..record import DEFAULT_THRESHOLD, MIB, ReachRecord, format_size
 from ..report import text_report, unchecked_note
@@ -79,13 +80,15 @@ class Published:
 
 
 def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
-    """Directories under the workspace holding a vmlinux.o or vmlinux, at most `depth` levels down."""
+    """Directories under the workspace holding a vmlinux.o or vmlinux, or a `build.log` with linker
+    diagnostics (a log copied from CI), at most `depth` levels down."""
     found = []
     for root in roots:
         for current, dirs, files in os.walk(root):
             level = len(Path(current).relative_to(root).parts)
             dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS) if level < depth else []
-            if any(name in files for name in ARTEFACTS):
+            if any(name in files for name in ARTEFACTS) or (
+                    LOG_NAME in files and looks_like_log(Path(current) / LOG_NAME)):
                 found.append(Path(current))
     return found
 
@@ -164,7 +167,7 @@ class ReachServer(LanguageServer):
         return by_uri
 
     def _diagnostic(self, finding: Finding) -> lsp.Diagnostic:
-        worst = min(finding.records, key=lambda r: (r.status.rank, -r.usage))
+        worst = min(finding.records, key=lambda r: r.worst_first)
         related = [lsp.DiagnosticRelatedInformation(lsp.Location(from_fs_path(str(path)), _line_range(line)), message)
                    for path, line, message in finding.related]
         severity = SEVERITIES.get(self.settings.severity.get(finding.status.value, "warning"),
@@ -230,18 +233,31 @@ class ReachServer(LanguageServer):
     def _record_markdown(self, record: ReachRecord) -> str:
         site, target, kind = record.site, record.target, record.kind
         built = datetime.fromtimestamp(record.provenance.artefact_mtime).strftime("%Y-%m-%d %H:%M:%S")
-        rows = [
-            ("distance", f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-            ("reach", f"{kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else "")),
-            ("usage", f"{record.usage * 100:.1f} %"),
-            ("headroom", f"{record.headroom} B ({format_size(abs(record.headroom))}"
-                         f"{' over' if record.headroom < 0 else ' left'})"),
-            ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
-                     f"{site.output_section}"),
-            ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
-            ("placed by", record.provenance.engine),
-            ("artefact", f"`{record.provenance.artefact}`, built {built}"),
-        ]
+        reach = ("reach", f"{kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else ""))
+        if not record.verified:  # read from a linker log alone: only what the linker printed
+            rows = [
+                ("distance", "not printed by the linker" if record.distance is None else
+                             f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
+                reach,
+                ("site", f"`{site.symbol or '?'}`, {site.section}+{site.offset:#x} in `{site.object}`; "
+                         "line as the linker printed it"),
+                ("target", f"`{target.symbol}`" + (f", {target.section}" if target.section else "")),
+                ("verified", "no: the object is not at hand, this is the linker's log as printed"),
+                ("artefact", f"`{record.provenance.artefact}`, written {built}"),
+            ]
+        else:
+            rows = [
+                ("distance", f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
+                reach,
+                ("usage", f"{record.usage * 100:.1f} %"),
+                ("headroom", f"{record.headroom} B ({format_size(abs(record.headroom))}"
+                             f"{' over' if record.headroom < 0 else ' left'})"),
+                ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
+                         f"{site.output_section}"),
+                ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
+                ("placed by", record.provenance.engine),
+                ("artefact", f"`{record.provenance.artefact}`, built {built}"),
+            ]
         title = f"**{site.instruction or kind.short_name} → {target.symbol}: {record.status.value}** ({kind.name})"
         return "\n".join([title, "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 

@@ -5,7 +5,7 @@ it takes `void __noreturn` for a declaration missing its `;` and starts the defi
 `hyp_panic`; in `int __must_check foo(void)` it makes `foo` the type and `(void)` an abstract
 declarator; in `void __section(".text") bar(void)` it names the function `__section`, and with
 `noinstr` or `__iomem` before `__section(...)` it finds no definition at all, only a bare block.
-So the tree (queried with grammars/c/functions.scm) only locates bodies, which it does reliably;
+So the tree (queried with grammars/c/functions.scm, package data of reachls.grammars) only locates bodies, which it does reliably;
 each header is read from the tokens before its body, back to the previous `;`, `}`, directive,
 comment line or blank line. The name is the identifier right before the last top-level
 parameter list: GCC rejects attributes after the declarator of a definition, and the sparse
@@ -18,8 +18,8 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.resources import files
 from itertools import accumulate
-from pathlib import Path
 
 import tree_sitter_c
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
@@ -27,7 +27,7 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 from .asm import Span
 
 _LANGUAGE = Language(tree_sitter_c.language())
-_QUERY = Query(_LANGUAGE, (Path(__file__).resolve().parents[3] / "grammars/c/functions.scm").read_text())
+_QUERY = Query(_LANGUAGE, files("reachls.grammars").joinpath("c/functions.scm").read_text())
 _TOKEN_RE = re.compile(
     r"""(?P<directive>^[ \t]*\#(?:\\\r?\n|[^\n])*)
       | (?P<comment>/\*.*?\*/|//[^\n]*)
