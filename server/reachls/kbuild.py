@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ReachlsError
-from .layout.relink import LinkCommand, safe_link_command
+from .layout.linkopts import LinkCommand, safe_link_command
 
 ARTEFACTS = ("vmlinux.o", "vmlinux")
 LOG_NAME = "build.log"  # the final link's output, as the example (and `make ... 2>&1 | tee build.log`) keeps it

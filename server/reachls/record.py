@@ -118,12 +118,14 @@ class Target:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Which artefact produced the record, when it was built, and which engine placed it."""
+    """Which artefact produced the record, when it was built, which engine placed it, and whose
+    layout that engine gave (`linker`: "ld.lld", "GNU ld", or None when the image has its own)."""
 
     artefact: str
     artefact_mtime: float
     mode: str
     engine: str
+    linker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class ReachRecord:
             "provenance": {
                 "artefact": self.provenance.artefact, "artefact_mtime": self.provenance.artefact_mtime,
                 "mode": self.provenance.mode, "engine": self.provenance.engine,
+                "linker": self.provenance.linker,
             },
         }
 

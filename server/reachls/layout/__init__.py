@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: The two linkers whose layouts the engines give, by flavour (`--linker lld|gnu`).
+LINKER_NAMES = {"lld": "ld.lld", "gnu": "GNU ld"}
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -18,7 +21,9 @@ class Placement:
     address; sections the link discards or leaves unallocated are absent. `output_section`
     names the output section each placed input section went into, and `output_start` gives
     each output section's start address, so a symbol's offset inside its output section can
-    be reported ("where will my function land?").
+    be reported ("where will my function land?"). `linker` names the linker whose layout this
+    is ("ld.lld" or "GNU ld": the one relinked with, or the one whose rules the model follows);
+    None for a linked image, whose layout is its own.
     """
 
     engine: str
@@ -26,3 +31,9 @@ class Placement:
     output_section: dict[int, str]
     output_start: dict[str, int]
     notes: tuple[str, ...] = field(default=())
+    linker: str | None = None
+
+    @property
+    def described(self) -> str:
+        """The engine and whose layout it gives, as reports name it: `relink (GNU ld)`."""
+        return f"{self.engine} ({self.linker})" if self.linker else self.engine

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..elf import SHF_ALLOC, SHF_EXECINSTR, SHN_ABS, SHN_COMMON, SHN_LORESERVE, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
 from ..errors import ReachlsError
-from . import Placement
+from . import LINKER_NAMES, Placement
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
                      Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
@@ -285,8 +285,9 @@ class _FirstMatch:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None) -> None:
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str) -> None:
         self.obj = obj
+        self.flavour = flavour
         self.where = script.path if script else str(obj.path)
         self.inputs = _input_sections(obj)
         self.by_index = {inp.index: inp for inp in self.inputs if inp.index is not None}
@@ -461,7 +462,8 @@ class _Layout:
             if inp.index is not None and not inp.synthetic and inp.flags & SHF_ALLOC and id(inp.output) in placed_ids:
                 section_address[inp.index] = (inp.folded_into or inp).addr
                 output_section[inp.index] = inp.output.name
-        return Placement("model", section_address, output_section, output_start, tuple(self.notes))
+        return Placement("model", section_address, output_section, output_start, tuple(self.notes),
+                         LINKER_NAMES[self.flavour])
 
 
 def _walk(expr: Expr):
@@ -758,9 +760,10 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
         previous = out.region
 
 
-def model_layout(obj: ElfInput, script: LinkerScript | None) -> Placement:
-    """Where ld.lld 14 would put each allocated input section of `obj` when linking it with `script`."""
-    layout = _Layout(obj, script)
+def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld") -> Placement:
+    """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
+    of `obj` when linking it with `script`."""
+    layout = _Layout(obj, script, flavour)
     if script is None or not script.has_sections:
         _default_layout(layout)
     else:

@@ -16,100 +16,38 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..elf import ElfInput
 from ..errors import ReachlsError
-from . import Placement
+from . import LINKER_NAMES, Placement
+from .linkopts import LinkCommand, build_flavour
 
 RELINK_TIMEOUT_SECONDS = 600
-
-_FLAGS = {"-EL", "-EB", "--no-undefined", "-X", "--discard-locals", "-x", "--discard-all", "--pic-veneer",
-          "--fix-cortex-a53-843419", "--fix-cortex-a53-835769", "--no-relax", "--relax", "-pie", "--pie",
-          "-shared", "--no-pie", "-static", "-Bstatic", "--no-dynamic-linker", "--gc-sections",
-          "--no-gc-sections", "-n", "-N", "--no-apply-dynamic-relocs", "--use-android-relr-tags",
-          "--be8", "--build-id", "--no-warn-rwx-segments", "-Bsymbolic", "--emit-relocs", "-q"}
-_FLAGS_WITH_VALUE = {"-m", "-z", "--defsym", "--section-start", "-e", "--entry", "--image-base",
-                     "--sort-section", "--hash-style", "--pack-dyn-relocs", "--build-id", "-Ttext",
-                     "-Tdata", "-Tbss"}
-_SCRIPT_FLAGS = {"-T", "--script"}
-_OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
+_GNU_OUTPUT = re.compile(r"^(\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+")
+_GNU_INPUT = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+ (.+)$")
+_GNU_NOT_AN_INPUT = ("*fill*", "COMMON", "*(")
+_GNU_SYNTHETIC_FILE = "linker stubs"
 
 
-@dataclass(frozen=True)
-class LinkCommand:
-    """The build's final link, reduced to what is safe and relevant to re-run."""
-
-    linker: str
-    flags: tuple[str, ...]
-    script: Path | None
-    dropped: tuple[str, ...] = field(default=())
-
-
-def safe_link_command(tokens: list[str], base_dir: Path) -> LinkCommand:
-    """Keep the linker and the layout-relevant flags of an already split command line.
-
-    Input files, the output and map names are replaced by the relink's own; plugins and any
-    other unknown flag are dropped and listed in `dropped`, so a report can say what the
-    relink did not replay.
-    """
-    if not tokens:
-        raise ReachlsError("empty link command")
-    linker, rest = tokens[0], tokens[1:]
-    flags: list[str] = []
-    dropped: list[str] = []
-    script: Path | None = None
-    i = 0
-    while i < len(rest):
-        token = rest[i]
-        name, eq, value = token.partition("=")
-        if token in _SCRIPT_FLAGS and i + 1 < len(rest):
-            script, i = _resolve(rest[i + 1], base_dir), i + 2
-            continue
-        if name in _SCRIPT_FLAGS and eq:
-            script, i = _resolve(value, base_dir), i + 1
-            continue
-        if token.startswith("-T") and len(token) > 2 and not token.startswith(("-Ttext", "-Tdata", "-Tbss")):
-            script, i = _resolve(token[2:], base_dir), i + 1
-            continue
-        if token in _OUTPUT_FLAGS or not token.startswith("-"):
-            i += 2 if token.startswith("-") else 1  # the build's output, map and inputs: ours replace them
-            continue
-        if eq and name in _OUTPUT_FLAGS:
-            i += 1
-            continue
-        if token in _FLAGS or (eq and name in _FLAGS_WITH_VALUE):
-            flags.append(token)
-        elif token in _FLAGS_WITH_VALUE and i + 1 < len(rest):
-            flags += [token, rest[i + 1]]
-            i += 1
-        elif token.startswith("-m") and len(token) > 2 and token[2:].isidentifier():
-            flags.append(token)
-        else:
-            dropped.append(token)
-        i += 1
-    return LinkCommand(linker, tuple(flags), script, tuple(dropped))
-
-
-def _resolve(path: str, base_dir: Path) -> Path:
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else base_dir / candidate
-
-
-def find_linker(preferred: str | None) -> str:
-    """The linker binary to run: the build's own when it is ld.lld, else ld.lld on PATH."""
-    for name in (preferred, "ld.lld"):
-        if name and Path(name).name.startswith("ld.lld") and (found := shutil.which(name)):
+def find_linker(flavour: str, command: LinkCommand | None, gnu_ld: str | None) -> str:
+    """The linker binary to relink with: the build's own when it is of `flavour`, else the
+    flavour's usual one (`ld.lld`, or the architecture's GNU ld, `gnu_ld`)."""
+    build_linker = command.linker if command else None
+    candidates = [build_linker] if build_linker and build_flavour(build_linker) == flavour else []
+    candidates.append("ld.lld" if flavour == "lld" else gnu_ld)
+    for name in candidates:
+        if name and (found := shutil.which(name)):
             return found
-    raise ReachlsError("no ld.lld found to relink with (install lld, or use --engine model)")
+    wanted = " or ".join(dict.fromkeys(n for n in candidates if n)) or f"a {LINKER_NAMES[flavour]}"
+    raise ReachlsError(f"no {wanted} found to relink with (install it, or use --engine model)")
 
 
-def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
-    """Relink `obj` privately and return where every input section landed."""
-    linker = find_linker(command.linker)
+def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement:
+    """Relink `obj` privately with the binary `linker` (of `command.flavour`) and return where
+    every input section landed, read from that linker's map."""
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
         out, map_path = Path(tmp) / "relinked", Path(tmp) / "relinked.map"
         argv = [linker, *command.flags]
@@ -117,20 +55,23 @@ def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
             if not command.script.is_file():
                 raise ReachlsError("linker script not found", str(command.script))
             argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path),
-                 "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
+        argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
+        if command.flavour == "lld":
+            argv.append("--error-limit=0")
         try:
             result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, timeout=RELINK_TIMEOUT_SECONDS,
                                     stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-        if not map_path.is_file():
-            first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
+        if not out.is_file() or not map_path.is_file() or not map_path.stat().st_size:
+            lines = result.stderr.splitlines()
+            first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
             raise ReachlsError(f"relink failed: {first_error}", linker)
-        placement = parse_lld_map(map_path.read_text(), obj)
+        text = map_path.read_text(errors="replace")
+        placement = parse_lld_map(text, obj) if command.flavour == "lld" else parse_gnu_map(text, obj)
     notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
     return Placement(placement.engine, placement.section_address, placement.output_section,
-                     placement.output_start, notes)
+                     placement.output_start, notes, LINKER_NAMES[command.flavour])
 
 
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
@@ -166,4 +107,60 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
                 index = candidates.pop(0)
                 section_address[index] = address
                 output_section[index] = current
-    return Placement("relink", section_address, output_section, output_start)
+    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["lld"])
+
+
+def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
+    """Turn a GNU ld map (`-Map`) into a `Placement` for the sections of `obj`.
+
+    Only the part after "Linker script and memory map" is read (the discarded sections listed
+    before it carry no address). Output sections start in column 0, input sections in column
+    1; a name too long for its column ends its line, and its address and size follow on the
+    next. `*fill*`, patterns, symbol lines, COMMON and the linker's stubs are not input
+    sections of `obj`. Several sections of one name are matched in file order, as for ld.lld.
+    """
+    by_name: dict[str, list[int]] = {}
+    for section in obj.sections:
+        if section.is_alloc:
+            by_name.setdefault(section.name, []).append(section.index)
+    section_address: dict[int, int] = {}
+    output_section: dict[int, str] = {}
+    output_start: dict[str, int] = {}
+    current: str | None = None
+    _, found, body = text.partition("Linker script and memory map")
+    if not found:
+        raise ReachlsError("the GNU ld map has no memory map", str(obj.path))
+    for line in _unwrap_gnu_map(body.splitlines()):
+        if (output := _GNU_OUTPUT.match(line)) is not None:
+            current = output.group(1)
+            output_start.setdefault(current, int(output.group(2), 16))
+        elif (entry := _GNU_INPUT.match(line)) is not None and current is not None:
+            name, file = entry.group(1), entry.group(3).strip()
+            if name.startswith(_GNU_NOT_AN_INPUT) or file == _GNU_SYNTHETIC_FILE:
+                continue
+            candidates = by_name.get(name)
+            if candidates:
+                index = candidates.pop(0)
+                section_address[index] = int(entry.group(2), 16)
+                output_section[index] = current
+    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["gnu"])
+
+
+def _unwrap_gnu_map(lines: list[str]):
+    """The map's lines, a long section name joined to the address line that follows it."""
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        follower = lines[i + 1] if i + 1 < len(lines) else ""
+        if _is_bare_name(line) and follower[:1] == " " and follower.lstrip().startswith("0x"):
+            yield line + follower
+            i += 2
+        else:
+            yield line
+            i += 1
+
+
+def _is_bare_name(line: str) -> bool:
+    """A section name alone on its line, in column 0 (output) or 1 (input)."""
+    name = line.removeprefix(" ")
+    return bool(name) and not name[0].isspace() and name[0] != "*" and " " not in name.rstrip()
