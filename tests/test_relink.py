@@ -1,0 +1,223 @@
+"""The relink replays the build's own final link: the build's linker (ld.lld or GNU ld), its options
+read the way that linker reads them, that linker's map; when it cannot run, `auto` falls back to the
+model and says so. The linkers are the oracle: every address equals `llvm-nm` of the real link."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reachls.kbuild import parse_link_line
+from toolchain import compile_aarch64, need, nm_symbols, run
+
+SCRIPT = "./arch/arm64/kernel/vmlinux.lds"
+LDFLAGS = ["-EL", "-z", "norelro", "-z", "noexecstack", "--no-undefined", "-X", "-e", "_text", "--build-id=sha1"]
+#: The final link of a ThinLTO kernel, as its .vmlinux.cmd records it (the code generator's options
+#: travel with the linker's).
+THINLTO = ["ld.lld", "-maarch64elf", *LDFLAGS, "-mllvm", "-import-instr-limit=5", "-z", "max-page-size=65536"]
+#: The final link of a GCC-built kernel: GNU ld, with a warning option ld.lld does not know.
+GNU = ["aarch64-linux-gnu-ld", "-maarch64linux", *LDFLAGS, "--no-warn-rwx-segments", "-z", "max-page-size=65536"]
+
+
+def reachls(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "reachls.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def build_dir_linked_by(tree: Path, tmp: Path, link: list[str]) -> Path:
+    """A build dir holding the example's vmlinux.o and script, and a .vmlinux.cmd recording `link`."""
+    source = tree / "out" / "overflow"
+    build = tmp / "build"
+    (build / "arch/arm64/kernel").mkdir(parents=True)
+    shutil.copy(source / "vmlinux.o", build / "vmlinux.o")
+    shutil.copy(source / SCRIPT, build / SCRIPT)
+    (build / ".vmlinux.cmd").write_text(f"savedcmd_vmlinux := {shlex.join(link_line(link))}\n")
+    return build
+
+
+def link_line(link: list[str]) -> list[str]:
+    return [*link, "-T", SCRIPT, "-o", "vmlinux", "vmlinux.o"]
+
+
+def real_link(build: Path, link: list[str]) -> dict[str, int]:
+    """Run the recorded link itself (out-of-range errors as warnings) and read its symbols."""
+    need(link[0])
+    run(*link_line(link), "--noinhibit-exec", cwd=build)
+    return nm_symbols(build / "vmlinux")
+
+
+def layout(*args: str | Path) -> dict:
+    result = reachls("layout", *args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def assert_layout_is_the_links(document: dict, symbols: dict[str, int]) -> None:
+    functions = {f["name"]: f["address"] for f in document["functions"]}
+    assert functions and functions == {name: symbols[name] for name in functions}
+
+
+# --- the option tables ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flavour", ["lld", "gnu"])
+@pytest.mark.parametrize("words, kept, dropped", [
+    (["-mllvm", "-import-instr-limit=5"], [], ["-mllvm -import-instr-limit=5"]),
+    (["-mllvm=-import-instr-limit=5"], [], ["-mllvm=-import-instr-limit=5"]),
+    (["--plugin-opt", "O2"], [], ["--plugin-opt O2"]),
+    (["-plugin-opt", "O2"], [], ["-plugin-opt O2"]),
+    (["--plugin-opt=-mattr=+pauth"], [], ["--plugin-opt=-mattr=+pauth"]),
+    (["-plugin", "/usr/lib/LLVMgold.so"], [], ["-plugin /usr/lib/LLVMgold.so"]),
+    (["--version-script", "exports.map"], [], ["--version-script exports.map"]),
+    (["--dependency-file=deps.d"], [], ["--dependency-file=deps.d"]),
+    (["-z", "max-page-size=65536"], ["-z", "max-page-size=65536"], []),
+    (["-zmax-page-size=65536"], ["-zmax-page-size=65536"], []),
+    (["-m", "aarch64elf"], ["-m", "aarch64elf"], []),
+    (["-maarch64elf"], ["-maarch64elf"], []),
+    (["-e", "_text"], ["-e", "_text"], []),
+    (["--entry=_text"], ["--entry=_text"], []),
+    (["--defsym", "jiffies=jiffies_64"], ["--defsym", "jiffies=jiffies_64"], []),
+    (["-defsym=jiffies=jiffies_64"], ["-defsym=jiffies=jiffies_64"], []),
+    (["--build-id=sha1"], ["--build-id=sha1"], []),
+    (["--build-id"], ["--build-id"], []),  # joined only: a word after it is an input file
+    (["--orphan-handling", "warn"], ["--orphan-handling", "warn"], []),
+    (["-o", "vmlinux"], [], []),
+    (["--output=vmlinux"], [], []),
+    (["-Map", "System.map"], [], []),
+    (["-Map=System.map"], [], []),
+    (["--Map", "System.map"], [], []),
+    (["-L", "lib"], [], []),
+    (["-Llib"], [], []),
+    (["-l", "gcc"], [], []),
+    (["--fatal-warnings"], [], ["--fatal-warnings"]),
+    (["--no-warn-rwx-segments"], [], ["--no-warn-rwx-segments"]),
+])
+def test_an_option_and_its_value_are_kept_or_dropped_together(tmp_path: Path, flavour: str, words: list[str],
+                                                                kept: list[str], dropped: list[str]):
+    """Each option between two kept ones: a value left behind would be read as the next option."""
+    linker = {"lld": "ld.lld", "gnu": "aarch64-linux-gnu-ld"}[flavour]
+    command = parse_link_line(shlex.join([linker, "-EL", *words, "-X", "vmlinux.o"]), tmp_path, ".vmlinux.cmd")
+    assert command.flags == ("-EL", *kept, "-X")
+    assert command.dropped == tuple(dropped)
+    assert command.flavour == flavour
+
+
+@pytest.mark.parametrize("words", [["-T", SCRIPT], [f"-T{SCRIPT}"], [f"--script={SCRIPT}"], ["--script", SCRIPT],
+                                   ["-script", SCRIPT]])
+def test_every_spelling_of_the_script_option_names_the_script(tmp_path: Path, words: list[str]):
+    command = parse_link_line(shlex.join(["ld.lld", "-EL", *words, "-X"]), tmp_path, ".vmlinux.cmd")
+    assert command.script == tmp_path / SCRIPT and command.flags == ("-EL", "-X")
+
+
+def test_a_gnu_build_read_for_ld_lld_drops_what_ld_lld_does_not_know(tmp_path: Path):
+    command = parse_link_line(shlex.join(link_line(GNU)), tmp_path, ".vmlinux.cmd").for_flavour("lld")
+    assert "--no-warn-rwx-segments" in command.dropped and command.flavour == "lld"
+    assert command.script == tmp_path / SCRIPT
+
+
+# --- end to end, against the real links -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["relink", "auto"])
+def test_thinlto_link_line_relinks(tree: Path, tmp_path: Path, engine: str):
+    """`-mllvm` and its value are dropped together: ld.lld relinks and places every function as the
+    real link (which ld.lld runs with `-mllvm` as recorded) does."""
+    build = build_dir_linked_by(tree, tmp_path, THINLTO)
+    document = layout(build, "--engine", engine)
+    assert (document["engine"], document["linker"]) == ("relink", "ld.lld")
+    assert "relink did not replay '-mllvm -import-instr-limit=5'" in document["notes"]
+    assert_layout_is_the_links(document, real_link(build, THINLTO))
+
+
+def test_gnu_build_relinks_with_gnu_ld(tree: Path, tmp_path: Path):
+    """The build's own GNU ld relinks (its option table lets `--no-warn-rwx-segments` through
+    unharmed) and its map gives every function's address in the real GNU ld link."""
+    build = build_dir_linked_by(tree, tmp_path, GNU)
+    document = layout(build, "--engine", "relink")
+    assert (document["engine"], document["linker"]) == ("relink", "GNU ld")
+    assert_layout_is_the_links(document, real_link(build, GNU))
+    scanned = reachls("scan", build, "--format", "json")
+    records = json.loads(scanned.stdout)["records"]
+    assert records and all(r["provenance"]["engine"] == "relink" and r["provenance"]["linker"] == "GNU ld"
+                           for r in records)
+    assert "placed by relink (GNU ld)" in reachls("scan", build).stdout
+
+
+@pytest.mark.parametrize("engine", ["relink", "auto"])
+def test_a_relink_that_fails_for_another_reason_than_reach(tree: Path, tmp_path: Path, engine: str):
+    """A link the linker itself refuses: `relink` stops with one line, `auto` uses the model and says why."""
+    broken = [*THINLTO, "--defsym=broken=("]
+    build = build_dir_linked_by(tree, tmp_path, broken)
+    need("ld.lld")
+    assert run(*link_line(broken), "--noinhibit-exec", cwd=build, check=False).returncode != 0
+    result = reachls("scan", build, "--engine", engine)
+    if engine == "relink":
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "relink failed" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert "placed by model (ld.lld)" in result.stdout
+        assert "note: placed by the model: the relink did not run (" in result.stdout
+
+
+# --- an object the two linkers lay out differently ------------------------------------------------
+
+STRINGS = r"""
+const char *greeting(void) { return "hello, world"; }
+const char *object(void) { return "world"; }
+const char *other(void) { return "another string"; }
+int sum(int a, int b) { return a + b; }
+"""
+#: Read-only data first, as firmware scripts often have it: GNU ld merges "world" into the tail of
+#: "hello, world", ld.lld (at its default -O1) does not, so the code after it lands elsewhere.
+RODATA_FIRST = """
+SECTIONS {
+  . = 0x80000;
+  .rodata : { *(.rodata .rodata.*) }
+  .text : { *(.text .text.*) }
+  /DISCARD/ : { *(.eh_frame) *(.note.GNU-stack) }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def differing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, dict[str, int]]]:
+    """The object, its script, and each linker's real link of them (symbol → address)."""
+    tmp = tmp_path_factory.mktemp("differing")
+    (tmp / "strings.c").write_text(STRINGS)
+    (tmp / "firmware.lds").write_text(RODATA_FIRST)
+    obj = compile_aarch64(tmp / "strings.c", tmp / "strings.o", "-O2", "-ffunction-sections")
+    links = {}
+    for flavour, linker in (("lld", "ld.lld"), ("gnu", "aarch64-linux-gnu-ld")):
+        need(linker)
+        run(linker, "-T", tmp / "firmware.lds", obj, "-o", tmp / f"{flavour}.elf")
+        links[flavour] = nm_symbols(tmp / f"{flavour}.elf")
+    assert links["lld"]["sum"] != links["gnu"]["sum"]  # the two layouts do differ
+    return obj, tmp / "firmware.lds", links
+
+
+@pytest.mark.parametrize("flavour", ["lld", "gnu"])
+def test_each_linker_relinks_as_itself(differing, flavour: str):
+    obj, script, links = differing
+    document = layout(obj, "--script", script, "--engine", "relink", "--linker", flavour)
+    assert_layout_is_the_links(document, links[flavour])
+    assert document["linker"] == {"lld": "ld.lld", "gnu": "GNU ld"}[flavour]
+
+
+def test_gnu_relink_of_a_long_name_and_merged_strings(differing, tmp_path: Path):
+    """GNU ld's map wraps a long section name onto the next line; the relink still reads it."""
+    need("aarch64-linux-gnu-ld")
+    long_name = "a_function_whose_section_name_is_too_long_for_the_map_column"
+    source = tmp_path / "long.c"
+    source.write_text(STRINGS + f"int {long_name}(int x) {{ return x * 3; }}\n")
+    obj = compile_aarch64(source, tmp_path / "long.o", "-O2", "-ffunction-sections")
+    _, script, _ = differing
+    run("aarch64-linux-gnu-ld", "-T", script, obj, "-o", tmp_path / "long.elf")
+    document = layout(obj, "--script", script, "--engine", "relink", "--linker", "gnu")
+    assert long_name in {f["name"] for f in document["functions"]}
+    assert_layout_is_the_links(document, nm_symbols(tmp_path / "long.elf"))
