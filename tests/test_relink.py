@@ -221,3 +221,26 @@ def test_gnu_relink_of_a_long_name_and_merged_strings(differing, tmp_path: Path)
     document = layout(obj, "--script", script, "--engine", "relink", "--linker", "gnu")
     assert long_name in {f["name"] for f in document["functions"]}
     assert_layout_is_the_links(document, nm_symbols(tmp_path / "long.elf"))
+
+
+# --- the model's GNU ld rules -----------------------------------------------------------------------
+
+
+def test_model_follows_gnu_ld_where_it_differs_from_ld_lld(differing):
+    """`--linker gnu`: the model places as GNU ld does (merged strings, tails shared), `lld` as ld.lld."""
+    obj, script, links = differing
+    for flavour, linker in (("gnu", "GNU ld"), ("lld", "ld.lld")):
+        document = layout(obj, "--script", script, "--engine", "model", "--linker", flavour)
+        assert_layout_is_the_links(document, links[flavour])
+        assert document["linker"] == linker
+
+
+def test_model_of_a_gnu_build_is_its_gnu_ld_link(tree: Path, tmp_path: Path):
+    """A build linked by GNU ld: the model (no toolchain needed) gives every function's address in
+    the real GNU ld link. (Without --build-id: the example's script leaves .note.gnu.build-id an
+    orphan, and GNU ld's orphan placement is not modelled, which the model says in a note.)"""
+    link = [word for word in GNU if word != "--build-id=sha1"]
+    build = build_dir_linked_by(tree, tmp_path, link)
+    document = layout(build, "--engine", "model")
+    assert document["linker"] == "GNU ld"
+    assert_layout_is_the_links(document, real_link(build, link))

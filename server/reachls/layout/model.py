@@ -558,6 +558,70 @@ def _finish_outputs(layout: _Layout, outputs: list[_Output]) -> None:
     for out in outputs:
         out.finish()
         out.rank = _rank(out)
+    if layout.flavour == "gnu":
+        _gnu_merge(layout)
+
+
+def _gnu_merge(layout: _Layout) -> None:
+    """GNU ld merges SHF_MERGE sections in the final link (its `ld -r` leaves duplicates in): the
+    first section of each kind takes the size of the merged contents."""
+    groups: dict[int, list[_Input]] = {}
+    for inp in layout.inputs:
+        if inp.merge_key is not None and inp.index is not None and not inp.discarded:
+            head = inp.folded_into or inp
+            groups.setdefault(id(head), [head]).extend([inp] if inp is not head else [])
+    for members in groups.values():
+        head = members[0]
+        sections = [layout.obj.sections[m.index] for m in members]
+        entsize = layout.obj.elffile.get_section(head.index)["sh_entsize"]
+        if head.flags & SHF_STRINGS:
+            head.size = _gnu_merged_strings([layout.obj.section_data(s.index) for s in sections], entsize, head.align)
+        elif entsize and all(s.size % entsize == 0 for s in sections):
+            entries = {data[i:i + entsize] for s in sections for data in (layout.obj.section_data(s.index),)
+                       for i in range(0, len(data), entsize)}
+            head.size = len(entries) * entsize
+            if all(s.size % head.align == 0 for s in sections):
+                head.size = _align_to(head.size, head.align)
+
+
+def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int) -> int:
+    """The size of GNU ld's merged string section: each distinct string once, in first-seen
+    order, a string dropped when it is the tail of a longer one at an offset its alignment
+    allows (a string's alignment is the largest power of two dividing its input offset, up to
+    the section's); the first run of padding at an aligned offset adds an empty string."""
+    terminator = bytes(entsize)
+    alignment: dict[bytes, int] = {}
+    for data in contents:
+        offset, padded = 0, False
+        while offset < len(data):
+            end = offset
+            while end < len(data) and data[end:end + entsize] != terminator:
+                end += entsize
+            string = data[offset:end]
+            align = min(offset & -offset or section_align, section_align)
+            alignment[string] = max(alignment.get(string, 0), align)
+            offset = end + entsize
+            while offset < len(data) and data[offset:offset + entsize] == terminator:
+                if not padded and offset % section_align == 0:
+                    padded = True
+                    alignment[b""] = max(alignment.get(b"", 0), section_align)
+                offset += entsize
+    uniform = len(set(alignment.values())) == 1 and next(iter(alignment.values()), 0) > entsize
+    order = sorted(alignment, key=lambda t: ((len(t) & (alignment[t] - 1)) if uniform else 0, t[::-1], len(t)))
+    kept = set(alignment)
+    holder = order[-1] if order else None
+    for string in reversed(order[:-1]):
+        gap = len(holder) - len(string)
+        if alignment[holder] >= alignment[string] and gap > 0 and gap % alignment[string] == 0 \
+                and holder.endswith(string):
+            kept.discard(string)
+        else:
+            holder = string
+    size = 0
+    for string in alignment:
+        if string in kept:
+            size = _align_to(size, alignment[string]) + len(string) + entsize
+    return _align_to(size, section_align)
 
 
 def _script_layout(layout: _Layout, script: LinkerScript) -> None:
@@ -607,7 +671,8 @@ def _script_layout(layout: _Layout, script: LinkerScript) -> None:
     _drop_empty_sections(layout, script)
     _place_orphans(layout.commands, orphans, bool(script.phdrs or script.memory))
     if placed := [o.name for o in orphans if o.flags & SHF_ALLOC]:
-        layout.notes.append(f"{len(placed)} orphan output section(s) placed by lld's orphan rules ({placed[0]}, ...)")
+        layout.notes.append(f"{len(placed)} orphan output section(s) placed by lld's orphan rules ({placed[0]}, ...)"
+                            + ("; GNU ld's differ and are not modelled" if layout.flavour == "gnu" else ""))
     _assign_regions(layout, script)
 
 
