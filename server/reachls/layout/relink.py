@@ -2,13 +2,13 @@
 
 The linker is the one program that knows the layout for sure, and the build's own linker is the
 one whose layout counts: ld.lld relinks a kernel's `vmlinux.o` in well under a second, GNU ld in
-a few. Each writes its own map format; both are read into the same `Placement`. It runs in a private temporary directory with
-`--noinhibit-exec` (out-of-range errors become warnings and the output is still written) and
-`-Map`: the map names every input section with its final address, which is exactly a
-`Placement`, so the relink and the model feed the analysis through one interface and the model
-can be measured against the relink section by section. The command line comes from the build
-(`.vmlinux.cmd`) but is never handed to a shell: only the linker binary runs, and only options
-known not to write elsewhere or to run anything are passed on (`linkopts.py`).
+a few. It runs in a private temporary directory with `--noinhibit-exec` (out-of-range errors
+become warnings and the output is still written) and `-Map`: the map names every input section
+with its final address, which is exactly a `Placement` (each linker writes its own map format;
+both are read into one), so the relink and the model feed the analysis through one interface
+and the model can be measured against the relink section by section. The command line comes
+from the build (`.vmlinux.cmd`) but is never handed to a shell: only the linker binary runs, and
+only options known not to write elsewhere or to run anything are passed on (`linkopts.py`).
 """
 
 from __future__ import annotations
