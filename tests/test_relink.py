@@ -185,12 +185,25 @@ SECTIONS {
 """
 
 
-@pytest.fixture(scope="module")
-def differing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, dict[str, int]]]:
-    """The object, its script, and each linker's real link of them (symbol → address)."""
-    tmp = tmp_path_factory.mktemp("differing")
+#: Output sections left empty but for symbols, as kernel scripts have them (`__start_x = .;`):
+#: ld.lld keeps them and moves the location counter to their alignment or address, GNU ld does not.
+EMPTY_MARKERS = """
+SECTIONS {
+  . = 0x80000;
+  .head : { *(.text.greeting) }
+  .marker : ALIGN(0x100) { __marker_start = .; *(.marker) __marker_end = .; }
+  .text : { *(.text .text.*) }
+  .fixed 0x100000 : { __fixed = .; }
+  .rodata : { *(.rodata .rodata.*) }
+  /DISCARD/ : { *(.eh_frame) *(.note.GNU-stack) }
+}
+"""
+
+
+def _links_differing_by_linker(tmp: Path, script_text: str) -> tuple[Path, Path, dict[str, dict[str, int]]]:
+    """The object, a script, and each linker's real link of them (symbol → address), which differ."""
     (tmp / "strings.c").write_text(STRINGS)
-    (tmp / "firmware.lds").write_text(RODATA_FIRST)
+    (tmp / "firmware.lds").write_text(script_text)
     obj = compile_aarch64(tmp / "strings.c", tmp / "strings.o", "-O2", "-ffunction-sections")
     links = {}
     for flavour, linker in (("lld", "ld.lld"), ("gnu", "aarch64-linux-gnu-ld")):
@@ -201,9 +214,20 @@ def differing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     return obj, tmp / "firmware.lds", links
 
 
+@pytest.fixture(scope="module")
+def differing(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, dict[str, int]]]:
+    return _links_differing_by_linker(tmp_path_factory.mktemp("differing"), RODATA_FIRST)
+
+
+@pytest.fixture(scope="module")
+def empty_markers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, dict[str, int]]]:
+    return _links_differing_by_linker(tmp_path_factory.mktemp("markers"), EMPTY_MARKERS)
+
+
+@pytest.mark.parametrize("case", ["differing", "empty_markers"])
 @pytest.mark.parametrize("flavour", ["lld", "gnu"])
-def test_each_linker_relinks_as_itself(differing, flavour: str):
-    obj, script, links = differing
+def test_each_linker_relinks_as_itself(request, case: str, flavour: str):
+    obj, script, links = request.getfixturevalue(case)
     document = layout(obj, "--script", script, "--engine", "relink", "--linker", flavour)
     assert_layout_is_the_links(document, links[flavour])
     assert document["linker"] == {"lld": "ld.lld", "gnu": "GNU ld"}[flavour]
@@ -226,9 +250,11 @@ def test_gnu_relink_of_a_long_name_and_merged_strings(differing, tmp_path: Path)
 # --- the model's GNU ld rules -----------------------------------------------------------------------
 
 
-def test_model_follows_gnu_ld_where_it_differs_from_ld_lld(differing):
-    """`--linker gnu`: the model places as GNU ld does (merged strings, tails shared), `lld` as ld.lld."""
-    obj, script, links = differing
+@pytest.mark.parametrize("case", ["differing", "empty_markers"])
+def test_model_follows_gnu_ld_where_it_differs_from_ld_lld(request, case: str):
+    """`--linker gnu`: the model places as GNU ld does (merged strings with tails shared; empty
+    sections that leave the location counter alone), `lld` as ld.lld."""
+    obj, script, links = request.getfixturevalue(case)
     for flavour, linker in (("gnu", "GNU ld"), ("lld", "ld.lld")):
         document = layout(obj, "--script", script, "--engine", "model", "--linker", flavour)
         assert_layout_is_the_links(document, links[flavour])

@@ -80,6 +80,7 @@ class _Output:
     rank: int = 0
     region: _Region | None = None
     page_aligned: bool = False
+    ignored: bool = False  # GNU ld: empty, no `. =`: its symbols see its address, the location counter does not move
     addr: int = 0
     size: int = 0
 
@@ -432,6 +433,9 @@ class _Layout:
             else:
                 self._check(item)
         out.size = self.dot - out.addr
+        if out.ignored:
+            self.dot = saved
+            return
         if out.region:
             out.region.cursor += self.dot - position
         if not _needs_load(out):
@@ -709,12 +713,18 @@ def _init_priority(name: str) -> int:
 
 
 def _drop_empty_sections(layout: _Layout, script: LinkerScript) -> None:
-    """lld's adjustSectionsBeforeSorting: empty sections inherit the previous flags or vanish."""
+    """lld's adjustSectionsBeforeSorting: empty sections inherit the previous flags or vanish.
+
+    GNU ld instead ignores every described section of size 0 that does not assign to `.`, symbol
+    assignments or not: the symbols in it get the address it would have, and the location counter
+    stays where it was (ld.lld keeps such a section, and moves the counter to its alignment)."""
     used = {e.args[0] for e in _expressions(script) if isinstance(e, Call) and e.function in ("ADDR", "LOADADDR")}
     flags, kept = SHF_ALLOC, []
     for command in layout.commands:
         if isinstance(command, _Output):
-            if command.has_inputs:
+            if layout.flavour == "gnu" and command.desc is not None and _gnu_ignores(command):
+                command.ignored = True
+            elif command.has_inputs:
                 flags = command.flags
             else:
                 non_alloc = command.desc is not None and command.desc.section_type not in (None, "NOLOAD")
@@ -726,6 +736,13 @@ def _drop_empty_sections(layout: _Layout, script: LinkerScript) -> None:
                     continue
         kept.append(command)
     layout.commands = kept
+
+
+def _gnu_ignores(out: _Output) -> bool:
+    """GNU ld's test for a section it leaves out of the layout: nothing in it has a size, and
+    nothing in it assigns to the location counter."""
+    return not any(inp.size for inp in out.inputs) and not any(
+        isinstance(c, DataStatement) or (isinstance(c, Assignment) and c.name == ".") for c in out.desc.commands)
 
 
 def _discardable(out: _Output, declared: set[str], used: set[str]) -> bool:
