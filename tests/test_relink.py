@@ -224,7 +224,11 @@ def empty_markers(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path,
     return _links_differing_by_linker(tmp_path_factory.mktemp("markers"), EMPTY_MARKERS)
 
 
-@pytest.mark.parametrize("case", ["differing", "empty_markers"])
+
+CASES = ["differing", "empty_markers"]
+
+
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("flavour", ["lld", "gnu"])
 def test_each_linker_relinks_as_itself(request, case: str, flavour: str):
     obj, script, links = request.getfixturevalue(case)
@@ -250,7 +254,7 @@ def test_gnu_relink_of_a_long_name_and_merged_strings(differing, tmp_path: Path)
 # --- the model's GNU ld rules -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["differing", "empty_markers"])
+@pytest.mark.parametrize("case", CASES)
 def test_model_follows_gnu_ld_where_it_differs_from_ld_lld(request, case: str):
     """`--linker gnu`: the model places as GNU ld does (merged strings with tails shared; empty
     sections that leave the location counter alone), `lld` as ld.lld."""

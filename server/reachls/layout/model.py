@@ -203,9 +203,10 @@ def _input_sections(obj: ElfInput) -> list[_Input]:
     return inputs
 
 
-def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
-    """Size of lld's synthetic .eh_frame: CIEs deduplicated, FDEs of discarded code dropped,
-    every record padded to 8 bytes, plus a 4-byte terminator."""
+def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int], flavour: str) -> int:
+    """Size of the linker's rebuilt .eh_frame: CIEs deduplicated, FDEs of discarded code dropped;
+    ld.lld also pads every record to 8 bytes and adds a 4-byte terminator, GNU ld does neither
+    (GNU ld also trims trailing DW_CFA_nop padding of a record, which is not modelled)."""
     data = bytes(obj.section_data(index))
     rel_section = obj.relocation_sections().get(index)
     table = obj.relocations(rel_section) if rel_section else None
@@ -229,7 +230,9 @@ def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
                 and int(syms["shndx"][target]) in live_sections:
             cies[key].append(size)
         offset += size
-    return sum(_align_to(len(key[0]), 8) + sum(_align_to(s, 8) for s in fdes) for key, fdes in cies.items()) + 4
+    pad, terminator = (8, 4) if flavour == "lld" else (1, 0)
+    return sum(_align_to(len(key[0]), pad) + sum(_align_to(s, pad) for s in fdes)
+               for key, fdes in cies.items()) + terminator
 
 
 # --- glob matching ----------------------------------------------------------------------------
@@ -558,7 +561,7 @@ def _finish_outputs(layout: _Layout, outputs: list[_Output]) -> None:
     live = {inp.index for inp in layout.inputs if not inp.discarded}
     for inp in layout.inputs:
         if inp.name == ".eh_frame" and inp.index is not None and not inp.discarded:
-            inp.size = _eh_frame_size(layout.obj, inp.index, live)
+            inp.size = _eh_frame_size(layout.obj, inp.index, live, layout.flavour)
     for out in outputs:
         out.finish()
         out.rank = _rank(out)
@@ -578,18 +581,20 @@ def _gnu_merge(layout: _Layout) -> None:
         head = members[0]
         sections = [layout.obj.sections[m.index] for m in members]
         entsize = layout.obj.elffile.get_section(head.index)["sh_entsize"]
+        if not entsize or any(s.size % entsize for s in sections):
+            continue  # GNU ld leaves such a section unmerged
         if head.flags & SHF_STRINGS:
             head.size = _gnu_merged_strings([layout.obj.section_data(s.index) for s in sections], entsize, head.align)
-        elif entsize and all(s.size % entsize == 0 for s in sections):
-            entries = {data[i:i + entsize] for s in sections for data in (layout.obj.section_data(s.index),)
-                       for i in range(0, len(data), entsize)}
-            head.size = len(entries) * entsize
-            if all(s.size % head.align == 0 for s in sections):
-                head.size = _align_to(head.size, head.align)
+        else:
+            head.size = entsize * len({data[i:i + entsize] for s in sections
+                                       for data in (layout.obj.section_data(s.index),)
+                                       for i in range(0, len(data), entsize)})
+        if all(s.size % head.align == 0 for s in sections):  # inputs padded to their alignment: so is the output
+            head.size = _align_to(head.size, head.align)
 
 
 def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int) -> int:
-    """The size of GNU ld's merged string section: each distinct string once, in first-seen
+    """The size of GNU ld's merged strings (before padding): each distinct string once, in first-seen
     order, a string dropped when it is the tail of a longer one at an offset its alignment
     allows (a string's alignment is the largest power of two dividing its input offset, up to
     the section's); the first run of padding at an aligned offset adds an empty string."""
@@ -598,14 +603,12 @@ def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int)
     for data in contents:
         offset, padded = 0, False
         while offset < len(data):
-            end = offset
-            while end < len(data) and data[end:end + entsize] != terminator:
-                end += entsize
+            end = _unit_at(data, terminator, offset)
             string = data[offset:end]
             align = min(offset & -offset or section_align, section_align)
             alignment[string] = max(alignment.get(string, 0), align)
             offset = end + entsize
-            while offset < len(data) and data[offset:offset + entsize] == terminator:
+            while data[offset:offset + entsize] == terminator:  # padding up to the next string
                 if not padded and offset % section_align == 0:
                     padded = True
                     alignment[b""] = max(alignment.get(b"", 0), section_align)
@@ -625,7 +628,15 @@ def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int)
     for string in alignment:
         if string in kept:
             size = _align_to(size, alignment[string]) + len(string) + entsize
-    return _align_to(size, section_align)
+    return size
+
+
+def _unit_at(data: bytes, unit: bytes, start: int) -> int:
+    """The offset of the first `unit` at or after `start` on a unit boundary (from `start`), else the end."""
+    position = start
+    while (position := data.find(unit, position)) >= 0 and (position - start) % len(unit):
+        position += 1
+    return position if position >= 0 else len(data)
 
 
 def _script_layout(layout: _Layout, script: LinkerScript) -> None:
