@@ -127,6 +127,15 @@ class Provenance:
     engine: str
     linker: str | None = None
 
+    @property
+    def placed_by(self) -> str:
+        return placed_by(self.engine, self.linker)
+
+
+def placed_by(engine: str, linker: str | None) -> str:
+    """An engine and whose layout it gave, as reports name them: `relink (GNU ld)`, `linked`."""
+    return f"{engine} ({linker})" if linker else engine
+
 
 @dataclass(frozen=True)
 class ReachRecord:

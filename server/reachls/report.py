@@ -35,7 +35,7 @@ def _summary(result: ScanResult) -> str:
     parts = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in Status if status is not Status.OK)
     return (f"{result.inputs.artefact} ({result.arch.name}, "
             f"{'relocatable' if result.analysis.placement.engine != 'linked' else 'linked image'}, "
-            f"placed by {result.analysis.placement.described}): {parts} — of {result.analysis.total} "
+            f"placed by {result.analysis.placement.placed_by}): {parts} — of {result.analysis.total} "
             f"short-reach references")
 
 
@@ -91,7 +91,7 @@ def json_report(result: ScanResult) -> str:
 
 
 def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str:
-    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by {placement.described})"]
+    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by {placement.placed_by})"]
     for fn in functions:
         offset = f"{fn.output_offset:#x}" if fn.output_offset is not None else "-"
         lines.append(f"{fn.address:#18x}  {offset:>10}  {fn.size:>8}  {fn.output_section or '-':<12} {fn.name}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .. import record
+
 #: The two linkers whose layouts the engines give, by flavour (`--linker lld|gnu`).
 LINKER_NAMES = {"lld": "ld.lld", "gnu": "GNU ld"}
 
@@ -34,6 +36,5 @@ class Placement:
     linker: str | None = None
 
     @property
-    def described(self) -> str:
-        """The engine and whose layout it gives, as reports name it: `relink (GNU ld)`."""
-        return f"{self.engine} ({self.linker})" if self.linker else self.engine
+    def placed_by(self) -> str:
+        return record.placed_by(self.engine, self.linker)
