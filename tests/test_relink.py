@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from reachls.kbuild import parse_link_line
-from toolchain import compile_aarch64, need, nm_symbols, run
+from reachls.layout.linkopts import TABLES, Action, Form
+from toolchain import compile_aarch64, compile_for, need, nm_symbols, run
 
 SCRIPT = "./arch/arm64/kernel/vmlinux.lds"
 LDFLAGS = ["-EL", "-z", "norelro", "-z", "noexecstack", "--no-undefined", "-X", "-e", "_text", "--build-id=sha1"]
@@ -118,6 +119,46 @@ def test_a_gnu_build_read_for_ld_lld_drops_what_ld_lld_does_not_know(tmp_path: P
     command = parse_link_line(shlex.join(link_line(GNU)), tmp_path, ".vmlinux.cmd").for_flavour("lld")
     assert "--no-warn-rwx-segments" in command.dropped and command.flavour == "lld"
     assert command.script == tmp_path / SCRIPT
+
+
+#: A value each kept option accepts, to ask the linkers themselves whether they know it.
+SAMPLE_VALUES = {"defsym": "x=1", "entry": "_start", "undefined": "foo", "soname": "x", "dynamic-linker": "/x",
+                 "rpath": "/x", "wrap": "foo", "exclude-libs": "ALL", "sort-section": "name", "hash-style": "gnu",
+                 "orphan-handling": "place", "unresolved-symbols": "ignore-all", "Ttext": "0x1000", "Tdata": "0x2000",
+                 "Tbss": "0x3000", "Ttext-segment": "0x1000", "export-dynamic-symbol": "foo", "require-defined": "foo",
+                 "section-start": ".text=0x1000", "package-metadata": "x", "build-id": "sha1", "z": "norelro",
+                 "m": "aarch64elf", "e": "_start", "u": "foo", "h": "x", "I": "/x", "O": "1", "image-base": "0x100000",
+                 "pack-dyn-relocs": "none", "icf": "none", "stub-group-size": "1000"}
+#: GNU ld's options differ by target: an option is known when one of these knows it.
+GNU_LDS = {"aarch64-linux-gnu-ld": (".globl _start\n_start: ret\n", "aarch64-linux-gnu"),
+           "arm-linux-gnueabihf-ld": (".globl _start\n_start: nop\n", "armv7a-linux-gnueabihf"),
+           "powerpc64le-linux-gnu-ld": (".globl _start\n_start: nop\n", "powerpc64le-linux-gnu")}
+
+
+@pytest.mark.parametrize("flavour", ["lld", "gnu"])
+def test_every_option_replayed_is_one_the_linker_knows(tmp_path: Path, flavour: str):
+    """A kept option the linker rejects would fail every relink: ask the linkers."""
+    linkers = {"ld.lld": GNU_LDS["aarch64-linux-gnu-ld"]} if flavour == "lld" else GNU_LDS
+    objects = {}
+    for linker, (source, triple) in linkers.items():
+        need(linker, "clang")
+        (tmp_path / f"{triple}.s").write_text(source)
+        objects[linker] = compile_for(triple, tmp_path / f"{triple}.s", tmp_path / f"{triple}.o")
+    unknown = []
+    for name, (form, action) in TABLES[flavour].items():
+        if action is not Action.KEEP:
+            continue
+        dash = "-" if len(name) == 1 else "--"
+        value = SAMPLE_VALUES.get(name, "")
+        words = [dash + name] if form is Form.FLAG else [f"{dash}{name}={value}"] if form in (
+            Form.JOINED, Form.OPTIONAL) else [dash + name, value]
+        if name == "m":  # the emulation names the target
+            words = []
+        outputs = [run(linker, *words, obj, "-o", tmp_path / "out", check=False).stderr
+                   for linker, obj in objects.items()]
+        if all(any(word in text for word in ("unknown argument", "unrecognized option")) for text in outputs):
+            unknown.append(words)
+    assert unknown == []
 
 
 # --- end to end, against the real links -----------------------------------------------------------
@@ -274,3 +315,38 @@ def test_model_of_a_gnu_build_is_its_gnu_ld_link(tree: Path, tmp_path: Path):
     document = layout(build, "--engine", "model")
     assert document["linker"] == "GNU ld"
     assert_layout_is_the_links(document, real_link(build, link))
+
+
+# --- a real GCC-built kernel ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gcc_kernel(request) -> Path:
+    """The real GCC + GNU ld arm64 kernel of the real-kernel builds (tests/conftest.py)."""
+    try:
+        kernels = request.getfixturevalue("real_kernels")
+    except pytest.FixtureLookupError:
+        pytest.skip("needs the real kernel builds (the real_kernels fixture)")
+    return kernels["gcc"]
+
+
+def gnu_link_of(build: Path, output: Path) -> dict[str, int]:
+    """The build's own final link (`link-vmlinux.sh "LD" "LDFLAGS" "LDFLAGS_vmlinux"`) of its
+    vmlinux.o alone, as GNU ld runs it, and that link's symbols."""
+    recorded = (build / ".vmlinux.cmd").read_text().splitlines()[0].partition(":=")[2]
+    words = shlex.split(recorded.split(";")[0])
+    assert words[0].endswith("link-vmlinux.sh") and words[1].endswith("-ld"), words
+    argv = [words[1], *shlex.split(words[2]), *shlex.split(words[3]), "-T", "arch/arm64/kernel/vmlinux.lds",
+            "-o", str(output), "vmlinux.o"]
+    run(*argv, cwd=build)
+    return nm_symbols(output)
+
+
+@pytest.mark.parametrize("engine", ["relink", "model"])
+def test_real_gcc_kernel_placed_as_gnu_ld_places_it(gcc_kernel: Path, tmp_path: Path, engine: str):
+    """Both engines on a real GCC-built vmlinux.o: every function where GNU ld, running the
+    build's own link line, puts it."""
+    symbols = gnu_link_of(gcc_kernel, tmp_path / "vmlinux.gnu")
+    document = layout(gcc_kernel, "--engine", engine)
+    assert document["linker"] == "GNU ld"
+    assert_layout_is_the_links(document, symbols)

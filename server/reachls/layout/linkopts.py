@@ -50,24 +50,24 @@ _KEEP, _DROP, _OWN = Action.KEEP, Action.DROP, Action.OWN
 #: Options both linkers know with the same spelling and meaning.
 _SHARED = {
     **_options(Form.FLAG, _KEEP, "EL EB X x discard-locals discard-all discard-none no-undefined pic-veneer "
-               "fix-cortex-a53-843419 fix-cortex-a53-835769 no-relax relax pie no-pie shared Bshareable static "
+               "fix-cortex-a53-843419 no-relax relax pie no-pie shared Bshareable static "
                "Bstatic non_shared dn Bdynamic dy call_shared no-dynamic-linker gc-sections no-gc-sections n "
                "nmagic N omagic no-omagic Bsymbolic Bsymbolic-functions emit-relocs q export-dynamic E "
-               "no-export-dynamic be8 r relocatable no-apply-dynamic-relocs sort-common eh-frame-hdr "
-               "no-eh-frame-hdr allow-multiple-definition no-rosegment"),
+               "no-export-dynamic r relocatable no-apply-dynamic-relocs sort-common eh-frame-hdr "
+               "no-eh-frame-hdr allow-multiple-definition"),
     **_options(Form.FLAG, _OWN, "whole-archive no-whole-archive start-group end-group ( ) as-needed "
                "no-as-needed"),
     **_options(Form.SEPARATE, _KEEP, "defsym entry undefined soname dynamic-linker rpath wrap exclude-libs "
                "sort-section hash-style orphan-handling unresolved-symbols Ttext Tdata Tbss Ttext-segment "
-               "export-dynamic-symbol require-defined"),
+               "export-dynamic-symbol"),
     **_options(Form.SEPARATE, _DROP, "mllvm plugin plugin-opt dependency-file version-script dynamic-list "
                "retain-symbols-file symbol-ordering-file just-symbols trace-symbol sysroot format "
                "auxiliary filter compress-debug-sections error-limit call-graph-ordering-file init fini"),
     **_options(Form.SEPARATE, _OWN, "output Map library library-path"),
     "script": (Form.SEPARATE, Action.SCRIPT),
-    **_options(Form.JOINED, _KEEP, "section-start package-metadata"),
+    **_options(Form.JOINED, _KEEP, "section-start"),
     "build-id": (Form.OPTIONAL, _KEEP),
-    **_options(Form.SHORT, _KEEP, "z m e u h I O"),
+    **_options(Form.SHORT, _KEEP, "z m e u h O"),
     **_options(Form.SHORT, _DROP, "y R F f b"),
     **_options(Form.SHORT, _OWN, "o l L"),
     "T": (Form.SHORT, Action.SCRIPT),
@@ -76,7 +76,7 @@ _SHARED = {
 #: ld.lld's own (lld/ELF/Options.td), beyond the shared ones.
 _LLD = {
     **_SHARED,
-    **_options(Form.FLAG, _KEEP, "use-android-relr-tags apply-dynamic-relocs Bno-symbolic execute-only "
+    **_options(Form.FLAG, _KEEP, "use-android-relr-tags apply-dynamic-relocs Bno-symbolic execute-only no-rosegment "
                "rosegment"),
     **_options(Form.SEPARATE, _KEEP, "image-base"),
     **_options(Form.SEPARATE, _DROP, "reproduce why-extract time-trace-file opt-remarks-filename "
@@ -86,13 +86,14 @@ _LLD = {
                "thinlto-prefix-replace thinlto-object-suffix-replace plugin-opt-path"),
 }
 
-#: GNU ld's own (`ld --help`), beyond the shared ones.
+#: GNU ld's own (`ld --help`; some only in the Arm, AArch64 or PowerPC targets), beyond the shared ones.
 _GNU = {
     **_SHARED,
-    **_options(Form.FLAG, _KEEP, "fix-cortex-a8 no-fix-cortex-a8 no-fix-cortex-a53-843419 "
-               "no-fix-cortex-a53-835769 target1-rel target1-abs no-tls-optimize no-tls-get-addr-optimize "
-               "no-plt-align plt-align"),
-    **_options(Form.JOINED, _KEEP, "stub-group-size"),
+    **_options(Form.FLAG, _KEEP, "fix-cortex-a53-835769 be8 fix-cortex-a8 no-fix-cortex-a8 target1-rel "
+               "target1-abs no-tls-optimize no-tls-get-addr-optimize no-plt-align plt-align"),
+    **_options(Form.SEPARATE, _KEEP, "require-defined"),
+    **_options(Form.JOINED, _KEEP, "stub-group-size package-metadata"),
+    **_options(Form.SHORT, _KEEP, "I"),
     **_options(Form.SHORT, _DROP, "A G c"),
 }
 
