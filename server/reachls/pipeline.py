@@ -68,7 +68,19 @@ def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None =
         raise ReachlsError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     if not obj.is_relocatable:
         return linked_placement(obj)
-    flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
+    placement = _place_relocatable(obj, inputs, engine,
+                                   flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker))
+    if inputs.links_objects:
+        placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
+    return placement
+
+
+LINKS_OBJECTS_NOTE = ("this build's final link reads vmlinux.a, not vmlinux.o: these are the addresses of a link "
+                      "of vmlinux.o, which can differ from the real vmlinux's by alignment padding (ld -r merged "
+                      "each section name into one section, aligned like its most aligned object)")
+
+
+def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str) -> Placement:
     if engine == "model":
         return _model(obj, inputs, flavour)
     command = inputs.link_command or LinkCommand(LINKER_NAMES[flavour], (), inputs.script, flavour=flavour)
