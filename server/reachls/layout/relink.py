@@ -64,7 +64,9 @@ def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement
                                     stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-        if not out.is_file() or not map_path.is_file() or not map_path.stat().st_size:
+        # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
+        # unencodeable immediates) kept the output from being written. No map: the link failed.
+        if not map_path.is_file() or not map_path.stat().st_size:
             lines = result.stderr.splitlines()
             first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
             raise ReachlsError(f"relink failed: {first_error}", linker)
