@@ -350,16 +350,25 @@ def gnu_link_of(build: Path, output: Path) -> Counter[tuple[str, int]]:
     return symbol_pairs(output)
 
 
-@pytest.mark.parametrize("engine", ["relink", "model"])
-def test_real_gcc_kernel_placed_as_gnu_ld_places_it(gcc_kernel: Path, tmp_path: Path, engine: str):
-    """Both engines on a real GCC-built vmlinux.o: every function (duplicate names included)
-    where GNU ld, running the build's own link line on it, puts it."""
+def test_real_gcc_kernel_relinked_as_its_vmlinux(gcc_kernel: Path):
+    """A GCC kernel's final link reads vmlinux.a: the relink replays it (and the `ld -r` that made
+    vmlinux.o, for where each object sits in it), and every function (duplicate names included)
+    is where the build's real vmlinux has it."""
+    document = layout(gcc_kernel, "--engine", "relink")
+    assert document["linker"] == "GNU ld"
+    functions = Counter((f["name"], f["address"]) for f in document["functions"])
+    assert functions and functions - symbol_pairs(gcc_kernel / "vmlinux") == Counter()
+    assert not any("vmlinux.a" in note for note in document["notes"])
+
+
+def test_real_gcc_kernel_model_is_a_gnu_ld_link_of_its_vmlinux_o(gcc_kernel: Path, tmp_path: Path):
+    """The model places vmlinux.o as GNU ld, running the build's own link line on it, does, and
+    says that the real link (of vmlinux.a) lays the objects out otherwise."""
     symbols = gnu_link_of(gcc_kernel, tmp_path / "vmlinux.gnu")
-    document = layout(gcc_kernel, "--engine", engine)
+    document = layout(gcc_kernel, "--engine", "model")
     assert document["linker"] == "GNU ld"
     functions = Counter((f["name"], f["address"]) for f in document["functions"])
     assert functions and functions - symbols == Counter()
-    # Its real final link reads vmlinux.a instead, which moves code by alignment padding: said, not hidden.
     assert any(note.startswith("this build's final link reads vmlinux.a") for note in document["notes"])
 
 
@@ -370,3 +379,80 @@ def test_a_clang_lto_kernel_is_linked_from_its_vmlinux_o(request):
     except pytest.FixtureLookupError:
         pytest.skip("needs the real kernel builds (the real_kernels fixture)")
     assert not any("vmlinux.a" in note for note in layout(build, "--engine", "model")["notes"])
+
+
+# --- a kbuild tree whose final link reads vmlinux.a ---------------------------------------------------
+
+FIRST_OBJECT = """
+.section .entry.text, "ax"
+.globl entry
+.type entry, %function
+entry: .fill 16, 4, 0xd503201f
+.text
+.globl caller
+.type caller, %function
+caller: bl aligned_entry
+        cbz x0, aligned_entry
+        ret
+"""
+#: Aligned to 2 KiB like arm64's vector tables: `ld -r` gives the whole merged .text that alignment.
+ALIGNED_OBJECT = """
+.text
+.balign 2048
+.globl aligned_entry
+.type aligned_entry, %function
+aligned_entry: ret
+"""
+KBUILD_SCRIPT = """
+SECTIONS {
+  . = 0xffff800008000000;
+  .head.text : { *(.head.text) }
+  .text : ALIGN(0x10000) { . = ALIGN(8); *(.entry.text) . = ALIGN(8); *(.text .text.fixup) }
+  /DISCARD/ : { *(.note.GNU-stack) }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def archive_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GCC-style kbuild dir: objects in a thin vmlinux.a, vmlinux.o made from it by `ld -r`, and
+    vmlinux linked from vmlinux.a (scripts/link-vmlinux.sh without LTO), with their .cmd files."""
+    need("aarch64-linux-gnu-ld", "aarch64-linux-gnu-as", "aarch64-linux-gnu-ar")
+    build = tmp_path_factory.mktemp("kbuild")
+    (build / "kernel").mkdir()
+    for name, source in (("first", FIRST_OBJECT), ("aligned", ALIGNED_OBJECT)):
+        (build / "kernel" / f"{name}.S").write_text(source)
+        run("aarch64-linux-gnu-as", "-g", build / "kernel" / f"{name}.S", "-o", build / "kernel" / f"{name}.o")
+    run("aarch64-linux-gnu-ar", "cDPrST", "vmlinux.a", "kernel/first.o", "kernel/aligned.o", cwd=build)
+    (build / "arch/arm64/kernel").mkdir(parents=True)
+    (build / SCRIPT).write_text(KBUILD_SCRIPT)
+    (build / "include/config").mkdir(parents=True)
+    (build / "include/config/auto.conf").write_text("CONFIG_ARM64=y\nCONFIG_KVM=y\n")
+    partial = ["aarch64-linux-gnu-ld", "-EL", "-maarch64elf", "-r", "-o", "vmlinux.o", "--whole-archive", "vmlinux.a",
+               "--no-whole-archive"]
+    run(*partial, cwd=build)
+    (build / ".vmlinux.o.cmd").write_text(f"savedcmd_vmlinux.o := {shlex.join(partial)}\n")
+    flags = "-EL -maarch64elf -z noexecstack --no-warn-rwx-segments"
+    (build / ".vmlinux.cmd").write_text(f'savedcmd_vmlinux := scripts/link-vmlinux.sh "aarch64-linux-gnu-ld" '
+                                        f'"{flags}" "--no-undefined -X";  true\n')
+    run("aarch64-linux-gnu-ld", *flags.split(), "--no-undefined", "-X", "-T", SCRIPT, "-o", "vmlinux",
+        "--whole-archive", "vmlinux.a", "--no-whole-archive", cwd=build)
+    return build
+
+
+def test_relink_of_a_build_that_links_vmlinux_a_is_its_vmlinux(archive_build: Path):
+    """The code before the 2 KiB-aligned object is where the real vmlinux has it (a link of
+    vmlinux.o would move it by the padding ld -r put in front), and so are the references."""
+    real = nm_symbols(archive_build / "vmlinux")
+    document = layout(archive_build, "--engine", "relink")
+    assert_layout_is_the_links(document, real)
+    assert not any("vmlinux.a" in note for note in document["notes"])
+    records = json.loads(reachls("scan", archive_build, "--engine", "relink", "--all", "--format", "json").stdout)
+    sites = {(r["kind"]["type"], r["site"]["address"], r["target"]["address"]) for r in records["records"]}
+    assert sites == {("R_AARCH64_CALL26", real["caller"], real["aligned_entry"]),
+                     ("R_AARCH64_CONDBR19", real["caller"] + 4, real["aligned_entry"])}
+
+
+def test_model_of_a_build_that_links_vmlinux_a_says_it_is_a_link_of_vmlinux_o(archive_build: Path):
+    document = layout(archive_build, "--engine", "model")
+    assert any(note.startswith("this build's final link reads vmlinux.a") for note in document["notes"])

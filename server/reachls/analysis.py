@@ -114,7 +114,11 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         if implicit:
             addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
         target = sym_value[sym] + addend.astype(np.uint64) + np.where(absolute, np.uint64(0), base[np.where(absolute, 0, target_shndx)])
-        place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
+        for pieced in np.intersect1d(target_shndx[~absolute], list(placement.pieces)).tolist():
+            rows = (target_shndx == pieced) & ~absolute
+            target[rows] = placement.addresses(pieced, sym_value[sym[rows]] + addend[rows].astype(np.uint64))
+        place = (relocs.offset[chosen].astype(np.uint64) + base[site_section] if linked else
+                 placement.addresses(site_section, relocs.offset[chosen].astype(np.uint64)))
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
@@ -181,6 +185,8 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
     in_section = 0 < target_section_index < len(obj.sections)
     target_section = obj.sections[target_section_index] if in_section else None
     target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
+    if in_section and not linked:  # S+A: the offset in its input section, wherever its piece went
+        target_offset = int(obj.symbols["value"][sym]) + addend
     name = obj.symbol_name(sym)
     if obj.symbols["info"][sym] & 0xF == STT_SECTION and in_section:
         near, delta = index.enclosing(target_section_index, target_offset)

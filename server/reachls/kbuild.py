@@ -35,6 +35,7 @@ class BuildInputs:
     script: Path | None
     link_command: LinkCommand | None
     links_objects: bool = False
+    partial_link: LinkCommand | None = None  # the `ld -r` that made vmlinux.o (.vmlinux.o.cmd), when links_objects
 
 
 def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
@@ -55,7 +56,8 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
     if script is not None and not script.is_file():
         raise ReachlsError("linker script not found", str(script))
     links_objects = artefact.name == "vmlinux.o" and build_dir is not None and _links_objects(build_dir)
-    return BuildInputs(artefact, build_dir, script, command, links_objects)
+    partial = read_link_command(build_dir, "vmlinux.o") if links_objects else None
+    return BuildInputs(artefact, build_dir, script, command, links_objects, partial)
 
 
 _VMLINUX_O_LINKED_WITH = ("CONFIG_LTO_CLANG=y", "CONFIG_X86_KERNEL_IBT=y")
@@ -105,14 +107,14 @@ def _default_script(build_dir: Path | None) -> Path | None:
     return next(iter(sorted(build_dir.glob("arch/*/kernel/vmlinux.lds"))), None)
 
 
-def read_link_command(build_dir: Path) -> LinkCommand | None:
-    """The final link from `.vmlinux.cmd`, if the build dir has one."""
-    cmd_file = build_dir / ".vmlinux.cmd"
+def read_link_command(build_dir: Path, target: str = "vmlinux") -> LinkCommand | None:
+    """The link that made `target` (the final link, or `vmlinux.o`'s `ld -r`) from `.<target>.cmd`."""
+    cmd_file = build_dir / f".{target}.cmd"
     if not cmd_file.is_file():
         return None
     for line in cmd_file.read_text(errors="replace").splitlines():
         name, sep, value = line.partition(":=")
-        if sep and name.strip() in ("savedcmd_vmlinux", "cmd_vmlinux"):
+        if sep and name.strip() in (f"savedcmd_{target}", f"cmd_{target}"):
             return parse_link_line(value, build_dir, str(cmd_file))
     return None
 

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .analysis import Analysis, analyse, attach_sources
 from .arch import Architecture, for_machine, linker_flavour
 from .decode import analyse_decoded
@@ -19,7 +21,7 @@ from .kbuild import BuildInputs, find_inputs, find_log
 from .layout import LINKER_NAMES, Placement
 from .layout.model import model_layout
 from .layout.linkopts import LinkCommand
-from .layout.relink import find_linker, relink_layout
+from .layout.relink import find_linker, relink_layout, relink_objects_layout
 from .layout.script import load_linker_script
 from .record import DEFAULT_THRESHOLD, Provenance
 from .sourcemap import SourceMap
@@ -70,14 +72,15 @@ def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None =
         return linked_placement(obj)
     placement = _place_relocatable(obj, inputs, engine,
                                    flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker))
-    if inputs.links_objects:
+    if inputs.links_objects and not placement.pieces:
         placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
     return placement
 
 
 LINKS_OBJECTS_NOTE = ("this build's final link reads vmlinux.a, not vmlinux.o: these are the addresses of a link "
                       "of vmlinux.o, which can differ from the real vmlinux's by alignment padding (ld -r merged "
-                      "each section name into one section, aligned like its most aligned object)")
+                      "each section name into one section, aligned like its most aligned object); the relink "
+                      "with GNU ld replays the real link")
 
 
 def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str) -> Placement:
@@ -89,6 +92,8 @@ def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour:
         command = dataclasses.replace(command, script=inputs.script)
     try:
         linker = find_linker(flavour, inputs.link_command, for_machine(obj.machine, str(obj.path)).gnu_ld)
+        if inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour:
+            return relink_objects_layout(obj, command, inputs.partial_link, linker)
         return relink_layout(obj, command, linker)
     except ReachlsError as exc:
         if engine == "relink":
@@ -161,7 +166,7 @@ def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[P
         for name, shndx, value, size in obj.function_symbols():
             if shndx not in placement.section_address:
                 continue
-            address = value if not obj.is_relocatable else placement.section_address[shndx] + value
+            address = value if not obj.is_relocatable else int(placement.addresses(shndx, np.array([value], np.uint64))[0])
             output = placement.output_section.get(shndx)
             start = placement.output_start.get(output) if output else None
             functions.append(FunctionPlacement(name, address, size, output,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .. import record
 
 #: The two linkers whose layouts the engines give, by flavour (`--linker lld|gnu`).
@@ -26,6 +28,11 @@ class Placement:
     be reported ("where will my function land?"). `linker` names the linker whose layout this
     is ("ld.lld" or "GNU ld": the one relinked with, or the one whose rules the model follows);
     None for a linked image, whose layout is its own.
+
+    `pieces` is for an input section that the final link does not place whole: `ld -r` merged
+    the objects' sections of one name into it, and the real link reads the objects (a GCC
+    kernel links vmlinux.a). For such a section: the offsets in it where each object's piece
+    starts (ascending) and each piece's final address. `addresses` maps offsets through them.
     """
 
     engine: str
@@ -34,6 +41,15 @@ class Placement:
     output_start: dict[str, int]
     notes: tuple[str, ...] = field(default=())
     linker: str | None = None
+    pieces: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def addresses(self, section: int, offsets: np.ndarray) -> np.ndarray:
+        """Final addresses (uint64) of `offsets` (uint64) in the placed input section `section`."""
+        if section not in self.pieces:
+            return offsets + np.uint64(self.section_address[section])
+        starts, placed = self.pieces[section]
+        piece = np.maximum(np.searchsorted(starts, offsets, side="right") - 1, 0)
+        return placed[piece] + (offsets - starts[piece])
 
     @property
     def placed_by(self) -> str:

@@ -115,6 +115,9 @@ class LinkCommand:
     flavour: str = "lld"
     argv: tuple[str, ...] = field(default=())
     base_dir: Path = Path(".")
+    #: The input files (resolved) and the options that group them (`--whole-archive`, `--start-group`),
+    #: in order: what a relink of the objects themselves reads.
+    inputs: tuple[str, ...] = field(default=())
 
     def for_flavour(self, flavour: str) -> LinkCommand:
         """The same recorded command filtered through `flavour`'s option table."""
@@ -146,6 +149,7 @@ def safe_link_command(tokens: list[str], base_dir: Path, flavour: str | None = N
     table = TABLES[flavour]
     flags: list[str] = []
     dropped: list[str] = []
+    inputs: list[str] = []
     script: Path | None = None
     i = 0
     while i < len(rest):
@@ -153,7 +157,9 @@ def safe_link_command(tokens: list[str], base_dir: Path, flavour: str | None = N
         if not token.startswith("-") or token == "-":
             if token.startswith("@"):  # a response file: more options the relink cannot vet
                 dropped.append(token)
-            i += 1  # an input file: the relink's input is the pre-link object
+            else:
+                inputs.append(str(_resolve(token, base_dir)))
+            i += 1
             continue
         option, value = _match(token, table)
         if option is None:
@@ -170,11 +176,13 @@ def safe_link_command(tokens: list[str], base_dir: Path, flavour: str | None = N
         i += len(words)
         if action is Action.KEEP:
             flags += words
+        elif action is Action.OWN and form is Form.FLAG:
+            inputs.append(token)
         elif action is Action.DROP:
             dropped.append(" ".join(words))
         elif action is Action.SCRIPT:
             script = _resolve(value, base_dir)
-    return LinkCommand(linker, tuple(flags), script, tuple(dropped), flavour, tuple(tokens), base_dir)
+    return LinkCommand(linker, tuple(flags), script, tuple(dropped), flavour, tuple(tokens), base_dir, tuple(inputs))
 
 
 def _match(token: str, table: dict[str, tuple[Form, Action]]) -> tuple[str | None, str | None]:

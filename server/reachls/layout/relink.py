@@ -13,11 +13,14 @@ only options known not to write elsewhere or to run anything are passed on (`lin
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from ..elf import ElfInput
 from ..errors import ReachlsError
@@ -28,7 +31,7 @@ RELINK_TIMEOUT_SECONDS = 600
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
 _GNU_OUTPUT = re.compile(r"^(\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+")
-_GNU_INPUT = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+ (.+)$")
+_GNU_INPUT = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (.+)$")
 _GNU_NOT_AN_INPUT = ("*fill*", "COMMON", "*(")
 _GNU_SYNTHETIC_FILE = "linker stubs"
 
@@ -50,31 +53,80 @@ def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement
     """Relink `obj` privately with the binary `linker` (of `command.flavour`) and return where
     every input section landed, read from that linker's map."""
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
-        out, map_path = Path(tmp) / "relinked", Path(tmp) / "relinked.map"
-        argv = [linker, *command.flags]
-        if command.script is not None:
-            if not command.script.is_file():
-                raise ReachlsError("linker script not found", str(command.script))
-            argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "-o", str(out), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
-        if command.flavour == "lld":
-            argv.append("--error-limit=0")
-        try:
-            result = subprocess.run(argv, capture_output=True, text=True, cwd=tmp, timeout=RELINK_TIMEOUT_SECONDS,
-                                    stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-        # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
-        # unencodeable immediates) kept the output from being written. No map: the link failed.
-        if not map_path.is_file() or not map_path.stat().st_size:
-            lines = result.stderr.splitlines()
-            first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
-            raise ReachlsError(f"relink failed: {first_error}", linker)
-        text = map_path.read_text(errors="replace")
-        placement = parse_lld_map(text, obj) if command.flavour == "lld" else parse_gnu_map(text, obj)
-    notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
-    return Placement(placement.engine, placement.section_address, placement.output_section,
-                     placement.output_start, notes, LINKER_NAMES[command.flavour])
+        text = _link(linker, [*command.flags, *_script_option(command), str(obj.path.resolve())],
+                     Path(tmp) / "relinked", command.flavour)
+    placement = parse_lld_map(text, obj) if command.flavour == "lld" else parse_gnu_map(text, obj)
+    return dataclasses.replace(placement, notes=_not_replayed(command))
+
+
+def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkCommand, linker: str) -> Placement:
+    """The layout of a build whose final link reads the objects (`vmlinux.a`) that `obj`
+    (`vmlinux.o`) was made of with `ld -r` (`partial`): both links are replayed with GNU ld,
+    each with a map. The `ld -r` map gives where each object's piece starts inside `obj`'s
+    merged sections, the final map where that piece went, in the same order per object and name.
+    """
+    objects = list(partial.inputs)
+    version = command.base_dir / "init/version-timestamp.o"  # link-vmlinux.sh links it after vmlinux.a
+    if version.is_file() and (archive := str(command.base_dir / "vmlinux.a")) in objects:
+        objects.insert(objects.index(archive) + 1, str(version))
+    with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
+        merged_map = _link(linker, [*partial.flags, *objects], Path(tmp) / "partial", "gnu")
+        final_map = _link(linker, [*command.flags, *_script_option(command), *objects], Path(tmp) / "final", "gnu")
+    pieces_at: dict[tuple[str, str], list[int]] = {}
+    output_of: dict[tuple[str, str], list[str]] = {}
+    for output, name, address, size, file in _gnu_map_entries(final_map):
+        if size:
+            pieces_at.setdefault((file, name), []).append(address)
+            output_of.setdefault((file, name), []).append(output)
+    index_of = {}
+    for section in obj.sections:
+        if section.is_alloc:
+            index_of.setdefault(section.name, section.index)
+    starts: dict[int, list[tuple[int, int]]] = {}
+    output_section: dict[int, str] = {}
+    for merged, name, offset, size, file in _gnu_map_entries(merged_map):
+        if size and merged in index_of and pieces_at.get((file, name)):
+            index = index_of[merged]
+            starts.setdefault(index, []).append((offset, pieces_at[file, name].pop(0)))
+            output_section.setdefault(index, output_of[file, name].pop(0))
+    pieces = {index: (np.array([o for o, _ in pairs], np.uint64), np.array([a for _, a in pairs], np.uint64))
+              for index, pairs in starts.items()}
+    section_address = {index: pairs[0][1] - pairs[0][0] for index, pairs in starts.items()}
+    output_start = {name: address for name, address in _gnu_output_starts(final_map)}
+    return Placement("relink", section_address, output_section, output_start, _not_replayed(command),
+                     LINKER_NAMES["gnu"], pieces)
+
+
+def _script_option(command: LinkCommand) -> list[str]:
+    if command.script is None:
+        return []
+    if not command.script.is_file():
+        raise ReachlsError("linker script not found", str(command.script))
+    return ["-T", str(command.script.resolve())]
+
+
+def _not_replayed(command: LinkCommand) -> tuple[str, ...]:
+    return tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
+
+
+def _link(linker: str, arguments: list[str], output: Path, flavour: str) -> str:
+    """Run one link to `output` in its directory, with `--noinhibit-exec` and a map; the map's text."""
+    map_path = output.with_suffix(".map")
+    argv = [linker, *arguments, "-o", str(output), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
+    if flavour == "lld":
+        argv.append("--error-limit=0")
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=output.parent,
+                                timeout=RELINK_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
+    # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
+    # unencodeable immediates) kept the output from being written. No map: the link failed.
+    if not map_path.is_file() or not map_path.stat().st_size:
+        lines = result.stderr.splitlines()
+        first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
+        raise ReachlsError(f"relink failed: {first_error}", linker)
+    return map_path.read_text(errors="replace")
 
 
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
@@ -116,11 +168,8 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
 def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
     """Turn a GNU ld map (`-Map`) into a `Placement` for the sections of `obj`.
 
-    Only the part after "Linker script and memory map" is read (the discarded sections listed
-    before it carry no address). Output sections start in column 0, input sections in column
-    1; a name too long for its column ends its line, and its address and size follow on the
-    next. `*fill*`, patterns, symbol lines, COMMON and the linker's stubs are not input
-    sections of `obj`. Several sections of one name are matched in file order, as for ld.lld.
+    Several sections of one name are matched in file order, as for ld.lld. The linker's own
+    stubs are not sections of `obj`.
     """
     by_name: dict[str, list[int]] = {}
     for section in obj.sections:
@@ -128,25 +177,46 @@ def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
             by_name.setdefault(section.name, []).append(section.index)
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
-    output_start: dict[str, int] = {}
-    current: str | None = None
+    for output, name, address, _, file in _gnu_map_entries(text):
+        candidates = by_name.get(name)
+        if candidates and file != _GNU_SYNTHETIC_FILE:
+            index = candidates.pop(0)
+            section_address[index] = address
+            output_section[index] = output
+    return Placement("relink", section_address, output_section, dict(_gnu_output_starts(text)),
+                     linker=LINKER_NAMES["gnu"])
+
+
+def _gnu_memory_map(text: str) -> list[str]:
+    """The lines after "Linker script and memory map" (the discarded sections before it have no address)."""
     _, found, body = text.partition("Linker script and memory map")
     if not found:
-        raise ReachlsError("the GNU ld map has no memory map", str(obj.path))
-    for line in _unwrap_gnu_map(body.splitlines()):
+        raise ReachlsError("the GNU ld map has no memory map")
+    return list(_unwrap_gnu_map(body.splitlines()))
+
+
+def _gnu_map_entries(text: str):
+    """(output section, input section, address, size, file) for each input section of a GNU ld map.
+
+    Output sections start in column 0, input sections in column 1; a name too long for its
+    column ends its line, and its address and size follow on the next. `*fill*`, patterns,
+    symbol lines and COMMON are not input sections."""
+    current = None
+    for line in _gnu_memory_map(text):
         if (output := _GNU_OUTPUT.match(line)) is not None:
             current = output.group(1)
-            output_start.setdefault(current, int(output.group(2), 16))
-        elif (entry := _GNU_INPUT.match(line)) is not None and current is not None:
-            name, file = entry.group(1), entry.group(3).strip()
-            if name.startswith(_GNU_NOT_AN_INPUT) or file == _GNU_SYNTHETIC_FILE:
-                continue
-            candidates = by_name.get(name)
-            if candidates:
-                index = candidates.pop(0)
-                section_address[index] = int(entry.group(2), 16)
-                output_section[index] = current
-    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["gnu"])
+        elif (entry := _GNU_INPUT.match(line)) is not None and current is not None \
+                and not entry.group(1).startswith(_GNU_NOT_AN_INPUT):
+            yield current, entry.group(1), int(entry.group(2), 16), int(entry.group(3), 16), entry.group(4).strip()
+
+
+def _gnu_output_starts(text: str):
+    """(output section, address) for each output section of a GNU ld map, first occurrence first."""
+    seen = set()
+    for line in _gnu_memory_map(text):
+        if (output := _GNU_OUTPUT.match(line)) is not None and output.group(1) not in seen:
+            seen.add(output.group(1))
+            yield output.group(1), int(output.group(2), 16)
 
 
 def _unwrap_gnu_map(lines: list[str]):
