@@ -70,8 +70,8 @@ def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None =
         raise ReachlsError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     if not obj.is_relocatable:
         return linked_placement(obj)
-    placement = _place_relocatable(obj, inputs, engine,
-                                   flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker))
+    flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
+    placement = _place_relocatable(obj, inputs, engine, flavour)
     if inputs.links_objects and not placement.pieces:
         placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
     return placement
@@ -166,7 +166,8 @@ def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[P
         for name, shndx, value, size in obj.function_symbols():
             if shndx not in placement.section_address:
                 continue
-            address = value if not obj.is_relocatable else int(placement.addresses(shndx, np.array([value], np.uint64))[0])
+            address = value if not obj.is_relocatable else \
+                int(placement.addresses(shndx, np.array([value], np.uint64))[0])
             output = placement.output_section.get(shndx)
             start = placement.output_start.get(output) if output else None
             functions.append(FunctionPlacement(name, address, size, output,
