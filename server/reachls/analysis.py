@@ -234,7 +234,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
         if placement.pieces:
             target = piece_targets(obj, placement, sym, target_shndx, addend, target)
-        place = relocs.offset[chosen].astype(np.uint64) + base[site_section]
+        place = (relocs.offset[chosen].astype(np.uint64) + base[site_section] if linked else
+                 placement.addresses(site_section, relocs.offset[chosen].astype(np.uint64)))
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
@@ -317,7 +318,7 @@ def piece_targets(obj: ElfInput, placement: Placement, sym: np.ndarray, sections
         rows = np.flatnonzero(sections == section)
         value = obj.symbols["value"][sym[rows]].astype(np.int64)
         is_section = (obj.symbols["info"][sym[rows]] & 0xF) == STT_SECTION
-        target[rows] = (placement.piece_addresses(section, value + np.where(is_section, addend[rows], 0))
+        target[rows] = (placement.addresses(section, (value + np.where(is_section, addend[rows], 0)).astype(np.uint64))
                         + np.where(is_section, 0, addend[rows]).astype(np.uint64))
     return target
 
@@ -364,10 +365,9 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
     target_section_index = int(obj.symbol_sections[sym])
     in_section = target_section_index > 0
     target_section = obj.sections[target_section_index] if in_section else None
-    if target_section_index in placement.pieces:  # merged: the offset in the input section, not in the merged one
+    target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
+    if in_section and not linked:  # S+A: the offset in its input section, wherever its piece went
         target_offset = int(obj.symbols["value"][sym]) + addend
-    else:
-        target_offset = target_address - (placement.section_address.get(target_section_index, 0) if in_section else 0)
     name = obj.symbol_name(sym)
     if obj.symbols["info"][sym] & 0xF == STT_SECTION and in_section:
         near, delta = index.enclosing(target_section_index, target_offset)

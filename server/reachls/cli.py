@@ -35,11 +35,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--script", "-T", type=Path, help="linker script (default: from .vmlinux.cmd or "
                         "arch/*/kernel/vmlinux.lds in the build dir)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
-                        help="layout of a relocatable input: relink with ld.lld (exact), model (no toolchain), "
-                             "auto = relink when ld.lld is available")
+                        help="layout of a relocatable input: relink with the build's linker (exact), model (no "
+                             "toolchain), auto = relink when that linker is available, else the model")
     parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--linker", choices=LINKERS, default="auto",
-                        help="whose veneers decide veneer vs overflow: lld, gnu, or auto = the build's linker")
+                        help="whose layout and veneers: lld, gnu, or auto = the build's linker")
 
 
 def build_parser() -> argparse.ArgumentParser:

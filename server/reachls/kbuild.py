@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ReachlsError
-from .layout.relink import LinkCommand, safe_link_command
+from .layout.linkopts import LinkCommand, safe_link_command
 
 ARTEFACTS = ("vmlinux.o", "vmlinux")
 LOG_NAME = "build.log"  # the final link's output, as the example (and `make ... 2>&1 | tee build.log`) keeps it
@@ -22,12 +22,20 @@ LOG_NAME = "build.log"  # the final link's output, as the example (and `make ...
 
 @dataclass(frozen=True)
 class BuildInputs:
-    """Everything found for one scan: the ELF to read, and how the final link is done."""
+    """Everything found for one scan: the ELF to read, and how the final link is done.
+
+    `links_objects`: the build's final link reads the objects themselves (`vmlinux.a`), not the
+    `vmlinux.o` being scanned: kbuild links vmlinux.o into vmlinux only for Clang LTO (and x86
+    IBT) builds. `ld -r` merged the objects' sections of one name into one section, aligned to
+    its most aligned member, which the real link lays out object by object instead.
+    """
 
     artefact: Path
     build_dir: Path | None
     script: Path | None
     link_command: LinkCommand | None
+    links_objects: bool = False
+    partial_link: LinkCommand | None = None  # the `ld -r` that made vmlinux.o (.vmlinux.o.cmd), when links_objects
 
 
 def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
@@ -47,7 +55,20 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
         script = command.script if command and command.script else _default_script(build_dir)
     if script is not None and not script.is_file():
         raise ReachlsError("linker script not found", str(script))
-    return BuildInputs(artefact, build_dir, script, command)
+    links_objects = artefact.name == "vmlinux.o" and build_dir is not None and _links_objects(build_dir)
+    partial = read_link_command(build_dir, "vmlinux.o") if links_objects else None
+    return BuildInputs(artefact, build_dir, script, command, links_objects, partial)
+
+
+_VMLINUX_O_LINKED_WITH = ("CONFIG_LTO_CLANG=y", "CONFIG_X86_KERNEL_IBT=y")
+
+
+def _links_objects(build_dir: Path) -> bool:
+    """Whether kbuild's final link reads vmlinux.a rather than vmlinux.o (scripts/link-vmlinux.sh)."""
+    config = build_dir / "include/config/auto.conf"
+    if not (build_dir / "vmlinux.a").is_file() or not config.is_file():
+        return False
+    return not any(line.strip() in _VMLINUX_O_LINKED_WITH for line in config.read_text(errors="replace").splitlines())
 
 
 def find_log(path: Path, name: str | None = None) -> Path | None:
@@ -86,14 +107,14 @@ def _default_script(build_dir: Path | None) -> Path | None:
     return next(iter(sorted(build_dir.glob("arch/*/kernel/vmlinux.lds"))), None)
 
 
-def read_link_command(build_dir: Path) -> LinkCommand | None:
-    """The final link from `.vmlinux.cmd`, if the build dir has one."""
-    cmd_file = build_dir / ".vmlinux.cmd"
+def read_link_command(build_dir: Path, target: str = "vmlinux") -> LinkCommand | None:
+    """The link that made `target` (the final link, or `vmlinux.o`'s `ld -r`) from `.<target>.cmd`."""
+    cmd_file = build_dir / f".{target}.cmd"
     if not cmd_file.is_file():
         return None
     for line in cmd_file.read_text(errors="replace").splitlines():
         name, sep, value = line.partition(":=")
-        if sep and name.strip() in ("savedcmd_vmlinux", "cmd_vmlinux"):
+        if sep and name.strip() in (f"savedcmd_{target}", f"cmd_{target}"):
             return parse_link_line(value, build_dir, str(cmd_file))
     return None
 

@@ -10,15 +10,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .analysis import Analysis, analyse, attach_sources
 from .arch import Architecture, for_machine, linker_flavour
 from .decode import analyse_decoded
 from .elf import ElfInput
 from .errors import ReachlsError
 from .kbuild import BuildInputs, find_inputs, find_log
-from .layout import Placement
+from .layout import LINKER_NAMES, Placement
 from .layout.model import model_layout
-from .layout.relink import LinkCommand, find_linker, relink_layout
+from .layout.linkopts import LinkCommand
+from .layout.relink import find_linker, relink_layout, relink_objects_layout
 from .layout.script import load_linker_script
 from .record import DEFAULT_THRESHOLD, Provenance
 from .sourcemap import SourceMap
@@ -45,33 +48,64 @@ class ScanResult:
     notes: tuple[str, ...] = field(default=())
 
 
-def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput, Architecture]:
+def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput, Architecture, str]:
+    """The inputs, the opened ELF, its architecture as the build's linker sees it, and that linker's
+    flavour (`lld`/`gnu`: `--linker`, else the build's own)."""
     inputs = find_inputs(path, options.script)
     obj = ElfInput(inputs.artefact)
     arch = for_machine(obj.machine, str(inputs.artefact))
-    return inputs, obj, arch.for_linker(linker_flavour(options.linker, inputs.link_command and
-                                                      inputs.link_command.linker))
+    flavour = linker_flavour(options.linker, inputs.link_command and inputs.link_command.linker)
+    return inputs, obj, arch.for_linker(flavour), flavour
 
 
-def place(obj: ElfInput, inputs: BuildInputs, engine: str) -> Placement:
-    """Where every input section lands: read from a linked image, or from one of the two engines."""
+def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None = None) -> Placement:
+    """Where every input section lands: read from a linked image, or from one of the two engines.
+
+    `flavour` (`lld`/`gnu`, default: the build's linker) decides whose layout: the relink runs
+    that linker, the model follows its placement rules. `auto` relinks when that linker is
+    installed, and falls back to the model, saying why in a note, when it is not or when the
+    relink fails for a reason of its own (the relink never fails for reach: --noinhibit-exec).
+    """
     if engine not in ENGINES:
         raise ReachlsError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     if not obj.is_relocatable:
         return linked_placement(obj)
-    if engine == "auto":
-        try:
-            find_linker(inputs.link_command.linker if inputs.link_command else None)
-            engine = "relink"
-        except ReachlsError:
-            engine = "model"
-    if engine == "relink":
-        command = inputs.link_command or LinkCommand("ld.lld", (), inputs.script)
-        if inputs.script is not None:
-            command = dataclasses.replace(command, script=inputs.script)
-        return relink_layout(obj, command)
+    flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
+    placement = _place_relocatable(obj, inputs, engine, flavour)
+    if inputs.links_objects and not placement.pieces:
+        placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
+    return placement
+
+
+LINKS_OBJECTS_NOTE = ("this build's final link reads vmlinux.a, not vmlinux.o: these are the addresses of a link "
+                      "of vmlinux.o, which can differ from the real vmlinux's by alignment padding (ld -r merged "
+                      "each section name into one section, aligned like its most aligned object); the relink "
+                      "with GNU ld replays the real link")
+
+
+def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str) -> Placement:
+    if engine == "model":
+        return _model(obj, inputs, flavour)
+    command = inputs.link_command or LinkCommand(LINKER_NAMES[flavour], (), inputs.script, flavour=flavour)
+    command = command.for_flavour(flavour)
+    if inputs.script is not None:
+        command = dataclasses.replace(command, script=inputs.script)
+    try:
+        linker = find_linker(flavour, inputs.link_command, for_machine(obj.machine, str(obj.path)).gnu_ld)
+        if inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour:
+            return relink_objects_layout(obj, command, inputs.partial_link, linker)
+        return relink_layout(obj, command, linker)
+    except ReachlsError as exc:
+        if engine == "relink":
+            raise
+        placement = _model(obj, inputs, flavour)
+        return dataclasses.replace(placement, notes=(f"placed by the model: the relink did not run ({exc})",
+                                                     *placement.notes))
+
+
+def _model(obj: ElfInput, inputs: BuildInputs, flavour: str) -> Placement:
     script = load_linker_script(inputs.script) if inputs.script else None
-    return model_layout(obj, script)
+    return model_layout(obj, script, flavour)
 
 
 def linked_placement(obj: ElfInput) -> Placement:
@@ -88,17 +122,17 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         from .linklog import scan_log
 
         return scan_log(log, path if path.is_dir() else None, options.engine, options.script)
-    inputs, obj, arch = open_input(path, options)
+    inputs, obj, arch, flavour = open_input(path, options)
     with obj:
         decoded = not obj.is_relocatable and not any(
             obj.sections[target].is_code for target in obj.relocation_sections() if target < len(obj.sections))
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
-        placement = place(obj, inputs, options.engine)
+        placement = place(obj, inputs, options.engine, flavour)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
                                 "relocatable" if obj.is_relocatable else "linked",
-                                "decoded" if decoded else placement.engine)
+                                "decoded" if decoded else placement.engine, placement.linker)
         if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
             analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok)
         else:
@@ -129,14 +163,15 @@ class FunctionPlacement:
 def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[Placement, list[FunctionPlacement]]:
     """Where every code label (function symbols and assembly entry points) lands, and its offset
     from the start of its output section."""
-    inputs, obj, _ = open_input(path, options)
+    inputs, obj, _, flavour = open_input(path, options)
     with obj:
-        placement = place(obj, inputs, options.engine)
+        placement = place(obj, inputs, options.engine, flavour)
         functions = []
         for label in obj.code_labels():
             if label.section not in placement.section_address:
                 continue
-            address = label.value if not obj.is_relocatable else placement.section_address[label.section] + label.value
+            address = label.value if not obj.is_relocatable else \
+                int(placement.addresses(label.section, np.array([label.value], np.uint64))[0])
             output = placement.output_section.get(label.section)
             start = placement.output_start.get(output) if output else None
             functions.append(FunctionPlacement(label.name, address, label.size, output,

@@ -123,12 +123,23 @@ class Target:
 
 @dataclass(frozen=True)
 class Provenance:
-    """Which artefact produced the record, when it was built, and which engine placed it."""
+    """Which artefact produced the record, when it was built, which engine placed it, and whose
+    layout that engine gave (`linker`: "ld.lld", "GNU ld", or None when the image has its own)."""
 
     artefact: str
     artefact_mtime: float
     mode: str
     engine: str
+    linker: str | None = None
+
+    @property
+    def placed_by(self) -> str:
+        return placed_by(self.engine, self.linker)
+
+
+def placed_by(engine: str, linker: str | None) -> str:
+    """An engine and whose layout it gave, as reports name them: `relink (GNU ld)`, `linked`."""
+    return f"{engine} ({linker})" if linker else engine
 
 
 @dataclass(frozen=True)
@@ -192,6 +203,7 @@ class ReachRecord:
             "provenance": {
                 "artefact": self.provenance.artefact, "artefact_mtime": self.provenance.artefact_mtime,
                 "mode": self.provenance.mode, "engine": self.provenance.engine,
+                "linker": self.provenance.linker,
             },
         }
 

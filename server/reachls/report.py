@@ -39,7 +39,7 @@ def _summary(result: ScanResult) -> str:
     unchecked = f" ({analysis.unresolved} not checked: see note)" if analysis.unresolved else ""
     return (f"{result.inputs.artefact} ({result.arch.name}, "
             f"{'relocatable' if analysis.placement.engine != 'linked' else 'linked image'}, "
-            f"placed by {analysis.placement.engine}): {parts} — of {analysis.total + analysis.unresolved} "
+            f"placed by {analysis.placement.placed_by}): {parts} — of {analysis.total + analysis.unresolved} "
             f"short-reach references{unchecked}")
 
 
@@ -129,6 +129,7 @@ def json_report(result: ScanResult) -> str:
         "artefact": str(result.inputs.artefact),
         "arch": result.arch.name,
         "engine": result.analysis.placement.engine,
+        "linker": result.analysis.placement.linker,
         "counts": {status.value: result.analysis.counts.get(status, 0) for status in Status},
         "unresolved": result.analysis.unresolved,
         "unchecked": [{"kind": g.kind, "reason": g.reason.value, "why": g.reason.why, "count": g.count,
@@ -141,8 +142,8 @@ def json_report(result: ScanResult) -> str:
 
 
 def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str:
-    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by {placement.engine}; "
-             "`notype`: an assembly label without a function type)"]
+    lines = [f"{'address':>18}  {'offset':>10}  {'size':>8}  {'section':<12} function  (placed by "
+             f"{placement.placed_by}; `notype`: an assembly label without a function type)"]
     for fn in functions:
         offset = f"{fn.output_offset:#x}" if fn.output_offset is not None else "-"
         kind = "" if fn.is_function else "  notype"
@@ -155,6 +156,7 @@ def layout_json(placement: Placement, functions: list[FunctionPlacement]) -> str
     return json.dumps({
         "schema": JSON_SCHEMA,
         "engine": placement.engine,
+        "linker": placement.linker,
         "functions": [{"name": f.name, "type": "func" if f.is_function else "notype", "address": f.address,
                        "size": f.size, "output_section": f.output_section, "output_offset": f.output_offset}
                       for f in functions],

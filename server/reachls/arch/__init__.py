@@ -15,6 +15,7 @@ import numpy as np
 
 from ..elf import U64
 from ..errors import ReachlsError
+from ..layout.linkopts import build_flavour
 from ..record import RelocKind
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ class Architecture:
     #: bridge with a stub, and ranges it checks differently.
     gnu_ld_thunks: dict[str, bool] = field(default_factory=dict)
     gnu_ld_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: The GNU ld binary of this architecture, to relink with when the build names none.
+    gnu_ld: str | None = None
 
     def for_linker(self, linker: str) -> "Architecture":
         """This architecture as the build's linker sees it: `veneer` versus `overflow` depends on it."""
@@ -93,10 +96,7 @@ LINKERS = ("auto", "lld", "gnu")
 
 def linker_flavour(requested: str, build_linker: str | None) -> str:
     """`lld` or `gnu`: as asked, else from the build's link command (`ld.lld` vs `*-ld`/`ld.bfd`)."""
-    if requested != "auto":
-        return requested
-    name = (build_linker or "").rsplit("/", 1)[-1]
-    return "gnu" if name.endswith(("-ld", "ld.bfd")) or name == "ld" else "lld"
+    return requested if requested != "auto" else build_flavour(build_linker)
 
 
 def _architectures() -> tuple[Architecture, ...]:

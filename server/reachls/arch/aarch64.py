@@ -117,6 +117,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="aarch64",
+    gnu_ld="aarch64-linux-gnu-ld",
     elf_machine="EM_AARCH64",
     kinds=KINDS,
     instruction=instruction,

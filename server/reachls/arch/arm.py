@@ -219,6 +219,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="arm",
+    gnu_ld="arm-linux-gnueabihf-ld",
     asm_dialect="arm",
     elf_machine="EM_ARM",
     kinds=KINDS,

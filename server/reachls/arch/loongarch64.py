@@ -58,6 +58,7 @@ def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
 
 ARCH = Architecture(
     name="loongarch64",
+    gnu_ld="loongarch64-linux-gnu-ld",
     asm_dialect="loongarch",
     elf_machine="EM_LOONGARCH",
     kinds=KINDS,

@@ -119,6 +119,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="ppc64",
+    gnu_ld="powerpc64le-linux-gnu-ld",
     asm_dialect="ppc",
     elf_machine="EM_PPC64",
     kinds=KINDS,

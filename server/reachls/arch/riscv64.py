@@ -126,6 +126,7 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
 
 ARCH = Architecture(
     name="riscv64",
+    gnu_ld="riscv64-linux-gnu-ld",
     asm_dialect="riscv",
     elf_machine="EM_RISCV",
     kinds=KINDS,

@@ -4,6 +4,7 @@ from . import Architecture
 
 ARCH = Architecture(
     name="x86_64",
+    gnu_ld="x86_64-linux-gnu-ld",
     asm_dialect="x86",
     elf_machine="EM_X86_64",
     kinds={},

@@ -11,6 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import record
+
+#: The two linkers whose layouts the engines give, by flavour (`--linker lld|gnu`).
+LINKER_NAMES = {"lld": "ld.lld", "gnu": "GNU ld"}
+
 
 @dataclass(frozen=True)
 class Placement:
@@ -20,9 +25,16 @@ class Placement:
     address; sections the link discards or leaves unallocated are absent. `output_section`
     names the output section each placed input section went into, and `output_start` gives
     each output section's start address, so a symbol's offset inside its output section can
-    be reported ("where will my function land?"). `pieces`: merged (SHF_MERGE) input sections
-    whose strings or constants the linker moved one by one (the relink reads them back): the
-    sorted start offset of each piece in the input section and the piece's final address.
+    be reported ("where will my function land?"). `linker` names the linker whose layout this
+    is ("ld.lld" or "GNU ld": the one relinked with, or the one whose rules the model follows);
+    None for a linked image, whose layout is its own.
+
+    `pieces` is for an input section that the final link does not place whole, as the offsets in
+    it where each piece starts (ascending) and each piece's final address; `addresses` maps
+    offsets through them. Two cases: a merged (SHF_MERGE) section, whose strings or constants
+    the linker deduplicates one by one (the relink reads them back), and a section that `ld -r`
+    merged from the objects' sections of one name while the real link reads the objects (a GCC
+    kernel links vmlinux.a).
     """
 
     engine: str
@@ -30,10 +42,17 @@ class Placement:
     output_section: dict[int, str]
     output_start: dict[str, int]
     notes: tuple[str, ...] = field(default=())
+    linker: str | None = None
     pieces: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
-    def piece_addresses(self, section: int, offsets: np.ndarray) -> np.ndarray:
-        """Final addresses (uint64) of `offsets` into input section `section`, piece by piece."""
-        starts, finals = self.pieces[section]
+    def addresses(self, section: int, offsets: np.ndarray) -> np.ndarray:
+        """Final addresses (uint64) of `offsets` (uint64) in the placed input section `section`."""
+        if section not in self.pieces:
+            return offsets + np.uint64(self.section_address[section])
+        starts, placed = self.pieces[section]
         piece = np.maximum(np.searchsorted(starts, offsets, side="right") - 1, 0)
-        return finals[piece] + (offsets - starts[piece]).astype(np.uint64)
+        return placed[piece] + (offsets - starts[piece])
+
+    @property
+    def placed_by(self) -> str:
+        return record.placed_by(self.engine, self.linker)

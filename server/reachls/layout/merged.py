@@ -15,6 +15,8 @@ that can be.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..elf import SHF_STRINGS, ElfInput
@@ -106,5 +108,5 @@ def place_merge_sections(obj: ElfInput, placement: Placement, synthetic: dict[st
                              "not found whole in the relinked image (a tail-merged string lies inside a longer "
                              f"one), so references into them are measured from {start:#x} plus their offset in "
                              f"the input section and may be off by up to {largest:#x} bytes")
-    return Placement(placement.engine, section_address, output_section, placement.output_start,
-                     placement.notes + tuple(notes), pieces)
+    return dataclasses.replace(placement, section_address=section_address, output_section=output_section,
+                               notes=placement.notes + tuple(notes), pieces=pieces)

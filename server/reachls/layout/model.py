@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..elf import SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHN_UNDEF, SHT_NOBITS, U64, ElfInput
+from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS, U64,
+                   ElfInput)
 from ..errors import ReachlsError
-from . import Placement
+from . import LINKER_NAMES, Placement
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
                      Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
@@ -81,6 +82,7 @@ class _Output:
     rank: int = 0
     region: _Region | None = None
     page_aligned: bool = False
+    ignored: bool = False  # GNU ld: empty, no `. =`: its symbols see its address, the location counter does not move
     addr: int = 0
     size: int = 0
 
@@ -200,9 +202,10 @@ def _input_sections(obj: ElfInput) -> list[_Input]:
     return inputs
 
 
-def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
-    """Size of lld's synthetic .eh_frame: CIEs deduplicated, FDEs of discarded code dropped,
-    every record padded to 8 bytes, plus a 4-byte terminator."""
+def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int], flavour: str) -> int:
+    """Size of the linker's rebuilt .eh_frame: CIEs deduplicated, FDEs of discarded code dropped;
+    ld.lld also pads every record to 8 bytes and adds a 4-byte terminator, GNU ld does neither
+    (GNU ld also trims trailing DW_CFA_nop padding of a record, which is not modelled)."""
     data = bytes(obj.section_data(index))
     rel_section = obj.relocation_sections().get(index)
     table = obj.relocations(rel_section) if rel_section else None
@@ -225,7 +228,9 @@ def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int]) -> int:
                 and int(obj.symbol_sections[target]) in live_sections:
             cies[key].append(size)
         offset += size
-    return sum(_align_to(len(key[0]), 8) + sum(_align_to(s, 8) for s in fdes) for key, fdes in cies.items()) + 4
+    pad, terminator = (8, 4) if flavour == "lld" else (1, 0)
+    return sum(_align_to(len(key[0]), pad) + sum(_align_to(s, pad) for s in fdes)
+               for key, fdes in cies.items()) + terminator
 
 
 # --- glob matching ----------------------------------------------------------------------------
@@ -282,8 +287,9 @@ class _FirstMatch:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None) -> None:
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str) -> None:
         self.obj = obj
+        self.flavour = flavour
         self.where = script.path if script else str(obj.path)
         self.inputs = _input_sections(obj)
         self.by_index = {inp.index: inp for inp in self.inputs if inp.index is not None}
@@ -429,6 +435,9 @@ class _Layout:
             else:
                 self._check(item)
         out.size = self.dot - out.addr
+        if out.ignored:
+            self.dot = saved
+            return
         if out.region:
             out.region.cursor += self.dot - position
         if not _needs_load(out):
@@ -459,7 +468,8 @@ class _Layout:
             if inp.index is not None and not inp.synthetic and inp.flags & SHF_ALLOC and id(inp.output) in placed_ids:
                 section_address[inp.index] = (inp.folded_into or inp).addr
                 output_section[inp.index] = inp.output.name
-        return Placement("model", section_address, output_section, output_start, tuple(self.notes))
+        return Placement("model", section_address, output_section, output_start, tuple(self.notes),
+                         LINKER_NAMES[self.flavour])
 
 
 def _walk(expr: Expr):
@@ -550,10 +560,82 @@ def _finish_outputs(layout: _Layout, outputs: list[_Output]) -> None:
     live = {inp.index for inp in layout.inputs if not inp.discarded}
     for inp in layout.inputs:
         if inp.name == ".eh_frame" and inp.index is not None and not inp.discarded:
-            inp.size = _eh_frame_size(layout.obj, inp.index, live)
+            inp.size = _eh_frame_size(layout.obj, inp.index, live, layout.flavour)
     for out in outputs:
         out.finish()
         out.rank = _rank(out)
+    if layout.flavour == "gnu":
+        _gnu_merge(layout)
+
+
+def _gnu_merge(layout: _Layout) -> None:
+    """GNU ld merges SHF_MERGE sections in the final link (its `ld -r` leaves duplicates in): the
+    first section of each kind takes the size of the merged contents."""
+    groups: dict[int, list[_Input]] = {}
+    for inp in layout.inputs:
+        if inp.merge_key is not None and inp.index is not None and not inp.discarded:
+            head = inp.folded_into or inp
+            groups.setdefault(id(head), [head]).extend([inp] if inp is not head else [])
+    for members in groups.values():
+        head = members[0]
+        sections = [layout.obj.sections[m.index] for m in members]
+        entsize = layout.obj.elffile.get_section(head.index)["sh_entsize"]
+        if not entsize or any(s.size % entsize for s in sections):
+            continue  # GNU ld leaves such a section unmerged
+        if head.flags & SHF_STRINGS:
+            head.size = _gnu_merged_strings([layout.obj.section_data(s.index) for s in sections], entsize, head.align)
+        else:
+            head.size = entsize * len({data[i:i + entsize] for s in sections
+                                       for data in (layout.obj.section_data(s.index),)
+                                       for i in range(0, len(data), entsize)})
+        if all(s.size % head.align == 0 for s in sections):  # inputs padded to their alignment: so is the output
+            head.size = _align_to(head.size, head.align)
+
+
+def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int) -> int:
+    """The size of GNU ld's merged strings (before padding): each distinct string once, in first-seen
+    order, a string dropped when it is the tail of a longer one at an offset its alignment
+    allows (a string's alignment is the largest power of two dividing its input offset, up to
+    the section's); the first run of padding at an aligned offset adds an empty string."""
+    terminator = bytes(entsize)
+    alignment: dict[bytes, int] = {}
+    for data in contents:
+        offset, padded = 0, False
+        while offset < len(data):
+            end = _unit_at(data, terminator, offset)
+            string = data[offset:end]
+            align = min(offset & -offset or section_align, section_align)
+            alignment[string] = max(alignment.get(string, 0), align)
+            offset = end + entsize
+            while data[offset:offset + entsize] == terminator:  # padding up to the next string
+                if not padded and offset % section_align == 0:
+                    padded = True
+                    alignment[b""] = max(alignment.get(b"", 0), section_align)
+                offset += entsize
+    uniform = len(set(alignment.values())) == 1 and next(iter(alignment.values()), 0) > entsize
+    order = sorted(alignment, key=lambda t: ((len(t) & (alignment[t] - 1)) if uniform else 0, t[::-1], len(t)))
+    kept = set(alignment)
+    holder = order[-1] if order else None
+    for string in reversed(order[:-1]):
+        gap = len(holder) - len(string)
+        if alignment[holder] >= alignment[string] and gap > 0 and gap % alignment[string] == 0 \
+                and holder.endswith(string):
+            kept.discard(string)
+        else:
+            holder = string
+    size = 0
+    for string in alignment:
+        if string in kept:
+            size = _align_to(size, alignment[string]) + len(string) + entsize
+    return size
+
+
+def _unit_at(data: bytes, unit: bytes, start: int) -> int:
+    """The offset of the first `unit` at or after `start` on a unit boundary (from `start`), else the end."""
+    position = start
+    while (position := data.find(unit, position)) >= 0 and (position - start) % len(unit):
+        position += 1
+    return position if position >= 0 else len(data)
 
 
 def _script_layout(layout: _Layout, script: LinkerScript) -> None:
@@ -603,7 +685,8 @@ def _script_layout(layout: _Layout, script: LinkerScript) -> None:
     _drop_empty_sections(layout, script)
     _place_orphans(layout.commands, orphans, bool(script.phdrs or script.memory))
     if placed := [o.name for o in orphans if o.flags & SHF_ALLOC]:
-        layout.notes.append(f"{len(placed)} orphan output section(s) placed by lld's orphan rules ({placed[0]}, ...)")
+        layout.notes.append(f"{len(placed)} orphan output section(s) placed by lld's orphan rules ({placed[0]}, ...)"
+                            + ("; GNU ld's differ and are not modelled" if layout.flavour == "gnu" else ""))
     _assign_regions(layout, script)
 
 
@@ -640,12 +723,18 @@ def _init_priority(name: str) -> int:
 
 
 def _drop_empty_sections(layout: _Layout, script: LinkerScript) -> None:
-    """lld's adjustSectionsBeforeSorting: empty sections inherit the previous flags or vanish."""
+    """lld's adjustSectionsBeforeSorting: empty sections inherit the previous flags or vanish.
+
+    GNU ld instead ignores every described section of size 0 that does not assign to `.`, symbol
+    assignments or not: the symbols in it get the address it would have, and the location counter
+    stays where it was (ld.lld keeps such a section, and moves the counter to its alignment)."""
     used = {e.args[0] for e in _expressions(script) if isinstance(e, Call) and e.function in ("ADDR", "LOADADDR")}
     flags, kept = SHF_ALLOC, []
     for command in layout.commands:
         if isinstance(command, _Output):
-            if command.has_inputs:
+            if layout.flavour == "gnu" and command.desc is not None and _gnu_ignores(command):
+                command.ignored = True
+            elif command.has_inputs:
                 flags = command.flags
             else:
                 non_alloc = command.desc is not None and command.desc.section_type not in (None, "NOLOAD")
@@ -657,6 +746,13 @@ def _drop_empty_sections(layout: _Layout, script: LinkerScript) -> None:
                     continue
         kept.append(command)
     layout.commands = kept
+
+
+def _gnu_ignores(out: _Output) -> bool:
+    """GNU ld's test for a section it leaves out of the layout: nothing in it has a size, and
+    nothing in it assigns to the location counter."""
+    return not any(inp.size for inp in out.inputs) and not any(
+        isinstance(c, DataStatement) or (isinstance(c, Assignment) and c.name == ".") for c in out.desc.commands)
 
 
 def _discardable(out: _Output, declared: set[str], used: set[str]) -> bool:
@@ -756,9 +852,10 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
         previous = out.region
 
 
-def model_layout(obj: ElfInput, script: LinkerScript | None) -> Placement:
-    """Where ld.lld 14 would put each allocated input section of `obj` when linking it with `script`."""
-    layout = _Layout(obj, script)
+def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld") -> Placement:
+    """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
+    of `obj` when linking it with `script`."""
+    layout = _Layout(obj, script, flavour)
     if script is None or not script.has_sections:
         _default_layout(layout)
     else:

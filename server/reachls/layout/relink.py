@@ -1,13 +1,14 @@
 """The exact layout engine: re-run the build's own linker on the pre-link object and read its map.
 
-The linker is the one program that knows the layout for sure, and ld.lld relinks a kernel's
-`vmlinux.o` in well under a second. It runs in a private temporary directory with
-`--noinhibit-exec` (out-of-range errors become warnings and the output is still written) and
-`-Map`: the map names every input section with its final address, which is exactly a
-`Placement`, so the relink and the model feed the analysis through one interface and the model
-can be measured against the relink section by section. The command line comes from the build
-(`.vmlinux.cmd`) but is never handed to a shell: only the linker binary runs, and only flags
-known not to write elsewhere or to run anything are passed on.
+The linker is the one program that knows the layout for sure, and the build's own linker is the
+one whose layout counts: ld.lld relinks a kernel's `vmlinux.o` in well under a second, GNU ld in
+a few. It runs in a private temporary directory with `--noinhibit-exec` (out-of-range errors
+become warnings and the output is still written) and `-Map`: the map names every input section
+with its final address, which is exactly a `Placement` (each linker writes its own map format;
+both are read into one), so the relink and the model feed the analysis through one interface
+and the model can be measured against the relink section by section. The command line comes
+from the build (`.vmlinux.cmd`) but is never handed to a shell: only the linker binary runs, and
+only options known not to write elsewhere or to run anything are passed on (`linkopts.py`).
 """
 
 from __future__ import annotations
@@ -17,135 +18,127 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ..elf import ElfInput
 from ..errors import ReachlsError
-from . import Placement
+from . import LINKER_NAMES, Placement
+from .linkopts import LinkCommand, build_flavour
 from .merged import place_merge_sections, unplaced_merge_sections
 
 RELINK_TIMEOUT_SECONDS = 600
-
-_FLAGS = {"-EL", "-EB", "--no-undefined", "-X", "--discard-locals", "-x", "--discard-all", "--pic-veneer",
-          "--fix-cortex-a53-843419", "--fix-cortex-a53-835769", "--no-relax", "--relax", "-pie", "--pie",
-          "-shared", "--no-pie", "-static", "-Bstatic", "--no-dynamic-linker", "--gc-sections",
-          "--no-gc-sections", "-n", "-N", "--no-apply-dynamic-relocs", "--use-android-relr-tags",
-          "--be8", "--build-id", "--no-warn-rwx-segments", "-Bsymbolic", "--emit-relocs", "-q"}
-_FLAGS_WITH_VALUE = {"-m", "-z", "--defsym", "--section-start", "-e", "--entry", "--image-base",
-                     "--sort-section", "--hash-style", "--pack-dyn-relocs", "--build-id", "-Ttext",
-                     "-Tdata", "-Tbss"}
-_SCRIPT_FLAGS = {"-T", "--script"}
-_OUTPUT_FLAGS = {"-o", "--output", "-Map", "--Map"}
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
 _INPUT_SECTION = re.compile(r"^(.*):\((.*)\)$")
 _OUTPUT_SECTION = re.compile(r"[^\s()]+")  # `.text`, `__ksymtab_strings`: one word, unlike assignments
 #: ld.lld links with merging off at -O0 (the default is -O1): merge inputs then appear in its map.
 _NO_MERGING = "-O0"
+_GNU_OUTPUT = re.compile(r"^(\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+")
+_GNU_INPUT = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (.+)$")
+_GNU_NOT_AN_INPUT = ("*fill*", "COMMON", "*(")
+_GNU_SYNTHETIC_FILE = "linker stubs"
 
 
-@dataclass(frozen=True)
-class LinkCommand:
-    """The build's final link, reduced to what is safe and relevant to re-run."""
-
-    linker: str
-    flags: tuple[str, ...]
-    script: Path | None
-    dropped: tuple[str, ...] = field(default=())
-
-
-def safe_link_command(tokens: list[str], base_dir: Path) -> LinkCommand:
-    """Keep the linker and the layout-relevant flags of an already split command line.
-
-    Input files, the output and map names are replaced by the relink's own; plugins and any
-    other unknown flag are dropped and listed in `dropped`, so a report can say what the
-    relink did not replay.
-    """
-    if not tokens:
-        raise ReachlsError("empty link command")
-    linker, rest = tokens[0], tokens[1:]
-    flags: list[str] = []
-    dropped: list[str] = []
-    script: Path | None = None
-    i = 0
-    while i < len(rest):
-        token = rest[i]
-        name, eq, value = token.partition("=")
-        if token in _SCRIPT_FLAGS and i + 1 < len(rest):
-            script, i = _resolve(rest[i + 1], base_dir), i + 2
-            continue
-        if name in _SCRIPT_FLAGS and eq:
-            script, i = _resolve(value, base_dir), i + 1
-            continue
-        if token.startswith("-T") and len(token) > 2 and not token.startswith(("-Ttext", "-Tdata", "-Tbss")):
-            script, i = _resolve(token[2:], base_dir), i + 1
-            continue
-        if token in _OUTPUT_FLAGS or not token.startswith("-"):
-            i += 2 if token.startswith("-") else 1  # the build's output, map and inputs: ours replace them
-            continue
-        if eq and name in _OUTPUT_FLAGS:
-            i += 1
-            continue
-        if token in _FLAGS or (eq and name in _FLAGS_WITH_VALUE):
-            flags.append(token)
-        elif token in _FLAGS_WITH_VALUE and i + 1 < len(rest):
-            flags += [token, rest[i + 1]]
-            i += 1
-        elif token.startswith("-m") and len(token) > 2 and token[2:].isidentifier():
-            flags.append(token)
-        else:
-            dropped.append(token)
-        i += 1
-    return LinkCommand(linker, tuple(flags), script, tuple(dropped))
-
-
-def _resolve(path: str, base_dir: Path) -> Path:
-    candidate = Path(path)
-    return candidate if candidate.is_absolute() else base_dir / candidate
-
-
-def find_linker(preferred: str | None) -> str:
-    """The linker binary to run: the build's own when it is ld.lld, else ld.lld on PATH."""
-    for name in (preferred, "ld.lld"):
-        if name and Path(name).name.startswith("ld.lld") and (found := shutil.which(name)):
+def find_linker(flavour: str, command: LinkCommand | None, gnu_ld: str | None) -> str:
+    """The linker binary to relink with: the build's own when it is of `flavour`, else the
+    flavour's usual one (`ld.lld`, or the architecture's GNU ld, `gnu_ld`)."""
+    build_linker = command.linker if command else None
+    candidates = [build_linker] if build_linker and build_flavour(build_linker) == flavour else []
+    candidates.append("ld.lld" if flavour == "lld" else gnu_ld)
+    for name in candidates:
+        if name and (found := shutil.which(name)):
             return found
-    raise ReachlsError("no ld.lld found to relink with (install lld, or use --engine model)")
+    wanted = " or ".join(dict.fromkeys(n for n in candidates if n)) or f"a {LINKER_NAMES[flavour]}"
+    raise ReachlsError(f"no {wanted} found to relink with (install it, or use --engine model)")
 
 
-def relink_layout(obj: ElfInput, command: LinkCommand) -> Placement:
-    """Relink `obj` privately and return where every input section landed."""
-    linker = find_linker(command.linker)
+def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement:
+    """Relink `obj` privately with the binary `linker` (of `command.flavour`) and return where
+    every input section landed, read from that linker's map."""
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
-        out, map_path = Path(tmp) / "relinked", Path(tmp) / "relinked.map"
-        argv = [linker, *command.flags]
-        if command.script is not None:
-            if not command.script.is_file():
-                raise ReachlsError("linker script not found", str(command.script))
-            argv += ["-T", str(command.script.resolve())]
-        argv += [str(obj.path.resolve()), "--noinhibit-exec", "--error-limit=0", "--strip-debug"]
-        text = _link([*argv, "-o", str(out), "-Map", str(map_path)], map_path, tmp)
-        placement = parse_lld_map(text, obj)
-        if unplaced_merge_sections(obj, placement):  # which merged section holds them: ask the linker
-            probe_map = Path(tmp) / "unmerged.map"
-            probe = parse_lld_map(_link([*argv, "-o", str(out) + ".unmerged", "-Map", str(probe_map), _NO_MERGING],
-                                        probe_map, tmp), obj)
-            with ElfInput(out) as image:
-                placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
-    notes = tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
-    return dataclasses.replace(placement, notes=placement.notes + notes)
+        arguments = [*command.flags, *_script_option(command), str(obj.path.resolve())]
+        output = Path(tmp) / "relinked"
+        text = _link(linker, arguments, output, command.flavour)
+        if command.flavour != "lld":
+            placement = parse_gnu_map(text, obj)
+        else:
+            placement = parse_lld_map(text, obj)
+            if unplaced_merge_sections(obj, placement) and output.is_file():  # which merged section holds them
+                probe = parse_lld_map(_link(linker, [*arguments, _NO_MERGING], Path(tmp) / "unmerged", "lld"), obj)
+                with ElfInput(output) as image:
+                    placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
+    return dataclasses.replace(placement, notes=placement.notes + _not_replayed(command))
 
 
-def _link(argv: list[str], map_path: Path, cwd: str) -> str:
-    """Run the linker; the map it wrote, or the linker's first error."""
+def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkCommand, linker: str) -> Placement:
+    """The layout of a build whose final link reads the objects (`vmlinux.a`) that `obj`
+    (`vmlinux.o`) was made of with `ld -r` (`partial`): both links are replayed with GNU ld,
+    each with a map. The `ld -r` map gives where each object's piece starts inside `obj`'s
+    merged sections, the final map where that piece went, in the same order per object and name.
+    """
+    objects = list(partial.inputs)
+    version = command.base_dir / "init/version-timestamp.o"  # link-vmlinux.sh links it after vmlinux.a
+    if version.is_file() and (archive := str(command.base_dir / "vmlinux.a")) in objects:
+        objects.insert(objects.index(archive) + 1, str(version))
+    with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
+        merged_map = _link(linker, [*partial.flags, *objects], Path(tmp) / "partial", "gnu")
+        final_map = _link(linker, [*command.flags, *_script_option(command), *objects], Path(tmp) / "final", "gnu")
+    pieces_at: dict[tuple[str, str], list[int]] = {}
+    output_of: dict[tuple[str, str], list[str]] = {}
+    for output, name, address, size, file in _gnu_map_entries(final_map):
+        if size:
+            pieces_at.setdefault((file, name), []).append(address)
+            output_of.setdefault((file, name), []).append(output)
+    index_of = {}
+    for section in obj.sections:
+        if section.is_alloc:
+            index_of.setdefault(section.name, section.index)
+    starts: dict[int, list[tuple[int, int]]] = {}
+    output_section: dict[int, str] = {}
+    for merged, name, offset, size, file in _gnu_map_entries(merged_map):
+        if size and merged in index_of and pieces_at.get((file, name)):
+            index = index_of[merged]
+            starts.setdefault(index, []).append((offset, pieces_at[file, name].pop(0)))
+            output_section.setdefault(index, output_of[file, name].pop(0))
+    pieces = {index: (np.array([o for o, _ in pairs], np.uint64), np.array([a for _, a in pairs], np.uint64))
+              for index, pairs in starts.items()}
+    section_address = {index: pairs[0][1] - pairs[0][0] for index, pairs in starts.items()}
+    output_start = {name: address for name, address in _gnu_output_starts(final_map)}
+    return Placement("relink", section_address, output_section, output_start, _not_replayed(command),
+                     LINKER_NAMES["gnu"], pieces)
+
+
+def _script_option(command: LinkCommand) -> list[str]:
+    if command.script is None:
+        return []
+    if not command.script.is_file():
+        raise ReachlsError("linker script not found", str(command.script))
+    return ["-T", str(command.script.resolve())]
+
+
+def _not_replayed(command: LinkCommand) -> tuple[str, ...]:
+    return tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
+
+
+def _link(linker: str, arguments: list[str], output: Path, flavour: str) -> str:
+    """Run one link to `output` in its directory, with `--noinhibit-exec` and a map; the map's text."""
+    map_path = output.with_suffix(".map")
+    argv = [linker, *arguments, "-o", str(output), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
+    if flavour == "lld":
+        argv.append("--error-limit=0")
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=cwd, timeout=RELINK_TIMEOUT_SECONDS,
-                                stdin=subprocess.DEVNULL)
+        result = subprocess.run(argv, capture_output=True, text=True, cwd=output.parent,
+                                timeout=RELINK_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", argv[0]) from None
-    if not map_path.is_file():
-        first_error = next((ln for ln in result.stderr.splitlines() if "error" in ln), result.stderr.strip())
-        raise ReachlsError(f"relink failed: {first_error}", argv[0])
-    return map_path.read_text()
+        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
+    # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
+    # unencodeable immediates) kept the output from being written. No map: the link failed.
+    if not map_path.is_file() or not map_path.stat().st_size:
+        lines = result.stderr.splitlines()
+        first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
+        raise ReachlsError(f"relink failed: {first_error}", linker)
+    return map_path.read_text(errors="replace")
 
 
 def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
@@ -197,4 +190,78 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
                 index = candidates.pop(0)
                 section_address[index] = address
                 output_section[index] = current
-    return Placement("relink", section_address, output_section, output_start)
+    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["lld"])
+
+
+def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
+    """Turn a GNU ld map (`-Map`) into a `Placement` for the sections of `obj`.
+
+    Several sections of one name are matched in file order, as for ld.lld. The linker's own
+    stubs are not sections of `obj`.
+    """
+    by_name: dict[str, list[int]] = {}
+    for section in obj.sections:
+        if section.is_alloc:
+            by_name.setdefault(section.name, []).append(section.index)
+    section_address: dict[int, int] = {}
+    output_section: dict[int, str] = {}
+    for output, name, address, _, file in _gnu_map_entries(text):
+        candidates = by_name.get(name)
+        if candidates and file != _GNU_SYNTHETIC_FILE:
+            index = candidates.pop(0)
+            section_address[index] = address
+            output_section[index] = output
+    return Placement("relink", section_address, output_section, dict(_gnu_output_starts(text)),
+                     linker=LINKER_NAMES["gnu"])
+
+
+def _gnu_memory_map(text: str) -> list[str]:
+    """The lines after "Linker script and memory map" (the discarded sections before it have no address)."""
+    _, found, body = text.partition("Linker script and memory map")
+    if not found:
+        raise ReachlsError("the GNU ld map has no memory map")
+    return list(_unwrap_gnu_map(body.splitlines()))
+
+
+def _gnu_map_entries(text: str):
+    """(output section, input section, address, size, file) for each input section of a GNU ld map.
+
+    Output sections start in column 0, input sections in column 1; a name too long for its
+    column ends its line, and its address and size follow on the next. `*fill*`, patterns,
+    symbol lines and COMMON are not input sections."""
+    current = None
+    for line in _gnu_memory_map(text):
+        if (output := _GNU_OUTPUT.match(line)) is not None:
+            current = output.group(1)
+        elif (entry := _GNU_INPUT.match(line)) is not None and current is not None \
+                and not entry.group(1).startswith(_GNU_NOT_AN_INPUT):
+            yield current, entry.group(1), int(entry.group(2), 16), int(entry.group(3), 16), entry.group(4).strip()
+
+
+def _gnu_output_starts(text: str):
+    """(output section, address) for each output section of a GNU ld map, first occurrence first."""
+    seen = set()
+    for line in _gnu_memory_map(text):
+        if (output := _GNU_OUTPUT.match(line)) is not None and output.group(1) not in seen:
+            seen.add(output.group(1))
+            yield output.group(1), int(output.group(2), 16)
+
+
+def _unwrap_gnu_map(lines: list[str]):
+    """The map's lines, a long section name joined to the address line that follows it."""
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        follower = lines[i + 1] if i + 1 < len(lines) else ""
+        if _is_bare_name(line) and follower[:1] == " " and follower.lstrip().startswith("0x"):
+            yield line + follower
+            i += 2
+        else:
+            yield line
+            i += 1
+
+
+def _is_bare_name(line: str) -> bool:
+    """A section name alone on its line, in column 0 (output) or 1 (input)."""
+    name = line.removeprefix(" ")
+    return bool(name) and not name[0].isspace() and name[0] != "*" and " " not in name.rstrip()

@@ -255,7 +255,7 @@ class ReachServer(LanguageServer):
                 ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
                          f"{site.output_section}"),
                 ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
-                ("placed by", record.provenance.engine),
+                ("placed by", record.provenance.placed_by),
                 ("artefact", f"`{record.provenance.artefact}`, built {built}"),
             ]
         title = f"**{site.instruction or kind.short_name} → {target.symbol}: {record.status.value}** ({kind.name})"
