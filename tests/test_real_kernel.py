@@ -24,21 +24,21 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp_support import SERVER_COMMAND, uri, wait_for
 from test_linked_image import objdump_short_reach
-from toolchain import need, run
+from toolchain import run
 
 PRISTINE = ("clang-lto", "gcc")
 ENGINES = ("relink", "model")
 OVERFLOW = "clang-lto-overflow"
 OVERFLOW_SOURCE = Path("arch/arm64/kernel/reachls_out_of_range.S")
-#: Generous for a 2-core machine; the linked image of a tinyconfig kernel has ~40 k short-reach sites.
-CLI_TIMEOUT_SECONDS = 600
+#: Generous for one scan of a tinyconfig kernel on a 2-core machine shared with other work.
+TIMEOUT_SECONDS = 600
 #: ld.lld's error for a relocation in an input section: `vmlinux.o:(.text+0x10)` or, with a
-#: symbol, `vmlinux.o:(function f: .text+0x10)`; DWARF may put a source file:line first.
-_LLD_SITE_ERROR = re.compile(r"error: (?:\S+:\d+:)?\S*?vmlinux\.o:\((?:function \S+: )?([^+()\s]+)\+(0x[0-9a-f]+)\): "
+#: symbol, `vmlinux.o:(function f: .text+0x10)`.
+_LLD_SITE_ERROR = re.compile(r"error: \S*?vmlinux\.o:\((?:function \S+: )?([^+()\s]+)\+(0x[0-9a-f]+)\): "
                              r"relocation (R_\w+) out of range: (-?\d+) is not in \[(-?\d+), (-?\d+)\]")
 
 
-def reachls(*args: str | Path, timeout: float = CLI_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+def reachls(*args: str | Path, timeout: float = TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "reachls.cli", *map(str, args)]
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
@@ -55,7 +55,6 @@ def reachls_json(*args: str | Path) -> dict:
 
 def code_sections(image: Path) -> set[str]:
     """Names of the executable sections, from llvm-readelf."""
-    need("llvm-readelf")
     header = re.compile(r"^\s*\[\s*\d+\]\s+(\S+)\s+\S+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+[0-9a-f]+\s+(\S*)")
     return {m.group(1) for line in run("llvm-readelf", "-S", "--wide", image).stdout.splitlines()
             if (m := header.match(line)) and "X" in m.group(2)}
@@ -67,7 +66,6 @@ _MAPPING_SYMBOL = re.compile(r"(__kvm_nvhe_)?\$")
 
 def code_symbols(image: Path) -> Counter[tuple[str, int]]:
     """(name, value) of every defined symbol in an executable section, from llvm-nm, mapping symbols aside."""
-    need("llvm-nm")
     code = code_sections(image)
     found: Counter[tuple[str, int]] = Counter()
     for line in run("llvm-nm", "--format=sysv", "--defined-only", image).stdout.splitlines():
@@ -135,7 +133,6 @@ def lld_site_errors(log: str) -> list[LldSiteError]:
 
 def true_line(obj: Path, error: LldSiteError) -> tuple[str, int]:
     """GNU addr2line's (file, line) for a section offset of a relocatable object."""
-    need("aarch64-linux-gnu-addr2line")
     out = run("aarch64-linux-gnu-addr2line", "-e", obj, "-j", error.section, f"{error.offset:#x}").stdout.strip()
     file, _, line = out.rpartition(":")
     return file, int(line.split()[0])
@@ -187,7 +184,7 @@ async def test_language_server_marks_the_lines_the_linker_rejected(client: Langu
     def scan_failed() -> list[str]:
         return [m.message for m in client.messages if m.type == types.MessageType.Error]
 
-    await wait_for(lambda: client.diagnostics.get(uri(path)) or scan_failed(), timeout=CLI_TIMEOUT_SECONDS,
+    await wait_for(lambda: client.diagnostics.get(uri(path)) or scan_failed(), timeout=TIMEOUT_SECONDS,
                    what=f"diagnostics for {path.name}")
     assert not scan_failed(), scan_failed()
     errors = [d for d in client.diagnostics[uri(path)] if d.severity == types.DiagnosticSeverity.Error]
