@@ -43,7 +43,8 @@ def reachls(*args: str | Path, timeout: float = TIMEOUT_SECONDS) -> subprocess.C
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"reachls {' '.join(map(str, args))} did not finish in {timeout} s", pytrace=False)
+        pass
+    pytest.fail(f"reachls {' '.join(map(str, args))} did not finish in {timeout} s", pytrace=False)
 
 
 def reachls_json(*args: str | Path) -> dict:
