@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/hyp-lto
 
-.PHONY: all deps toolchain code-server demo test bench clean
+.PHONY: all deps toolchain code-server real-kernel demo test bench clean
 
 all: test
 
@@ -23,6 +23,11 @@ code-server:
 
 deps: toolchain $(VENV)/.installed
 
+# Real arm64 kernels for tests/test_real_kernel.py (Clang ThinLTO + ld.lld, GCC + GNU ld, and a
+# failing overflow variant), built once and cached under $REACHLS_CACHE (default ~/.cache/reachls)/kernel.
+real-kernel: toolchain
+	@bash scripts/build-real-kernel.sh
+
 demo: deps
 	$(MAKE) -s -C $(EXAMPLE) VARIANT=overflow vmlinux.o
 	-$(MAKE) -s -C $(EXAMPLE) VARIANT=overflow vmlinux
@@ -30,7 +35,7 @@ demo: deps
 	@echo "== reachls scan $(EXAMPLE)/out/overflow"
 	$(BIN)/reachls scan $(EXAMPLE)/out/overflow
 
-test: deps code-server
+test: deps code-server real-kernel
 	$(BIN)/python -m pytest
 
 bench: deps

@@ -114,6 +114,20 @@ def build_example(tree: Path, variant: str) -> Path:
     return tree / "out" / variant
 
 
+REAL_KERNEL_SCRIPT = ROOT / "scripts" / "build-real-kernel.sh"
+
+
+def build_real_kernels() -> dict[str, Path]:
+    """Variant name → build dir of the real arm64 kernels (built once, cached by the script).
+
+    A kernel that cannot be built fails the caller with the script's reason: these builds are
+    the real inputs the tests exist for, so they are never skipped."""
+    result = subprocess.run(["bash", str(REAL_KERNEL_SCRIPT)], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{REAL_KERNEL_SCRIPT.name} failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return {variant: Path(path) for variant, path in (line.split(" ", 1) for line in result.stdout.splitlines())}
+
+
 def objdump_targets(image: Path) -> dict[int, tuple[str, int | None]]:
     """Address → (mnemonic, decoded branch/adr/literal target) for every instruction, from llvm-objdump."""
     need("llvm-objdump")
