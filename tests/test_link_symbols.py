@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import ROOT, compile_aarch64, link_noinhibit, lld_overflows, need
+from toolchain import ROOT, compile_aarch64, link_noinhibit, lld_overflows, need, run
 
 SOURCE = """
 .text
@@ -104,3 +104,74 @@ def test_real_kernel_has_nothing_unchecked_but_kallsyms(name: str, engine: str):
                 and all(e["target"].startswith("kallsyms_") for e in g["examples"])]
     assert report["unchecked"] == kallsyms
     assert report["unresolved"] == sum(g["count"] for g in kallsyms)
+
+
+WEAK_SOURCE = """
+.weak weak_fn
+.weak weak_sym
+.text
+.globl _start
+_start:
+  bl   weak_fn
+  b    weak_fn
+  adrp x0, weak_sym
+  adrp x0, :pg_hi21_nc:weak_sym
+  adr  x1, weak_sym
+  b.eq weak_fn
+  cbz  x0, weak_fn
+  tbz  x0, #1, weak_fn
+  ldr  x2, weak_sym
+  movz x3, #:prel_g1:weak_sym
+  ret
+.data
+  .word  weak_sym - .
+  .hword weak_sym - .
+"""
+WEAK_SCRIPT = "SECTIONS { . = 0xffff800008000000; .text : { *(.text) } .data : { *(.data) } }\n"
+_DECODED = re.compile(r"^\s*([0-9a-f]+):\s+(\S+)\s*(.*)$")
+
+
+def resolved_distances(image: Path) -> dict[int, int]:
+    """Place → the distance the linker wrote there, read back from the image: the decoded target
+    of each instruction (an ADRP's page from the place's page; a NOP, GNU ld's rewritten B/BL,
+    reaches nothing: 0) and the PC-relative data words."""
+    distances = {}
+    for line in run("llvm-objdump", "-d", "--no-show-raw-insn", image).stdout.splitlines():
+        if not (m := _DECODED.match(line)):
+            continue
+        place, mnemonic, operands = int(m.group(1), 16), m.group(2), m.group(3)
+        if mnemonic == "nop":
+            distances[place] = 0
+        elif mnemonic == "adr":
+            distances[place] = int(operands.rsplit("#", 1)[1], 0)
+        elif (absolute := re.findall(r"0x([0-9a-f]+)", operands.split("<")[0])):
+            target = int(absolute[-1], 16)
+            distances[place] = target - (place & ~0xFFF) if mnemonic == "adrp" else target - place
+    dump = run("llvm-objdump", "-s", "-j", ".data", image).stdout.splitlines()
+    row = next(line.split() for line in dump if re.match(r"^\s*ffff", line))
+    start, data = int(row[0], 16), bytes.fromhex("".join(row[1:3]))
+    distances[start] = int.from_bytes(data[0:4], "little", signed=True)
+    distances[start + 4] = int.from_bytes(data[4:6], "little", signed=True)
+    return distances
+
+
+@pytest.mark.parametrize("engine", ["relink", "model"])
+@pytest.mark.parametrize("linker", ["ld.lld", "aarch64-linux-gnu-ld"])
+def test_weak_undefined_references_checked_as_the_linker_resolves_them(tmp_path: Path, linker: str, engine: str):
+    """Each short-reach type to a weak symbol nothing defines gets the distance the linker gave it;
+    a type whose resolution is not known (MOVW_PREL_G1) stays unchecked."""
+    need("clang", "llvm-objdump", linker)
+    (tmp_path / "weak.s").write_text(WEAK_SOURCE)
+    (tmp_path / "weak.lds").write_text(WEAK_SCRIPT)
+    compile_aarch64(tmp_path / "weak.s", tmp_path / "weak.o")
+    link_noinhibit(tmp_path / "weak.lds", [tmp_path / "weak.o"], tmp_path / "image", linker=linker)
+    written = resolved_distances(tmp_path / "image")
+    result = reachls("scan", tmp_path / "weak.o", "-T", tmp_path / "weak.lds", "--engine", engine, "--all",
+                     "--linker", "lld" if linker == "ld.lld" else "gnu", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    measured = {r["site"]["address"]: r["distance"] for r in report["records"]}
+    assert len(measured) == 11 and measured == {place: written[place] for place in measured}
+    assert [(g["kind"], g["reason"], g["count"]) for g in report["unchecked"]] == [
+        ("R_AARCH64_MOVW_PREL_G1", "weak-undefined-symbol", 1)]
+    assert [n for n in report["notes"] if n.startswith("11 references to weak undefined symbols")]
