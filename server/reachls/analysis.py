@@ -79,7 +79,7 @@ _UNCHECKED_WHY = {
                                     "it after vmlinux.o (the kallsyms tables: link-vmlinux.sh adds the kallsyms "
                                     "object), or what the linker resolves it to is not known for this type",
     UncheckedReason.SYMBOL_OUT_OF_RANGE: "the relocation names a symbol past the end of the symbol table",
-    UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got output section to measure to",
+    UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got to measure to",
     UncheckedReason.LOG_TYPE_UNKNOWN: "the linker log names a relocation type reachls has no reach for",
     UncheckedReason.LOG_RELOCATION_NOT_FOUND: "the object has no such relocation where the log says (the log "
                                               "is from another build)",
