@@ -338,11 +338,13 @@ def got_entries(obj: ElfInput, arch: Architecture) -> int:
     got_types = [n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]
     if not got_types:
         return 0
-    named = [relocs.sym[np.isin(relocs.type, got_types)]
-             for site, table in obj.relocation_sections().items()
-             if site < len(obj.sections) and obj.sections[site].is_alloc
-             for relocs in (obj.relocations(table),)]
-    return len(np.unique(np.concatenate(named))) if named else 0
+    tables = [obj.relocations(table) for site, table in obj.relocation_sections().items()
+              if site < len(obj.sections) and obj.sections[site].is_alloc]
+    if not tables:
+        return 0
+    types = np.concatenate([relocs.type for relocs in tables])
+    symbols = np.concatenate([relocs.sym for relocs in tables])
+    return len(np.unique(symbols[np.isin(types, got_types)]))
 
 
 def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,
