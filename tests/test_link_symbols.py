@@ -81,6 +81,11 @@ def test_script_defined_symbols_measured_as_the_linker_does(build: Path, engine:
     assert report["unresolved"] == 0 and report["unchecked"] == []
     found = {(r["kind"]["type"], r["target"]["symbol"]) for r in report["records"] if r["status"] == "overflow"}
     assert found == expected
+    if linker == "ld.lld":  # it prints each distance too
+        log = link_noinhibit(build / "script.lds", [build / "object.o"], build / "image.distances")
+        assert {(o.type, o.symbol): o.distance for o in lld_overflows(log)} == {
+            (r["kind"]["type"], r["target"]["symbol"]): r["distance"]
+            for r in report["records"] if r["status"] == "overflow"}
     assert sum(report["counts"].values()) == SOURCE.count("//")
 
 
