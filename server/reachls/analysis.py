@@ -24,7 +24,7 @@ import numpy as np
 from .arch import Architecture, checked_distance
 from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
 from .errors import ReachlsError
-from .layout import Placement
+from .layout import Placement, undefined_symbols
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, RelocKind, Site, Status, Target
 from .sourcemap import SourceMap
 
@@ -37,6 +37,13 @@ FRAGILE_USAGE = 0.25
 _STATUS_CODES = list(Status)
 #: Examples kept per (relocation type, reason) of unchecked references: enough to find the cause.
 UNCHECKED_EXAMPLES = 3
+#: What scripts/kallsyms.c defines in the object link-vmlinux.sh adds to the final link after
+#: vmlinux.o: in vmlinux.o they are weak and undefined, but the final link defines them.
+KALLSYMS_SYMBOLS = frozenset({"kallsyms_addresses", "kallsyms_offsets", "kallsyms_relative_base",
+                              "kallsyms_num_syms", "kallsyms_names", "kallsyms_markers", "kallsyms_token_table",
+                              "kallsyms_token_index", "kallsyms_seqs_of_names"})
+#: Symbols named in the note on weak undefined references checked as the linker resolves them.
+WEAK_NOTE_NAMES = 3
 
 
 class UncheckedReason(str, Enum):
@@ -66,13 +73,13 @@ _UNCHECKED_WHY = {
                                        "allocated)",
     UncheckedReason.TARGET_SECTION_UNKNOWN: "the target symbol's section index is not a section of the object "
                                             "(SHN_COMMON or another reserved index)",
-    UncheckedReason.UNDEFINED: "the target symbol is undefined here (the linker script or another input of the "
-                               "final link defines it, or the link fails)",
-    UncheckedReason.WEAK_UNDEFINED: "the target symbol is weak and undefined here: the final link may define it "
-                                    "(kallsyms tables are); if it does not, ld.lld resolves it to the place or "
-                                    "the next instruction on AArch64 and Arm, so its distance is not known here",
+    UncheckedReason.UNDEFINED: "the target symbol is undefined here and the layout's link does not define it "
+                               "(another input of the final link does, or the link fails)",
+    UncheckedReason.WEAK_UNDEFINED: "the target symbol is weak and undefined here: either the final link defines "
+                                    "it after vmlinux.o (the kallsyms tables: link-vmlinux.sh adds the kallsyms "
+                                    "object), or what the linker resolves it to is not known for this type",
     UncheckedReason.SYMBOL_OUT_OF_RANGE: "the relocation names a symbol past the end of the symbol table",
-    UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got output section to measure to",
+    UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got to measure to",
     UncheckedReason.LOG_TYPE_UNKNOWN: "the linker log names a relocation type reachls has no reach for",
     UncheckedReason.LOG_RELOCATION_NOT_FOUND: "the object has no such relocation where the log says (the log "
                                               "is from another build)",
@@ -187,14 +194,17 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         is_placed[index] = True
     syms = obj.symbols
     sym_shndx = obj.symbol_sections
-    sym_value = syms["value"].astype(np.uint64)
+    defined_by_link, link_address, resolvable_weak = resolve_undefined(obj, placement)
+    sym_value = np.where(defined_by_link, link_address, syms["value"].astype(np.uint64))
+    weak_offset = undefined_weak_offsets(arch, placement.linker)
+    weak_checked: list[np.ndarray] = []  # symbols of the weak undefined references checked
     kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
-    got_start = placement.output_start.get(".got")
+    got_start = placement.got_address if placement.got_address is not None else placement.output_start.get(".got")
     # GOT-relative types are measured to the .got, so their symbol does not decide whether they are checked.
     is_got_type = np.zeros(max(arch.kinds, default=0) + 1, dtype=bool)
     is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]] = True
     got_reason = -1 if got_start is not None else _UNCHECKED_CODE[UncheckedReason.GOT_UNKNOWN]
-    symbol_reason = unchecked_symbol_reasons(obj, is_placed)
+    symbol_reason = unchecked_symbol_reasons(obj, is_placed, defined_by_link)
     index = SymbolIndex(obj, linked)
     counts: Counter[Status] = Counter()
     records: list[ReachRecord] = []
@@ -212,7 +222,11 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         sym = relocs.sym[chosen]
         if is_placed[site_section]:
             reason = symbol_reason[np.minimum(sym, len(syms))]
-            reason[is_got_type[relocs.type[chosen]] & (sym < len(syms))] = got_reason
+            in_table = sym < len(syms)
+            linker_resolves = in_table & resolvable_weak[np.where(in_table, sym, 0)] \
+                & (weak_offset[relocs.type[chosen]] >= 0) & (relocs.addend[chosen] == 0)
+            reason[linker_resolves] = -1
+            reason[is_got_type[relocs.type[chosen]] & in_table] = got_reason
         else:
             reason = np.full(len(chosen), _UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED])
         checked = reason < 0
@@ -236,6 +250,10 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             target = piece_targets(obj, placement, sym, target_shndx, addend, target)
         place = (relocs.offset[chosen].astype(np.uint64) + base[site_section] if linked else
                  placement.addresses(site_section, relocs.offset[chosen].astype(np.uint64)))
+        weak_rows = resolvable_weak[sym] & ~is_got_type[types]
+        if weak_rows.any():  # what the linker writes: the place, or the next instruction
+            target[weak_rows] = place[weak_rows] + weak_offset[types[weak_rows]].astype(np.uint64)
+            weak_checked.append(sym[weak_rows])
         for number in np.unique(types):
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
@@ -255,17 +273,55 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                                        int(target[row]) - bias, int(distance[j]), _STATUS_CODES[int(status[j])],
                                        placement, provenance))
     records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
-    notes = placement.notes + ((arch.note,) if arch.note else ())
+    notes = placement.notes + weak_note(obj, placement.linker, weak_checked) + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
 
 
-def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray) -> np.ndarray:
+def resolve_undefined(obj: ElfInput, placement: Placement) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per symbol: whether the link defines it outside the object, its address there, and whether
+    it is a weak undefined symbol nothing defines (so the linker resolves references to it itself).
+    The names of the undefined symbols are looked up once, for the whole table."""
+    count = len(obj.symbols)
+    defined_by_link = np.zeros(count, dtype=bool)
+    address = np.zeros(count, dtype=np.uint64)
+    final_link_defines = np.zeros(count, dtype=bool)
+    for index, name in undefined_symbols(obj).items():
+        if (value := placement.symbols.get(name)) is not None:
+            defined_by_link[index], address[index] = True, value
+        final_link_defines[index] = obj.is_relocatable and name in KALLSYMS_SYMBOLS
+    undefined_weak = (obj.symbol_sections == SHN_UNDEF) & ((obj.symbols["info"] >> 4) == STB_WEAK)
+    return defined_by_link, address, undefined_weak & ~defined_by_link & ~final_link_defines
+
+
+def undefined_weak_offsets(arch: Architecture, linker: str | None) -> np.ndarray:
+    """Per relocation type number, where `linker` resolves a reference to a weak symbol nothing
+    defines, relative to the place; -1 where that is not known (or no linker: a linked image)."""
+    offsets = np.full(max(arch.kinds, default=0) + 1, -1, dtype=np.int64)
+    known = arch.undefined_weak_targets.get(linker or "", {})
+    for number, kind in arch.kinds.items():
+        offsets[number] = known.get(kind.name, -1)
+    return offsets
+
+
+def weak_note(obj: ElfInput, linker: str | None, checked: list[np.ndarray]) -> tuple[str, ...]:
+    """One note on the references to weak undefined symbols checked as the linker resolves them."""
+    if not checked:
+        return ()
+    symbols = np.concatenate(checked)
+    names = [obj.symbol_name(int(i)) for i in np.unique(symbols)[:WEAK_NOTE_NAMES + 1]]
+    shown = ", ".join(names[:WEAK_NOTE_NAMES]) + (", ..." if len(names) > WEAK_NOTE_NAMES else "")
+    return (f"{len(symbols)} references to weak undefined symbols ({shown}) were checked as {linker} resolves "
+            "them (at the place or the next instruction; GNU ld turns B and BL into a NOP)",)
+
+
+def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray, defined_by_link: np.ndarray) -> np.ndarray:
     """Per symbol, the index in `UncheckedReason` of why a reference to it cannot be checked, or -1;
-    one more row, for symbol indices past the end of the table. Computed once for the whole table."""
+    one more row, for symbol indices past the end of the table. Computed once for the whole table.
+    A symbol the link defines outside the object (`defined_by_link`) is checked."""
     syms = obj.symbols
     shndx = obj.symbol_sections
     in_section = (shndx > SHN_UNDEF) & (shndx < len(is_placed))
-    undefined = shndx == SHN_UNDEF
+    undefined = (shndx == SHN_UNDEF) & ~defined_by_link
     weak = (syms["info"] >> 4) == STB_WEAK
     reason = np.full(len(syms) + 1, -1, dtype=np.int64)
     code = _UNCHECKED_CODE
@@ -275,6 +331,20 @@ def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray) -> np.ndarray
     reason[:-1][undefined & ~weak] = code[UncheckedReason.UNDEFINED]
     reason[-1] = code[UncheckedReason.SYMBOL_OUT_OF_RANGE]
     return reason
+
+
+def got_entries(obj: ElfInput, arch: Architecture) -> int:
+    """How many symbols GOT-relative relocations of allocated sections name: the slots of the .got."""
+    got_types = [n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]
+    if not got_types:
+        return 0
+    tables = [obj.relocations(table) for site, table in obj.relocation_sections().items()
+              if site < len(obj.sections) and obj.sections[site].is_alloc]
+    if not tables:
+        return 0
+    types = np.concatenate([relocs.type for relocs in tables])
+    symbols = np.concatenate([relocs.sym for relocs in tables])
+    return len(np.unique(symbols[np.isin(types, got_types)]))
 
 
 def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,

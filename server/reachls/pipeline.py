@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import Analysis, analyse, attach_sources
+from .analysis import Analysis, analyse, attach_sources, got_entries
 from .arch import Architecture, for_machine, linker_flavour
 from .decode import analyse_decoded
 from .elf import ElfInput
@@ -105,7 +105,7 @@ def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour:
 
 def _model(obj: ElfInput, inputs: BuildInputs, flavour: str) -> Placement:
     script = load_linker_script(inputs.script) if inputs.script else None
-    return model_layout(obj, script, flavour)
+    return model_layout(obj, script, flavour, got_entries(obj, for_machine(obj.machine, str(obj.path))))
 
 
 def linked_placement(obj: ElfInput) -> Placement:

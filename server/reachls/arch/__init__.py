@@ -61,6 +61,10 @@ class Architecture:
     gnu_ld_ranges: dict[str, tuple[int, int]] = field(default_factory=dict)
     #: The GNU ld binary of this architecture, to relink with when the build names none.
     gnu_ld: str | None = None
+    #: Per linker ("ld.lld", "GNU ld"), the types whose reference to a weak symbol nothing defines
+    #: the linker resolves to a known address near the place, as that address minus the place
+    #: (a branch to the next instruction: 4). Types not listed stay unchecked.
+    undefined_weak_targets: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def for_linker(self, linker: str) -> "Architecture":
         """This architecture as the build's linker sees it: `veneer` versus `overflow` depends on it."""

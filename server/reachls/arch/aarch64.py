@@ -124,6 +124,20 @@ ARCH = Architecture(
     fix_hint=fix_hint,
     asm_fixes=asm_fixes,
     aliases=("arm64",),
+    # What ld.lld 14 and GNU ld write for a reference to a weak symbol that stays undefined
+    # (tests/test_unchecked.py links one of each and reads the result back): ld.lld branches to
+    # the next instruction and points ADRP, ADR, literal loads and data at the place; GNU ld
+    # turns B/BL into a NOP and resolves the rest to the place.
+    undefined_weak_targets={
+        "ld.lld": {"R_AARCH64_CALL26": 4, "R_AARCH64_JUMP26": 4, "R_AARCH64_CONDBR19": 4, "R_AARCH64_TSTBR14": 4,
+                   **dict.fromkeys(("R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
+                                    "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
+                                    "R_AARCH64_PREL32"), 0)},
+        "GNU ld": dict.fromkeys(("R_AARCH64_CALL26", "R_AARCH64_JUMP26", "R_AARCH64_CONDBR19", "R_AARCH64_TSTBR14",
+                                 "R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
+                                 "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
+                                 "R_AARCH64_PREL32"), 0),
+    },
 )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import record
+from ..elf import SHN_UNDEF, ElfInput
 
 #: The two linkers whose layouts the engines give, by flavour (`--linker lld|gnu`).
 LINKER_NAMES = {"lld": "ld.lld", "gnu": "GNU ld"}
@@ -35,6 +36,13 @@ class Placement:
     the linker deduplicates one by one (the relink reads them back), and a section that `ld -r`
     merged from the objects' sections of one name while the real link reads the objects (a GCC
     kernel links vmlinux.a).
+
+    `symbols` holds the final addresses of the symbols the link defines outside the object
+    (linker-script assignments such as `_text = .` and arm64's `__kvm_nvhe_X = X;` aliases,
+    PROVIDEs the object references, `--defsym`), by name: a reference to a symbol undefined in
+    the object is measured to it, as the linker resolves it. `got_address` is where the linker's
+    own .got landed (kernels put it inside `.text`), which GOT-relative types are measured to;
+    None when the link made none.
     """
 
     engine: str
@@ -44,6 +52,8 @@ class Placement:
     notes: tuple[str, ...] = field(default=())
     linker: str | None = None
     pieces: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    symbols: dict[str, int] = field(default_factory=dict)
+    got_address: int | None = None
 
     def addresses(self, section: int, offsets: np.ndarray) -> np.ndarray:
         """Final addresses (uint64) of `offsets` (uint64) in the placed input section `section`."""
@@ -56,3 +66,10 @@ class Placement:
     @property
     def placed_by(self) -> str:
         return record.placed_by(self.engine, self.linker)
+
+
+def undefined_symbols(obj: ElfInput) -> dict[int, str]:
+    """Index → name of each named symbol `obj` references but does not define: what the rest of
+    the link (script, `--defsym`, other inputs) may define."""
+    rows = np.flatnonzero((obj.symbol_sections == SHN_UNDEF) & (obj.symbols["name"] != 0))
+    return {index: obj.symbol_name(index) for index in rows.tolist()}

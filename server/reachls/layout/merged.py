@@ -55,7 +55,7 @@ def _piece_addresses(obj: ElfInput, index: int, merged: bytes, start: int) -> tu
         at.setdefault(merged[lo:hi] if strings else merged[lo:lo + section.entsize], lo)
     offsets = np.array([at.get(raw[lo:hi], -1) for lo, hi in zip(starts.tolist(), ends.tolist())], dtype=np.int64)
     missing = offsets < 0  # measured from the merged section's start plus the offset in the input
-    finals = (start + np.where(missing, starts, offsets)).astype(np.uint64)
+    finals = np.uint64(start) + np.where(missing, starts, offsets).astype(np.uint64)  # kernel addresses pass int64
     return starts.astype(np.int64), finals, int(np.count_nonzero(missing))
 
 

@@ -12,9 +12,13 @@ lld rebuilds .eh_frame (CIEs deduplicated, records padded) and .note.gnu.propert
 sizes them to place what follows, but gives their input sections no address, as the relink
 engine does. Merged string/constant sections get the start of their merged section (the relink
 reads each piece back from its output; the model has none).
+The linker's .got is a synthetic input section of 8 bytes per symbol the GOT-relative
+relocations name (the caller counts them), placed like any input (`*(.got)`, or as an orphan), so
+GOT-relative types are measured to its start as in the relink. Symbols the script defines are
+in the placement (`Placement.symbols`), as evaluated by the final pass.
 Not modelled (the relink engine is exact): range-extension thunks and erratum 843419 patches,
-other synthetic sections (.got, .plt, .rela.dyn, build-id), string deduplication beyond what
-`ld -r` already did, and TLS segment alignment.
+other synthetic sections (.plt, .rela.dyn, build-id), `--defsym`, string deduplication beyond
+what `ld -r` already did, and TLS segment alignment.
 """
 
 from __future__ import annotations
@@ -181,8 +185,9 @@ def _segment_flags(out: _Output) -> tuple[bool, bool]:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _input_sections(obj: ElfInput) -> list[_Input]:
-    """lld's inputSections order: file sections, then COMMON symbols, then .eh_frame, .note.gnu.property."""
+def _input_sections(obj: ElfInput, got_entries: int) -> list[_Input]:
+    """lld's inputSections order: file sections, then COMMON symbols, then .eh_frame, .note.gnu.property;
+    then the .got, when `got_entries` symbols need a slot in it."""
     ordinary, synthetic = [], []
     for sec in obj.sections:
         if sec.sh_type in _NOT_INPUT_TYPES or sec.flags & SHF_EXCLUDE or sec.name in _DROPPED_NAMES:
@@ -197,6 +202,8 @@ def _input_sections(obj: ElfInput) -> list[_Input]:
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,
                                int(syms["size"][i]), common_symbol=obj.symbol_name(i)))
     inputs = ordinary + sorted(synthetic, key=lambda s: s.name)
+    if got_entries:
+        inputs.append(_Input(None, ".got", SHF_ALLOC | SHF_WRITE, SHT_PROGBITS, 8, 8 * got_entries, synthetic=True))
     for order, inp in enumerate(inputs):
         inp.order = order
     return inputs
@@ -287,11 +294,11 @@ class _FirstMatch:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str) -> None:
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str, got_entries: int) -> None:
         self.obj = obj
         self.flavour = flavour
         self.where = script.path if script else str(obj.path)
-        self.inputs = _input_sections(obj)
+        self.inputs = _input_sections(obj, got_entries)
         self.by_index = {inp.index: inp for inp in self.inputs if inp.index is not None}
         self.commons = {inp.common_symbol: inp for inp in self.inputs if inp.common_symbol}
         self.object_symbols, undefined = _global_symbols(obj)
@@ -468,8 +475,10 @@ class _Layout:
             if inp.index is not None and not inp.synthetic and inp.flags & SHF_ALLOC and id(inp.output) in placed_ids:
                 section_address[inp.index] = (inp.folded_into or inp).addr
                 output_section[inp.index] = inp.output.name
+        got = next((inp for inp in self.inputs if inp.index is None and inp.name == ".got"), None)
         return Placement("model", section_address, output_section, output_start, tuple(self.notes),
-                         LINKER_NAMES[self.flavour])
+                         LINKER_NAMES[self.flavour], symbols=dict(self.symbols),
+                         got_address=got.addr if got is not None and id(got.output) in placed_ids else None)
 
 
 def _walk(expr: Expr):
@@ -852,10 +861,10 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
         previous = out.region
 
 
-def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld") -> Placement:
+def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld", got_entries: int = 0) -> Placement:
     """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
-    of `obj` when linking it with `script`."""
-    layout = _Layout(obj, script, flavour)
+    of `obj` when linking it with `script`; `got_entries` symbols have a slot in the linker's .got."""
+    layout = _Layout(obj, script, flavour, got_entries)
     if script is None or not script.has_sections:
         _default_layout(layout)
     else:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..elf import ElfInput
+from ..elf import SHN_UNDEF, STB_LOCAL, ElfInput
 from ..errors import ReachlsError
-from . import LINKER_NAMES, Placement
+from . import LINKER_NAMES, Placement, undefined_symbols
 from .linkopts import LinkCommand, build_flavour
 from .merged import place_merge_sections, unplaced_merge_sections
 
@@ -38,6 +38,7 @@ _GNU_OUTPUT = re.compile(r"^(\S+)\s+0x([0-9a-f]+)\s+0x[0-9a-f]+")
 _GNU_INPUT = re.compile(r"^ (\S+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+) (.+)$")
 _GNU_NOT_AN_INPUT = ("*fill*", "COMMON", "*(")
 _GNU_SYNTHETIC_FILE = "linker stubs"
+_LLD_GOT = "<internal>:(.got)"
 
 
 def find_linker(flavour: str, command: LinkCommand | None, gnu_ld: str | None) -> str:
@@ -68,7 +69,8 @@ def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement
                 probe = parse_lld_map(_link(linker, [*arguments, _NO_MERGING], Path(tmp) / "unmerged", "lld"), obj)
                 with ElfInput(output) as image:
                     placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
-    return dataclasses.replace(placement, notes=placement.notes + _not_replayed(command))
+        symbols = link_defined_symbols(obj, output)
+    return dataclasses.replace(placement, notes=placement.notes + _not_replayed(command), symbols=symbols)
 
 
 def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkCommand, linker: str) -> Placement:
@@ -84,6 +86,7 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
         merged_map = _link(linker, [*partial.flags, *objects], Path(tmp) / "partial", "gnu")
         final_map = _link(linker, [*command.flags, *_script_option(command), *objects], Path(tmp) / "final", "gnu")
+        symbols = link_defined_symbols(obj, Path(tmp) / "final")
     pieces_at: dict[tuple[str, str], list[int]] = {}
     output_of: dict[tuple[str, str], list[str]] = {}
     for output, name, address, size, file in _gnu_map_entries(final_map):
@@ -106,7 +109,38 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
     section_address = {index: pairs[0][1] - pairs[0][0] for index, pairs in starts.items()}
     output_start = {name: address for name, address in _gnu_output_starts(final_map)}
     return Placement("relink", section_address, output_section, output_start, _not_replayed(command),
-                     LINKER_NAMES["gnu"], pieces)
+                     LINKER_NAMES["gnu"], pieces, symbols, _gnu_got_address(final_map))
+
+
+def _gnu_got_address(text: str) -> int | None:
+    """Where GNU ld put its .got (an input section it attributes to the first object), if it made one."""
+    return next((address for _, name, address, size, _ in _gnu_map_entries(text) if name == ".got" and size), None)
+
+
+def link_defined_symbols(obj: ElfInput, image_path: Path) -> dict[str, int]:
+    """The addresses the relinked image gives the symbols `obj` leaves undefined.
+
+    Read from the image's symbol table, not the map: ld.lld's map prints the location counter
+    beside an assignment (`alias = real_fn` shows `.`), not the value, and omits `--defsym`. A
+    name the image defines once globally wins; a name only local, and more than once, is
+    ambiguous and left out. No image written (an error --noinhibit-exec keeps), no symbols."""
+    wanted = set(undefined_symbols(obj).values())
+    if not wanted or not image_path.is_file():
+        return {}
+    global_value: dict[str, int] = {}
+    local_values: dict[str, list[int]] = {}
+    with ElfInput(image_path) as image:
+        syms = image.symbols
+        defined = (image.symbol_sections != SHN_UNDEF) & ((syms["info"] & 0xF) <= 2) & (syms["name"] != 0)
+        is_local = (syms["info"] >> 4) == STB_LOCAL
+        for index in np.flatnonzero(defined).tolist():
+            if (name := image.symbol_name(index)) in wanted:
+                value = int(syms["value"][index])
+                if is_local[index]:
+                    local_values.setdefault(name, []).append(value)
+                else:
+                    global_value[name] = value
+    return {name: values[0] for name, values in local_values.items() if len(values) == 1} | global_value
 
 
 def _script_option(command: LinkCommand) -> list[str]:
@@ -170,6 +204,7 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
     output_start: dict[str, int] = {}
+    got_address = None
     current: str | None = None
     for line in text.splitlines()[1:]:
         match = _MAP_LINE.match(line)
@@ -182,6 +217,8 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
             current = name
             output_start.setdefault(name, address)
         elif indent <= 8 and current is not None:
+            if name == _LLD_GOT and got_address is None:
+                got_address = address
             input_match = _INPUT_SECTION.match(name)
             if not input_match or input_match.group(1).startswith("<internal>"):
                 continue
@@ -190,7 +227,8 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
                 index = candidates.pop(0)
                 section_address[index] = address
                 output_section[index] = current
-    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["lld"])
+    return Placement("relink", section_address, output_section, output_start, linker=LINKER_NAMES["lld"],
+                     got_address=got_address)
 
 
 def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
@@ -212,7 +250,7 @@ def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
             section_address[index] = address
             output_section[index] = output
     return Placement("relink", section_address, output_section, dict(_gnu_output_starts(text)),
-                     linker=LINKER_NAMES["gnu"])
+                     linker=LINKER_NAMES["gnu"], got_address=_gnu_got_address(text))
 
 
 def _gnu_memory_map(text: str) -> list[str]:
