@@ -329,13 +329,9 @@ def test_model_of_a_gnu_build_is_its_gnu_ld_link(tree: Path, tmp_path: Path):
 
 
 @pytest.fixture(scope="module")
-def gcc_kernel(request) -> Path:
+def gcc_kernel(real_kernels: dict[str, Path]) -> Path:
     """The real GCC + GNU ld arm64 kernel of the real-kernel builds (tests/conftest.py)."""
-    try:
-        kernels = request.getfixturevalue("real_kernels")
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the real kernel builds (the real_kernels fixture)")
-    return kernels["gcc"]
+    return real_kernels["gcc"]
 
 
 def gnu_link_of(build: Path, output: Path) -> Counter[tuple[str, int]]:
@@ -372,12 +368,9 @@ def test_real_gcc_kernel_model_is_a_gnu_ld_link_of_its_vmlinux_o(gcc_kernel: Pat
     assert any(note.startswith("this build's final link reads vmlinux.a") for note in document["notes"])
 
 
-def test_a_clang_lto_kernel_is_linked_from_its_vmlinux_o(request):
+def test_a_clang_lto_kernel_is_linked_from_its_vmlinux_o(real_kernels: dict[str, Path]):
     """ThinLTO builds link vmlinux.o itself: no such note there."""
-    try:
-        build = request.getfixturevalue("real_kernels")["clang-lto"]
-    except pytest.FixtureLookupError:
-        pytest.skip("needs the real kernel builds (the real_kernels fixture)")
+    build = real_kernels["clang-lto"]
     assert not any("vmlinux.a" in note for note in layout(build, "--engine", "model")["notes"])
 
 
