@@ -150,8 +150,10 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
-            assert [d.offset for d in sm._subprogram_DIEs(cu_offset)] == [d.offset for d in want], \
-                (path.name, cu_offset)
+            assert sm._subprogram_offsets(cu_offset) == [d.offset for d in want], (path.name, cu_offset)
+            for die in want + [cu.get_top_DIE()]:  # the values read for them: pyelftools' raw values
+                assert sm._die(die.offset) == {name: (a.form, None if isinstance(a.raw_value, (bytes, list))
+                                                      else a.raw_value) for name, a in die.attributes.items()}
             count += len(want)
             nested |= any(d.get_parent().tag == "DW_TAG_subprogram" for d in want)
     return count, nested
@@ -265,10 +267,12 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
     with ElfInput(path) as obj:
         fast = SourceMap(obj)
         lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
-        dies = [[d.offset for d in fast._subprogram_DIEs(c)] for c in fast._unit_starts(".debug_info").tolist()]
+        dies = [fast._subprograms(c) for c in fast._unit_starts(".debug_info").tolist()]
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
+        monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
         slow = SourceMap(obj)
         for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
-        assert dies == [[d.offset for d in slow._subprogram_DIEs(c)] for c in slow._unit_starts(".debug_info").tolist()]
+        for ours, theirs in zip(dies, (slow._subprograms(c) for c in slow._unit_starts(".debug_info").tolist())):
+            assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1]) and ours[2] == theirs[2]

@@ -144,13 +144,18 @@ _VARIABLE = {"DW_FORM_string": _STRING, "DW_FORM_block": _BLOCK, "DW_FORM_exprlo
                               "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"), _LEB)}
 
 
+def _form_sizes(address_size: int, offset_size: int, version: int) -> dict[str, int]:
+    """Byte size of each fixed-size form in a unit of these parameters."""
+    return {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
+            "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
+
+
 def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Callable[[Any], bool],
                 address_size: int, offset_size: int, version: int, little: bool) -> list[int] | None:
     """Offsets in `unit` (one unit's bytes) of the DIEs from `start` on whose abbreviation
     declaration (pyelftools' `abbrev(code)`) satisfies `keep`, in file order, found by skipping
     attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown)."""
-    sizes = {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
-             "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
+    sizes = _form_sizes(address_size, offset_size, version)
     plans: dict[int, tuple[bool, tuple[int, ...]]] = {}
     order = "little" if little else "big"
     found, pos, stop = [], start, len(unit)
@@ -188,3 +193,39 @@ def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Cal
                 width = (1, 2, 4)[_BLOCK1 - size]
                 pos += width + int.from_bytes(unit[pos:pos + width], order)
     return found
+
+
+def die_attributes(unit: bytes, pos: int, abbrev: Callable[[int], Any], address_size: int, offset_size: int,
+                   version: int, little: bool) -> dict[str, tuple[str, int | None]] | None:
+    """Attribute name → (form, raw value) of the DIE at `pos` in `unit`, as pyelftools' `raw_value`:
+    integers for constant, flag, address, index, offset and reference forms (references relative
+    to the unit unless DW_FORM_ref_addr), None for strings and blocks (not needed here); None for
+    the whole DIE if a form is not handled here. Used for the few DIEs kept, so it favours clarity."""
+    sizes = _form_sizes(address_size, offset_size, version)
+    order = "little" if little else "big"
+    code, pos = _uleb(unit, pos)
+    if code == 0:
+        return None
+    values: dict[str, tuple[str, int | None]] = {}
+    for spec in abbrev(code)["attr_spec"]:
+        form, value = spec.form, None
+        if form == "DW_FORM_implicit_const":
+            value = spec.value
+        elif form == "DW_FORM_sdata":
+            value, pos = _sleb(unit, pos)
+        elif (size := sizes.get(form)) is not None:
+            value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
+        elif (step := _VARIABLE.get(form)) == _LEB:
+            value, pos = _uleb(unit, pos)
+        elif step == _BLOCK:
+            size, pos = _uleb(unit, pos)
+            pos += size
+        elif step == _STRING:
+            pos = unit.index(0, pos) + 1
+        elif step is not None:
+            width = (1, 2, 4)[_BLOCK1 - step]
+            pos += width + int.from_bytes(unit[pos:pos + width], order)
+        else:
+            return None
+        values[spec.name] = (form, value)
+    return values

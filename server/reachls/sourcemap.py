@@ -32,7 +32,7 @@ import numpy as np
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import LineRows, die_offsets, line_rows
+from .dwarfline import LineRows, die_attributes, die_offsets, line_rows
 from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
 from .errors import ReachlsError
 
@@ -80,6 +80,7 @@ _UNUSED = ("debug_aranges", "debug_frame", "eh_frame", "debug_pubtypes", "debug_
 _ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3",
                "DW_FORM_addrx4")
 _DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
+_REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata", "DW_FORM_ref_addr")
 _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
 
 # One debug relocation table: r_offset, section of the symbol (-1: none/special), S + A (no base), type.
@@ -87,6 +88,74 @@ _Rel = namedtuple("_Rel", "offset section value type")
 # A decoded line program: rows sorted by (sequence, address); sequence i covers [lo[i], hi[i]) and
 # owns rows first[i]:first[i+1]; `files` maps the file column to paths.
 _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
+# One CU, as its DIEs are read: pyelftools' CompileUnit (header), its bytes (relocations applied),
+# its abbreviation lookup and (address size, offset size, version).
+_Unit = namedtuple("_Unit", "cu data abbrev sizes")
+
+
+def _only_cover(lo: np.ndarray, hi: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For intervals [lo, hi) and points, all at once: (index of the interval with the greatest lo at
+    or below each point if it holds the point, else -1; mask of the points that an interval further
+    down (or listed earlier at the same lo) also holds, which the caller decides another way)."""
+    order = np.argsort(lo, kind="stable")
+    if not len(order):
+        return np.full(len(points), -1, dtype=np.int64), np.zeros(len(points), dtype=bool)
+    k = np.searchsorted(lo[order], points, "right") - 1
+    at = np.maximum(k, 0)
+    reach_below = np.concatenate([np.zeros(1, np.uint64), np.maximum.accumulate(hi[order])[:-1]])
+    holds = (k >= 0) & (hi[order][at] > points)
+    return np.where(holds, order[at], -1), (k > 0) & (reach_below[at] > points)
+
+
+@dataclass(frozen=True)
+class _LineIndex:
+    """The sequences and rows of several decoded line programs, concatenated in program order."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    program: np.ndarray  # per sequence: the line program's offset
+    first: np.ndarray  # sequence i owns rows first[i]:first[i+1]
+    addr: np.ndarray
+    line: np.ndarray
+    column: np.ndarray
+    path: np.ndarray  # per row: index into `paths`, -1 if the file number names no file
+    paths: list[str]
+
+    @classmethod
+    def of(cls, decoded: list[tuple[int, _Lines]]) -> _LineIndex:
+        rows = np.cumsum([0] + [len(d.addr) for _, d in decoded])
+        names = np.cumsum([0] + [len(d.files) for _, d in decoded])
+        path = [np.where((d.file >= 0) & (d.file < len(d.files)), d.file + names[k], -1)
+                for k, (_, d) in enumerate(decoded)]
+
+        def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate([np.zeros(0, dtype)] + arrays)
+        return cls(joined([d.lo for _, d in decoded], np.uint64), joined([d.hi for _, d in decoded], np.uint64),
+                   joined([np.full(len(d.lo), p, np.int64) for p, d in decoded], np.int64),
+                   joined([d.first[:-1] + rows[k] for k, (_, d) in enumerate(decoded)] + [rows[-1:]], np.int64),
+                   joined([d.addr for _, d in decoded], np.uint64), joined([d.line for _, d in decoded], np.int64),
+                   joined([d.column for _, d in decoded], np.int64), joined(path, np.int64),
+                   [f for _, d in decoded for f in d.files])
+
+    def program_of(self, sequences: np.ndarray) -> np.ndarray:
+        """Line program of each sequence index, -1 for -1."""
+        return np.append(self.program, -1)[sequences]
+
+    def rows_at(self, sequences: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Row with the greatest address at or below each point in its sequence (of equal addresses the
+        last): one searchsorted over (sequence, rank of address) keys, ranks shared by rows and points."""
+        owner = np.repeat(np.arange(len(self.lo), dtype=np.int64), np.diff(self.first))
+        values, rank = np.unique(np.concatenate([self.addr, points]), return_inverse=True)
+        rank = rank.reshape(-1).astype(np.int64)
+        keys = owner * len(values) + rank[:len(self.addr)]
+        return np.searchsorted(keys, sequences * len(values) + rank[len(self.addr):], "right") - 1
+
+    def location(self, row: int) -> SourceLocation | None:
+        """Line 0 means "no line" (GNU addr2line prints `?`)."""
+        if (line := int(self.line[row])) == 0:
+            return None
+        path = int(self.path[row])
+        return SourceLocation(self.paths[path] if path >= 0 else "", line, int(self.column[row]))
 
 
 @dataclass(frozen=True)
@@ -134,25 +203,94 @@ class SourceMap:
     def has_dwarf(self) -> bool:
         return ".debug_line" in self._index
 
+    def code_addresses(self, sections: np.ndarray | list[int], offsets: np.ndarray | list[int]) -> np.ndarray:
+        """Addresses as DWARF gives them of (section index, offset) pairs: final addresses in a linked
+        image, synthetic ones in a relocatable input (trap 1)."""
+        base = self._bases[np.asarray(sections, dtype=np.int64)].view(np.int64)
+        return (base + np.asarray(offsets, dtype=np.int64)).view(np.uint64)
+
+    def locations_for(self, sites: np.ndarray, targets: np.ndarray) -> tuple[list[SourceLocation | None],
+                                                                               list[SourceLocation | None]]:
+        """The line of each site address, and for each target address the declaration of the function
+        there, else its line; addresses as `code_addresses` gives them, all looked up at once."""
+        targets = np.asarray(targets, dtype=np.uint64)
+        declared = self.declarations_at(targets)
+        undeclared = [i for i, loc in enumerate(declared) if loc is None]
+        for i, loc in zip(undeclared, self.lines_at(targets[undeclared])):
+            declared[i] = loc
+        return self.lines_at(sites), declared
+
     def line_for(self, section_index: int, offset: int) -> SourceLocation | None:
         """Line of the code at `offset` in section `section_index` (any ELF type)."""
-        return self._line_at(int(self._bases[section_index]) + offset) if self.has_dwarf() else None
+        return self.lines_at(self.code_addresses([section_index], [offset]))[0]
 
     def line_for_address(self, address: int) -> SourceLocation | None:
         """Line of the code at a final address of a linked image."""
         if self.obj.is_relocatable:
             raise ValueError("line_for_address needs a linked image; use line_for(section, offset)")
-        return self._line_at(address) if self.has_dwarf() else None
+        return self.lines_at(np.array([address], dtype=np.uint64))[0]
 
     def function_declaration(self, section_index: int, offset: int) -> SourceLocation | None:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) the location."""
-        if ".debug_info" not in self._index:
-            return None
-        address = np.uint64(int(self._bases[section_index]) + offset)
-        for cu in self._near(self._cu_table, ".debug_info", address):
+        return self.declarations_at(self.code_addresses([section_index], [offset]))[0]
+
+    def lines_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
+        """Line of the code at each address: the line programs needed decoded once, then one sorted
+        lookup for all addresses. An address covered by several sequences, or (with relocations to
+        tell) not by the program nearest below it, takes the one-address path (`_line_at`)."""
+        points = np.asarray(addresses, dtype=np.uint64)
+        found: list[SourceLocation | None] = [None] * len(points)
+        if not self.has_dwarf() or not len(points):
+            return found
+        nearest = self._nearest_unit(self._line_table, points)
+        programs = self._unit_starts(".debug_line") if nearest is None else np.unique(nearest[nearest >= 0])
+        index = _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
+        seq, several = _only_cover(index.lo, index.hi, points)
+        taken = (seq >= 0) & ~several
+        if nearest is None:
+            slow = several
+        else:
+            taken &= index.program_of(seq) == nearest
+            slow = ~taken & (nearest >= 0)
+        for i in np.flatnonzero(slow).tolist():
+            found[i] = self._line_at(int(points[i]))
+        chosen = np.flatnonzero(taken)
+        for i, row in zip(chosen.tolist(), index.rows_at(seq[chosen], points[chosen]).tolist()):
+            found[i] = index.location(row)
+        return found
+
+    def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
+        """DW_AT_decl_file/line of the function starting at (else the smallest containing) each address.
+        The CU to search: with relocations to tell, the one nearest below (others as in `lines_at`);
+        in a linked image without them, the CU whose line program covers the address."""
+        points = np.asarray(addresses, dtype=np.uint64)
+        found: list[SourceLocation | None] = [None] * len(points)
+        if ".debug_info" not in self._index or not len(points):
+            return found
+        nearest = self._nearest_unit(self._cu_table, points)
+        if nearest is None:
+            owner = self._program_covering(points)
+            nearest = np.array([self._cu_of_program.get(p, -1) for p in owner.tolist()], dtype=np.int64)
+        tables = [(int(cu), *self._subprograms(int(cu))) for cu in np.unique(nearest[nearest >= 0])]
+        low = np.concatenate([np.zeros(0, np.uint64)] + [t[1] for t in tables])
+        high = np.concatenate([np.zeros(0, np.uint64)] + [t[2] for t in tables])
+        unit = np.concatenate([np.full(len(t[1]), t[0], np.int64) for t in tables] + [[-1]])  # [-1]: none
+        decls = [d for t in tables for d in t[3]]
+        which, several = _only_cover(low, high, points)
+        taken = (which >= 0) & ~several & (unit[which] == nearest)
+        for i in np.flatnonzero(~taken & (nearest >= 0)).tolist():
+            candidates = [int(nearest[i])] if self._cu_table is None else self._near(self._cu_table, "", points[i])
+            found[i] = self._declaration_in(candidates, points[i])
+        for i in np.flatnonzero(taken).tolist():
+            found[i] = decls[which[i]]
+        return found
+
+    def _declaration_in(self, cus: list[int], address: np.uint64) -> SourceLocation | None:
+        """The first of `cus` with a function around `address`: the one starting there, else the innermost."""
+        for cu in cus:
             low, high, decl = self._subprograms(cu)
             inside = np.flatnonzero((low <= address) & (address < high))
-            if len(inside):  # the function starting here, else the innermost one around it
+            if len(inside):
                 return decl[inside[np.argmin(np.where(low[inside] == address, 0, high[inside] - low[inside]))]]
         return None
 
@@ -162,6 +300,23 @@ class SourceMap:
             if covered:
                 return loc
         return None
+
+    @staticmethod
+    def _nearest_unit(table: tuple[np.ndarray, np.ndarray] | None, points: np.ndarray) -> np.ndarray | None:
+        """Per address, the unit of the code address nearest at or below it (-1: none); None if no
+        relocations tell (every unit is a candidate)."""
+        if table is None:
+            return None
+        addrs, units = table
+        k = np.searchsorted(addrs, points, "right")
+        return np.where(k > 0, units[np.maximum(k - 1, 0)] if len(units) else -1, -1).astype(np.int64)
+
+    def _program_covering(self, points: np.ndarray) -> np.ndarray:
+        """Line program whose sequence covers each address (-1: none, or several do): linked images."""
+        programs = self._unit_starts(".debug_line")
+        index = _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
+        seq, several = _only_cover(index.lo, index.hi, points)
+        return np.where(several, -1, index.program_of(seq))
 
     def _near(self, table: tuple[np.ndarray, np.ndarray] | None, name: str, address: int) -> list[int]:
         """Units to try for `address`: those with a known code address nearest at or below it (a unit
@@ -433,37 +588,77 @@ class SourceMap:
     def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
         """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
         lows, highs, decls = [], [], []
-        for die in self._subprogram_DIEs(cu_offset):
-            at = die.attributes
-            low, hp = at["DW_AT_low_pc"].value, at.get("DW_AT_high_pc")
+        for offset in self._subprogram_offsets(cu_offset):
+            at = self._die(offset)
+            low = self._address(cu_offset, at["DW_AT_low_pc"])
+            hp = at.get("DW_AT_high_pc")
             lows.append(low)
-            highs.append(low + 1 if hp is None else hp.value if hp.form in _ADDR_FORMS else low + hp.value)
-            decl = die  # out-of-line copies and definitions of declarations point to the declaring DIE
-            while "DW_AT_decl_line" not in decl.attributes and (ref := next(
-                    (r for r in _DECL_REFS if r in decl.attributes), None)):
-                decl = decl.get_DIE_from_attribute(ref)
-            decls.append(self._declaration(decl))
+            highs.append(low + 1 if hp is None else self._address(cu_offset, hp) if hp[0] in _ADDR_FORMS
+                         else (low + hp[1]) & self._mask)
+            decl_offset, decl = offset, at  # out-of-line copies and definitions of declarations point to
+            seen = {offset}                  # the declaring DIE
+            while "DW_AT_decl_line" not in decl and (ref := next((r for r in _DECL_REFS if r in decl), None)):
+                form, value = decl[ref]
+                if form not in _REF_FORMS:
+                    break
+                decl_offset = value if form == "DW_FORM_ref_addr" else self._cu_of(decl_offset) + value
+                if decl_offset in seen:
+                    break
+                seen.add(decl_offset)
+                decl = self._die(decl_offset)
+            decls.append(self._declaration(decl_offset, decl))
         return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), decls
 
-    def _subprogram_DIEs(self, cu_offset: int):
-        """The DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file order: offsets found by
-        `dwarfline.die_offsets` skipping the other DIEs by their abbreviations, then only these DIEs
-        parsed by pyelftools (iterating every DIE through pyelftools takes seconds per CU)."""
-        cu = self._dwarf.get_CU_at(cu_offset)
-        unit = bytes(self._patched(".debug_info")[cu.cu_offset:cu.cu_offset + cu.size])
-        table = cu.get_abbrev_table()
-        found = die_offsets(unit, cu.cu_die_offset - cu.cu_offset, table.get_abbrev, lambda decl: decl["tag"] ==
+    def _subprogram_offsets(self, cu_offset: int) -> list[int]:
+        """.debug_info offsets of the DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file
+        order: `dwarfline.die_offsets` skips the other DIEs by their abbreviations (iterating every DIE
+        through pyelftools takes seconds per CU); pyelftools' walk only for a form it does not size."""
+        unit = self._unit(cu_offset)
+        found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl["tag"] ==
                             "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _ in decl.iter_attr_specs()),
-                            cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"], self.obj.little)
-        if found is None:  # a form dwarfline does not size: the slow, complete walk
-            return [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
-        return [cu.get_DIE_from_refaddr(cu.cu_offset + off) for off in found]
+                            *unit.sizes, self.obj.little)
+        if found is None:
+            return [d.offset for d in unit.cu.iter_DIEs()
+                    if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+        return [cu_offset + off for off in found]
 
-    def _declaration(self, die) -> SourceLocation | None:
-        at = die.attributes
+    @_memo
+    def _unit(self, cu_offset: int) -> _Unit:
+        cu = self._dwarf.get_CU_at(cu_offset)
+        data = bytes(self._patched(".debug_info")[cu_offset:cu_offset + cu.size])
+        sizes = (cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"])
+        return _Unit(cu, data, cu.get_abbrev_table().get_abbrev, sizes)
+
+    def _die(self, offset: int) -> dict[str, tuple[str, int | None]]:
+        """Attribute name → (form, raw value) of the DIE at .debug_info `offset`: read by `dwarfline`,
+        by pyelftools for a form dwarfline does not size."""
+        cu_offset = self._cu_of(offset)
+        unit = self._unit(cu_offset)
+        found = die_attributes(unit.data, offset - cu_offset, unit.abbrev, *unit.sizes, self.obj.little)
+        if found is None:
+            die = unit.cu.get_DIE_from_refaddr(offset)
+            found = {name: (a.form, a.raw_value) for name, a in die.attributes.items()}
+        return found
+
+    def _cu_of(self, offset: int) -> int:
+        """The CU holding .debug_info `offset`."""
+        return int(self._owner(".debug_info", np.array([offset]))[0])
+
+    def _address(self, cu_offset: int, value: tuple[str, int | None]) -> int:
+        """An address-class attribute value: as is, or through .debug_addr for the DW_FORM_addrx forms."""
+        form, raw = value
+        return raw if form == "DW_FORM_addr" else self._dwarf.get_addr(self._unit(cu_offset).cu, raw)
+
+    @cached_property
+    def _mask(self) -> int:
+        return (1 << (64 if self.obj.is64 else 32)) - 1
+
+    def _declaration(self, offset: int, at: dict[str, tuple[str, int | None]]) -> SourceLocation | None:
+        """File and line the DIE at `offset` declares; files from its own CU's line program."""
         if "DW_AT_decl_line" not in at or "DW_AT_decl_file" not in at:
             return None
-        stmt = die.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
-        files, f = self._files(stmt.value) if stmt is not None else [], at["DW_AT_decl_file"].value
-        column = at["DW_AT_decl_column"].value if "DW_AT_decl_column" in at else 0
-        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"].value, column)
+        unit = self._unit(self._cu_of(offset))
+        stmt = self._die(unit.cu.cu_die_offset).get("DW_AT_stmt_list")
+        files, f = self._files(stmt[1]) if stmt is not None else [], at["DW_AT_decl_file"][1]
+        column = at["DW_AT_decl_column"][1] if "DW_AT_decl_column" in at else 0
+        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"][1], column)
