@@ -143,19 +143,20 @@ class _LineIndex:
 
     def rows_at(self, sequences: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Row with the greatest address at or below each point in its sequence (of equal addresses the
-        last): one searchsorted over (sequence, rank of address) keys, ranks shared by rows and points."""
-        owner = np.repeat(np.arange(len(self.lo), dtype=np.int64), np.diff(self.first))
-        values, rank = np.unique(np.concatenate([self.addr, points]), return_inverse=True)
-        rank = rank.reshape(-1).astype(np.int64)
-        keys = owner * len(values) + rank[:len(self.addr)]
-        return np.searchsorted(keys, sequences * len(values) + rank[len(self.addr):], "right") - 1
+        last): a binary search within each sequence's rows, all points stepping together."""
+        lo, hi = self.first[sequences], self.first[sequences + 1]
+        last = max(len(self.addr) - 1, 0)
+        while (active := lo < hi).any():
+            mid = (lo + hi) // 2
+            below = active & (self.addr[np.minimum(mid, last)] <= points)
+            lo, hi = np.where(below, mid + 1, lo), np.where(active & ~below, mid, hi)
+        return lo - 1
 
-    def location(self, row: int) -> SourceLocation | None:
-        """Line 0 means "no line" (GNU addr2line prints `?`)."""
-        if (line := int(self.line[row])) == 0:
-            return None
-        path = int(self.path[row])
-        return SourceLocation(self.paths[path] if path >= 0 else "", line, int(self.column[row]))
+    def locations(self, rows: np.ndarray) -> list[SourceLocation | None]:
+        """The rows as source locations; line 0 means "no line" (GNU addr2line prints `?`)."""
+        return [SourceLocation(self.paths[path] if path >= 0 else "", line, column) if line else None
+                for line, path, column in zip(self.line[rows].tolist(), self.path[rows].tolist(),
+                                              self.column[rows].tolist())]
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,8 @@ class SourceMap:
         for i in np.flatnonzero(slow).tolist():
             found[i] = self._line_at(int(points[i]))
         chosen = np.flatnonzero(taken)
-        for i, row in zip(chosen.tolist(), index.rows_at(seq[chosen], points[chosen]).tolist()):
-            found[i] = index.location(row)
+        for i, loc in zip(chosen.tolist(), index.locations(index.rows_at(seq[chosen], points[chosen]))):
+            found[i] = loc
         return found
 
     def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
