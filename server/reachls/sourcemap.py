@@ -237,28 +237,32 @@ class SourceMap:
 
     def lines_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
         """Line of the code at each address: the line programs needed decoded once, then one sorted
-        lookup for all addresses. An address covered by several sequences, or (with relocations to
-        tell) not by the program nearest below it, takes the one-address path (`_line_at`)."""
+        lookup for all addresses."""
         points = np.asarray(addresses, dtype=np.uint64)
         found: list[SourceLocation | None] = [None] * len(points)
         if not self.has_dwarf() or not len(points):
             return found
+        index, seq, alone = self._sequences_at(points)
+        for i in np.flatnonzero(alone).tolist():
+            found[i] = self._line_at(int(points[i]))
+        chosen = np.flatnonzero(seq >= 0)
+        for i, loc in zip(chosen.tolist(), index.locations(index.rows_at(seq[chosen], points[chosen]))):
+            found[i] = loc
+        return found
+
+    def _sequences_at(self, points: np.ndarray) -> tuple[_LineIndex, np.ndarray, np.ndarray]:
+        """(the needed line programs, the sequence holding each point as far as decided at once, else -1;
+        the points to look up one at a time with `_line_at`: those held by several sequences, and, with
+        relocations to tell, those the program nearest below does not cover)."""
         nearest = self._nearest_unit(self._line_table, points)
         programs = self._unit_starts(".debug_line") if nearest is None else np.unique(nearest[nearest >= 0])
         index = _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
         seq, several = _only_cover(index.lo, index.hi, points)
         taken = (seq >= 0) & ~several
         if nearest is None:
-            slow = several
-        else:
-            taken &= index.program_of(seq) == nearest
-            slow = ~taken & (nearest >= 0)
-        for i in np.flatnonzero(slow).tolist():
-            found[i] = self._line_at(int(points[i]))
-        chosen = np.flatnonzero(taken)
-        for i, loc in zip(chosen.tolist(), index.locations(index.rows_at(seq[chosen], points[chosen]))):
-            found[i] = loc
-        return found
+            return index, np.where(taken, seq, -1), several
+        taken &= index.program_of(seq) == nearest
+        return index, np.where(taken, seq, -1), ~taken & (nearest >= 0)
 
     def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) each address.
@@ -280,7 +284,7 @@ class SourceMap:
         which, several = _only_cover(low, high, points)
         taken = (which >= 0) & ~several & (unit[which] == nearest)
         for i in np.flatnonzero(~taken & (nearest >= 0)).tolist():
-            candidates = [int(nearest[i])] if self._cu_table is None else self._near(self._cu_table, "", points[i])
+            candidates = [int(nearest[i])] if self._cu_table is None else self._near(self._cu_table, ".debug_info", points[i])
             found[i] = self._declaration_in(candidates, points[i])
         for i in np.flatnonzero(taken).tolist():
             found[i] = decls[which[i]]
@@ -313,11 +317,9 @@ class SourceMap:
         return np.where(k > 0, units[np.maximum(k - 1, 0)] if len(units) else -1, -1).astype(np.int64)
 
     def _program_covering(self, points: np.ndarray) -> np.ndarray:
-        """Line program whose sequence covers each address (-1: none, or several do): linked images."""
-        programs = self._unit_starts(".debug_line")
-        index = _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
-        seq, several = _only_cover(index.lo, index.hi, points)
-        return np.where(several, -1, index.program_of(seq))
+        """Line program whose sequence holds each address (-1: none, or not decided at once)."""
+        index, seq, _ = self._sequences_at(points)
+        return index.program_of(seq)
 
     def _near(self, table: tuple[np.ndarray, np.ndarray] | None, name: str, address: int) -> list[int]:
         """Units to try for `address`: those with a known code address nearest at or below it (a unit
