@@ -151,9 +151,13 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
             cu = sm._dwarf.get_CU_at(cu_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
             assert sm._subprogram_offsets(cu_offset) == [d.offset for d in want], (path.name, cu_offset)
+            top = cu.get_top_DIE().attributes
+            if "DW_AT_stmt_list" in top and "DW_AT_comp_dir" in top:
+                assert sm._comp_dir(top["DW_AT_stmt_list"].value) == top["DW_AT_comp_dir"].value.decode()
             for die in want + [cu.get_top_DIE()]:  # the values read for them: pyelftools' raw values
-                assert sm._die(die.offset) == {name: (a.form, None if isinstance(a.raw_value, (bytes, list))
-                                                      else a.raw_value) for name, a in die.attributes.items()}
+                assert sm._die(die.offset) == {name: (a.form, None if isinstance(a.raw_value, list) or a.form ==
+                                                      "DW_FORM_flag_present" else a.raw_value)
+                                               for name, a in die.attributes.items()}
             count += len(want)
             nested |= any(d.get_parent().tag == "DW_TAG_subprogram" for d in want)
     return count, nested

@@ -32,7 +32,7 @@ import numpy as np
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import LineRows, die_attributes, die_offsets, line_rows
+from .dwarfline import Abbreviation, LineRows, abbreviations, die_attributes, die_offsets, line_rows
 from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
 from .errors import ReachlsError
 
@@ -89,7 +89,7 @@ _Rel = namedtuple("_Rel", "offset section value type")
 # owns rows first[i]:first[i+1]; `files` maps the file column to paths.
 _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
 # One CU, as its DIEs are read: pyelftools' CompileUnit (header), its bytes (relocations applied),
-# its abbreviation lookup and (address size, offset size, version).
+# its abbreviation table (dwarfline's) and (address size, offset size, version).
 _Unit = namedtuple("_Unit", "cu data abbrev sizes")
 
 
@@ -343,6 +343,11 @@ class SourceMap:
             raise ReachlsError(f"{name}: unsupported compression type {ch_type}", str(self.obj.path))
         return zlib.decompress(data[24 if self.obj.is64 else 12:])
 
+    @_memo
+    def _bytes(self, name: str) -> bytes:
+        """Section bytes as `bytes`, for searching them (a memoryview cannot `find`)."""
+        return bytes(self._raw(name))
+
     @cached_property
     def _symbol_sections(self) -> np.ndarray:
         """Section of each symbol, SHN_XINDEX resolved (vmlinux.o has >65280 sections); -1 if none."""
@@ -506,13 +511,14 @@ class SourceMap:
             m = info.section == self._index[".debug_line"]
             return dict(zip(info.value[m].tolist(), self._owner(".debug_info", info.offset[m]).tolist()))
         found = {}
-        for cu in self._unit_starts(".debug_info") if ".debug_info" in self._index else ():  # slow path
-            if (attr := self._dwarf.get_CU_at(int(cu)).get_top_DIE().attributes.get("DW_AT_stmt_list")):
-                found[attr.value] = int(cu)
+        for cu in self._unit_starts(".debug_info").tolist() if ".debug_info" in self._index else ():
+            if (stmt := self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_stmt_list")) is not None:
+                found[stmt[1]] = cu
         return found
 
     # ----- decoding, cached (trap 2) -----
 
+    @_memo
     def _program(self, offset: int):
         """pyelftools LineProgram at `offset`, via the private `_parse_line_program_at_offset`: the
         public route (`line_program_for_CU`) would decode the CU first."""
@@ -541,8 +547,13 @@ class SourceMap:
     def _comp_dir(self, program: int) -> str:
         if (cu := self._cu_of_program.get(program)) is None:
             return ""
-        attr = self._dwarf.get_CU_at(cu).get_top_DIE().attributes.get("DW_AT_comp_dir")
-        return "" if attr is None else _text(attr.value)
+        form, value = self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_comp_dir", (None, None))
+        if form in ("DW_FORM_strp", "DW_FORM_line_strp"):
+            strings = self._bytes(".debug_str" if form == "DW_FORM_strp" else ".debug_line_str")
+            value = strings[value:strings.find(b"\0", value)]
+        elif form not in (None, "DW_FORM_string"):  # strx: the string offsets table, as pyelftools reads it
+            value = self._dwarf.get_CU_at(cu).get_top_DIE().attributes["DW_AT_comp_dir"].value
+        return _text(value)
 
     @_memo
     def _lines(self, offset: int) -> _Lines:
@@ -617,8 +628,8 @@ class SourceMap:
         order: `dwarfline.die_offsets` skips the other DIEs by their abbreviations (iterating every DIE
         through pyelftools takes seconds per CU); pyelftools' walk only for a form it does not size."""
         unit = self._unit(cu_offset)
-        found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl["tag"] ==
-                            "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _ in decl.iter_attr_specs()),
+        found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+                            "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _, _ in decl.specs),
                             *unit.sizes, self.obj.little)
         if found is None:
             return [d.offset for d in unit.cu.iter_DIEs()
@@ -630,7 +641,11 @@ class SourceMap:
         cu = self._dwarf.get_CU_at(cu_offset)
         data = bytes(self._patched(".debug_info")[cu_offset:cu_offset + cu.size])
         sizes = (cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"])
-        return _Unit(cu, data, cu.get_abbrev_table().get_abbrev, sizes)
+        return _Unit(cu, data, self._abbreviations(cu["debug_abbrev_offset"]), sizes)
+
+    @_memo
+    def _abbreviations(self, offset: int) -> dict[int, Abbreviation]:
+        return abbreviations(self._bytes(".debug_abbrev"), offset)
 
     def _die(self, offset: int) -> dict[str, tuple[str, int | None]]:
         """Attribute name → (form, raw value) of the DIE at .debug_info `offset`: read by `dwarfline`,
