@@ -117,6 +117,14 @@ def objects(tmp_path_factory) -> list[Path]:
     return _objects(tmp_path_factory.mktemp("dwarfline"))
 
 
+HEADER_KEYS = ("version", "minimum_instruction_length", "maximum_operations_per_instruction", "line_base",
+               "line_range", "opcode_base", "standard_opcode_lengths", "include_directory")
+
+
+def as_list(value: object) -> object:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def assert_rows_match_pyelftools(path: Path) -> int:
     """Every line program of `path`: our rows == pyelftools' state rows; returns the row count."""
     total = 0
@@ -127,6 +135,12 @@ def assert_rows_match_pyelftools(path: Path) -> int:
             rows = sm._rows(offset)
             assert rows is not None and len(rows.defined) == 0
             states = [e.state for e in program.get_entries() if e.state is not None]
+            header = sm._header(offset)  # dwarfline's reading of the header == pyelftools'
+            assert {key: as_list(header[key]) for key in HEADER_KEYS} == {key: as_list(program.header[key])
+                                                                         for key in HEADER_KEYS}
+            assert header["file_entry"] == [(f.name, f.dir_index) for f in program.header["file_entry"]]
+            assert (header["program_start"], header["program_end"]) == (program.program_start_offset,
+                                                                        program.program_end_offset)
             assert rows.address.tolist() == [s.address & mask for s in states], (path.name, offset)
             assert rows.file.tolist() == [s.file for s in states]
             assert rows.line.tolist() == [s.line for s in states]

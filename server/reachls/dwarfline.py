@@ -127,6 +127,93 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     return LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
 
 
+# DWARF 5 line table entry formats: the content types kept, and the forms of their values.
+_LNCT_PATH, _LNCT_DIRECTORY_INDEX = 1, 2
+_FORM_STRING, _FORM_STRP, _FORM_LINE_STRP, _FORM_UDATA = 0x08, 0x0E, 0x1F, 0x0F
+_FORM_DATA = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16}  # data1/2/4/8/16 (MD5 is data16)
+
+
+def line_header(data: bytes, offset: int, little: bool,
+                string: Callable[[str, int], bytes]) -> dict[str, Any] | None:
+    """The header of the line program at `offset` of .debug_line (`data`, relocations applied), as the
+    keys of pyelftools' header that source mapping uses, `file_entry` as (name, dir_index) pairs, and
+    `program_start`/`program_end` (the opcodes). `string(section, offset)` reads .debug_str or
+    .debug_line_str. None where a form is not read here (DWARF 5 strx, block): pyelftools then.
+    pyelftools builds a construct object per file and directory: most of the cost of a kernel's lines."""
+    order = "little" if little else "big"
+
+    def number(pos: int, size: int) -> tuple[int, int]:
+        return int.from_bytes(data[pos:pos + size], order), pos + size
+
+    length, pos = number(offset, 4)
+    offset_size = 4
+    if length == 0xFFFFFFFF:
+        length, pos = number(pos, 8)
+        offset_size = 8
+    end = pos + length
+    version, pos = number(pos, 2)
+    if version >= 5:
+        pos += 2  # address_size, segment_selector_size
+    header_length, pos = number(pos, offset_size)
+    start = pos + header_length
+    header: dict[str, Any] = {"version": version, "program_start": start, "program_end": end}
+    header["minimum_instruction_length"], pos = data[pos], pos + 1
+    header["maximum_operations_per_instruction"], pos = (data[pos], pos + 1) if version >= 4 else (1, pos)
+    pos += 1  # default_is_stmt
+    header["line_base"], header["line_range"], header["opcode_base"] = data[pos] - (data[pos] & 0x80) * 2, \
+        data[pos + 1], data[pos + 2]
+    pos += 3
+    header["standard_opcode_lengths"] = list(data[pos:pos + header["opcode_base"] - 1])
+    pos += header["opcode_base"] - 1
+    if version < 5:
+        dirs = []
+        while data[pos]:
+            stop = data.index(0, pos)
+            dirs.append(data[pos:stop])
+            pos = stop + 1
+        pos += 1
+        files = []
+        while data[pos]:
+            stop = data.index(0, pos)
+            name = data[pos:stop]
+            dir_index, pos = _uleb(data, stop + 1)
+            pos = _uleb(data, _uleb(data, pos)[1])[1]  # mtime, length
+            files.append((name, dir_index))
+        header["include_directory"], header["file_entry"] = dirs, files
+        return header
+    tables = []
+    for _ in range(2):  # directories, then files: a format, then the entries
+        formats = []
+        count, pos = data[pos], pos + 1
+        for _ in range(count):
+            kind, pos = _uleb(data, pos)
+            form, pos = _uleb(data, pos)
+            formats.append((kind, form))
+        count, pos = _uleb(data, pos)
+        entries = []
+        for _ in range(count):
+            entry: dict[int, Any] = {}
+            for kind, form in formats:
+                if form == _FORM_STRING:
+                    stop = data.index(0, pos)
+                    value, pos = data[pos:stop], stop + 1
+                elif form in (_FORM_STRP, _FORM_LINE_STRP):
+                    at, pos = number(pos, offset_size)
+                    value = string(".debug_str" if form == _FORM_STRP else ".debug_line_str", at)
+                elif form == _FORM_UDATA:
+                    value, pos = _uleb(data, pos)
+                elif form in _FORM_DATA:
+                    value, pos = number(pos, _FORM_DATA[form])
+                else:
+                    return None
+                entry[kind] = value
+            entries.append(entry)
+        tables.append(entries)
+    header["include_directory"] = [d.get(_LNCT_PATH, b"") for d in tables[0]]
+    header["file_entry"] = [(f.get(_LNCT_PATH, b""), f.get(_LNCT_DIRECTORY_INDEX, 0)) for f in tables[1]]
+    return header
+
+
 _TAG_NAMES = {number: name for name, number in ENUM_DW_TAG.items() if isinstance(number, int)}
 _AT_NAMES = {number: name for name, number in ENUM_DW_AT.items() if isinstance(number, int)}
 _FORM_NAMES = {number: name for name, number in ENUM_DW_FORM.items() if isinstance(number, int)}

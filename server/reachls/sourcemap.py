@@ -32,7 +32,8 @@ import numpy as np
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import Abbreviation, LineRows, abbreviations, die_attributes, die_offsets, line_rows
+from .dwarfline import (Abbreviation, LineRows, abbreviations, die_attributes, die_offsets, line_header,
+                        line_rows)
 from .elf import SHN_LORESERVE, SHN_XINDEX, ElfInput
 from .errors import ReachlsError
 
@@ -345,8 +346,8 @@ class SourceMap:
 
     @_memo
     def _bytes(self, name: str) -> bytes:
-        """Section bytes as `bytes`, for searching them (a memoryview cannot `find`)."""
-        return bytes(self._raw(name))
+        """Section bytes, relocations applied, as `bytes`: for searching and slicing them."""
+        return bytes(self._patched(name))
 
     @cached_property
     def _symbol_sections(self) -> np.ndarray:
@@ -518,7 +519,6 @@ class SourceMap:
 
     # ----- decoding, cached (trap 2) -----
 
-    @_memo
     def _program(self, offset: int):
         """pyelftools LineProgram at `offset`, via the private `_parse_line_program_at_offset`: the
         public route (`line_program_for_CU`) would decode the CU first."""
@@ -527,15 +527,28 @@ class SourceMap:
         return self._dwarf._parse_line_program_at_offset(offset, structs)
 
     @_memo
+    def _header(self, offset: int) -> dict:
+        """Header of the line program at `offset`: dwarfline's reading, pyelftools' for forms it does not read."""
+        if (found := line_header(self._bytes(".debug_line"), offset, self.obj.little, self._string)) is not None:
+            return found
+        program = self._program(offset)
+        return {**program.header, "file_entry": [(f.name, f.dir_index) for f in program.header["file_entry"]],
+                "program_start": program.program_start_offset, "program_end": program.program_end_offset}
+
+    def _string(self, name: str, offset: int) -> bytes:
+        strings = self._bytes(name)
+        return strings[offset:strings.find(b"\0", offset)]
+
+    @_memo
     def _files(self, offset: int) -> list[str]:
         return self._file_paths(offset)
 
     def _file_paths(self, offset: int, defined: list[tuple[bytes, int]] | tuple = ()) -> list[str]:
         """File table of a line program as normalised paths: comp_dir / include dir / name; `defined`:
         (name, dir_index) of DW_LNE_define_file entries, appended."""
-        header = self._program(offset).header
+        header = self._header(offset)
         dirs = [_text(d) for d in header["include_directory"]]
-        entries = [(f.name, f.dir_index) for f in header["file_entry"]] + list(defined)
+        entries = header["file_entry"] + list(defined)
         if header["version"] >= 5:  # directory 0 is comp_dir, file indexes start at 0
             comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], entries
         else:  # directory 0 is the CU's comp_dir, file indexes start at 1
@@ -549,8 +562,7 @@ class SourceMap:
             return ""
         form, value = self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_comp_dir", (None, None))
         if form in ("DW_FORM_strp", "DW_FORM_line_strp"):
-            strings = self._bytes(".debug_str" if form == "DW_FORM_strp" else ".debug_line_str")
-            value = strings[value:strings.find(b"\0", value)]
+            value = self._string(".debug_str" if form == "DW_FORM_strp" else ".debug_line_str", value)
         elif form not in (None, "DW_FORM_string"):  # strx: the string offsets table, as pyelftools reads it
             value = self._dwarf.get_CU_at(cu).get_top_DIE().attributes["DW_AT_comp_dir"].value
         return _text(value)
@@ -573,12 +585,11 @@ class SourceMap:
     def _rows(self, offset: int) -> LineRows:
         """Rows of the line program at `offset` in program order: dwarfline's decoder on the relocated
         bytes; pyelftools' `get_entries()` only for VLIW programs (op_index)."""
-        program, mask = self._program(offset), (1 << (64 if self.obj.is64 else 32)) - 1
-        data = self._patched(".debug_line")
-        body = bytes(data[program.program_start_offset:program.program_end_offset])
-        if (rows := line_rows(body, program.header, self.obj.little, mask)) is not None:
+        header, mask = self._header(offset), (1 << (64 if self.obj.is64 else 32)) - 1
+        body = self._bytes(".debug_line")[header["program_start"]:header["program_end"]]
+        if (rows := line_rows(body, header, self.obj.little, mask)) is not None:
             return rows
-        states = [s for e in program.get_entries() if (s := e.state) is not None]
+        states = [s for e in self._program(offset).get_entries() if (s := e.state) is not None]
         regs = np.array([(s.file, s.line, s.column) for s in states], dtype=np.int64).reshape(-1, 3)
         return LineRows(np.array([s.address & mask for s in states], dtype=np.uint64), regs[:, 0], regs[:, 1],
                         regs[:, 2], np.array([s.end_sequence for s in states], dtype=bool), [])
