@@ -256,8 +256,7 @@ class SourceMap:
         the points to look up one at a time with `_line_at`: those held by several sequences, and, with
         relocations to tell, those the program nearest below does not cover)."""
         nearest = self._nearest_unit(self._line_table, points)
-        programs = self._unit_starts(".debug_line") if nearest is None else np.unique(nearest[nearest >= 0])
-        index = _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
+        index = self._every_line if nearest is None else self._line_index(np.unique(nearest[nearest >= 0]))
         seq, several = _only_cover(index.lo, index.hi, points)
         taken = (seq >= 0) & ~several
         if nearest is None:
@@ -316,6 +315,14 @@ class SourceMap:
         addrs, units = table
         k = np.searchsorted(addrs, points, "right")
         return np.where(k > 0, units[np.maximum(k - 1, 0)] if len(units) else -1, -1).astype(np.int64)
+
+    def _line_index(self, programs: np.ndarray) -> _LineIndex:
+        return _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
+
+    @cached_property
+    def _every_line(self) -> _LineIndex:
+        """All line programs: what a linked image without relocations needs for any address."""
+        return self._line_index(self._unit_starts(".debug_line"))
 
     def _program_covering(self, points: np.ndarray) -> np.ndarray:
         """Line program whose sequence holds each address (-1: none, or not decided at once)."""
