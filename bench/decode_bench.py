@@ -9,8 +9,11 @@ It reports, as medians over `--repeat` runs:
   what is not ok) — MB/s of executable section bytes;
 - scan: `reachls scan IMAGE --format json` as a child process (start-up, DWARF lines included);
 - objdump: `llvm-objdump -d --no-show-raw-insn IMAGE > /dev/null`, the toolchain's own decoder;
+- scan --all: `reachls scan IMAGE --all --format json`, a record and a source line for every
+  short-reach instruction, against `llvm-objdump -d -l IMAGE`, which prints a line for every
+  instruction (the goal: at most twice its time);
 
-and the ratios objdump ÷ decode and objdump ÷ scan.
+and the ratios objdump ÷ decode, objdump ÷ scan and scan --all ÷ objdump -d -l.
 
     .venv/bin/python bench/decode_bench.py [--image PATH] [--repeat 3]
 """
@@ -101,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
                 decode_walls.append(time.perf_counter() - start)
         scan_walls = [_run([REACHLS, "scan", str(image), "--format", "json"]) for _ in range(args.repeat)]
         objdump_walls = [_run(["llvm-objdump", "-d", "--no-show-raw-insn", str(image)]) for _ in range(args.repeat)]
-    decode, scan, objdump = (statistics.median(w) for w in (decode_walls, scan_walls, objdump_walls))
+        all_walls = [_run([REACHLS, "scan", str(image), "--all", "--format", "json"]) for _ in range(args.repeat)]
+        lines_walls = [_run(["llvm-objdump", "-d", "-l", str(image)]) for _ in range(args.repeat)]
+    decode, scan, objdump, scan_all, objdump_lines = (statistics.median(w) for w in (
+        decode_walls, scan_walls, objdump_walls, all_walls, lines_walls))
     mb = code / 1e6
     print(f"image: {origin}; {mb:.1f} MB of code, {analysis.total:,} short-reach instructions decoded, "
           f"{len(analysis.records)} reported; median of {args.repeat}\n")
@@ -110,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| decode (`analyse_decoded`, in-process) | {decode:.3f} | {mb / decode:.1f} | {objdump / decode:.1f}× |")
     print(f"| `reachls scan IMAGE --format json` | {scan:.3f} | {mb / scan:.1f} | {objdump / scan:.1f}× |")
     print(f"| `llvm-objdump -d --no-show-raw-insn` | {objdump:.3f} | {mb / objdump:.1f} | 1.0× |")
+    print("\n| with source lines | wall (s) | ÷ `llvm-objdump -d -l` |")
+    print("|---|---:|---:|")
+    print(f"| `reachls scan IMAGE --all --format json` | {scan_all:.3f} | {scan_all / objdump_lines:.2f}× |")
+    print(f"| `llvm-objdump -d -l` | {objdump_lines:.3f} | 1.00× |")
     return 0
 
 

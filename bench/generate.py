@@ -115,8 +115,9 @@ def c_source(p: Params, f: int, rng: random.Random) -> str:
 
 
 def stamp_of(p: Params) -> str:
+    clang = subprocess.run(["clang", "--version"], capture_output=True, text=True, check=True).stdout
     return json.dumps({"params": asdict(p), "generator": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
-                       "cflags": CFLAGS}, sort_keys=True)
+                       "cflags": CFLAGS, "clang": clang.splitlines()[0]}, sort_keys=True)
 
 
 def _compile(src: Path) -> Path:
@@ -165,16 +166,16 @@ def elf_stats(path: Path) -> Stats:
     return Stats(path.stat().st_size, shnum, code, all_, debug)
 
 
-def ensure(p: Params = Params(), force: bool = False, log: Callable[[str], None] = print) -> Stats:
-    """Build vmlinux.o and vmlinux.lds unless a build with the same stamp is already there."""
-    target, stamp = OUT / "vmlinux.o", OUT / "vmlinux.stamp"
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "vmlinux.lds").write_text(SCRIPT)
+def ensure(p: Params = Params(), force: bool = False, log: Callable[[str], None] = print, out: Path = OUT) -> Stats:
+    """Build `out`/vmlinux.o and vmlinux.lds unless a build with the same stamp is already there."""
+    target, stamp = out / "vmlinux.o", out / "vmlinux.stamp"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vmlinux.lds").write_text(SCRIPT)
     if not force and target.exists() and stamp.exists() and stamp.read_text() == stamp_of(p):
         log(f"reusing {target} (parameters unchanged)")
         return elf_stats(target)
     start = time.monotonic()
-    src_dir = OUT / "src"
+    src_dir = out / "src"
     shutil.rmtree(src_dir, ignore_errors=True)
     src_dir.mkdir()
     stamp.unlink(missing_ok=True)

@@ -117,6 +117,14 @@ def objects(tmp_path_factory) -> list[Path]:
     return _objects(tmp_path_factory.mktemp("dwarfline"))
 
 
+HEADER_KEYS = ("version", "minimum_instruction_length", "maximum_operations_per_instruction", "line_base",
+               "line_range", "opcode_base", "standard_opcode_lengths", "include_directory")
+
+
+def as_list(value: object) -> object:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def assert_rows_match_pyelftools(path: Path) -> int:
     """Every line program of `path`: our rows == pyelftools' state rows; returns the row count."""
     total = 0
@@ -127,6 +135,12 @@ def assert_rows_match_pyelftools(path: Path) -> int:
             rows = sm._rows(offset)
             assert rows is not None and len(rows.defined) == 0
             states = [e.state for e in program.get_entries() if e.state is not None]
+            header = sm._header(offset)  # dwarfline's reading of the header == pyelftools'
+            assert {key: as_list(header[key]) for key in HEADER_KEYS} == {key: as_list(program.header[key])
+                                                                         for key in HEADER_KEYS}
+            assert header["file_entry"] == [(f.name, f.dir_index) for f in program.header["file_entry"]]
+            assert (header["program_start"], header["program_end"]) == (program.program_start_offset,
+                                                                        program.program_end_offset)
             assert rows.address.tolist() == [s.address & mask for s in states], (path.name, offset)
             assert rows.file.tolist() == [s.file for s in states]
             assert rows.line.tolist() == [s.line for s in states]
@@ -150,8 +164,14 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
-            assert [d.offset for d in sm._subprogram_DIEs(cu_offset)] == [d.offset for d in want], \
-                (path.name, cu_offset)
+            assert sm._subprogram_offsets(cu_offset) == [d.offset for d in want], (path.name, cu_offset)
+            top = cu.get_top_DIE().attributes
+            if "DW_AT_stmt_list" in top and "DW_AT_comp_dir" in top:
+                assert sm._comp_dir(top["DW_AT_stmt_list"].value) == top["DW_AT_comp_dir"].value.decode()
+            for die in want + [cu.get_top_DIE()]:  # the values read for them: pyelftools' raw values
+                assert sm._die(die.offset) == {name: (a.form, None if isinstance(a.raw_value, list) or a.form ==
+                                                      "DW_FORM_flag_present" else a.raw_value)
+                                               for name, a in die.attributes.items()}
             count += len(want)
             nested |= any(d.get_parent().tag == "DW_TAG_subprogram" for d in want)
     return count, nested
@@ -265,10 +285,12 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
     with ElfInput(path) as obj:
         fast = SourceMap(obj)
         lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
-        dies = [[d.offset for d in fast._subprogram_DIEs(c)] for c in fast._unit_starts(".debug_info").tolist()]
+        dies = [fast._subprograms(c) for c in fast._unit_starts(".debug_info").tolist()]
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
+        monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
         slow = SourceMap(obj)
         for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
-        assert dies == [[d.offset for d in slow._subprogram_DIEs(c)] for c in slow._unit_starts(".debug_info").tolist()]
+        for ours, theirs in zip(dies, (slow._subprograms(c) for c in slow._unit_starts(".debug_info").tolist())):
+            assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1]) and ours[2] == theirs[2]

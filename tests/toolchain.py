@@ -6,6 +6,7 @@ the code under test.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -27,8 +28,9 @@ def need(*tools: str) -> None:
         pytest.skip(f"needs {', '.join(missing)}")
 
 
-def run(*argv: str | Path, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd)
+def run(*argv: str | Path, cwd: Path | None = None, check: bool = True,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, cwd=cwd, input=stdin)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(map(str, argv))} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -89,12 +91,26 @@ def nm_symbols(image: Path) -> dict[str, int]:
 def gnu_addr2line(image: Path, addresses: list[int]) -> list[tuple[str, int]]:
     """(file, line) for each address from GNU addr2line for aarch64, which sorts line rows."""
     need("aarch64-linux-gnu-addr2line")
-    out = run("aarch64-linux-gnu-addr2line", "-e", image, *(f"{a:#x}" for a in addresses)).stdout.splitlines()
+    out = run("aarch64-linux-gnu-addr2line", "-e", image,  # addresses on stdin: any number of them
+              stdin="".join(f"{a:#x}\n" for a in addresses)).stdout.splitlines()
     located = []
     for line in out:
         file, _, number = line.rpartition(":")
         located.append((file, int(number.split()[0]) if number.split()[0].isdigit() else 0))
     return located
+
+
+def llvm_function_starts(image: Path, addresses: list[int]) -> list[tuple[str, int]]:
+    """(file, line) where the function holding each address is declared (DW_AT_decl_file/line, as
+    llvm-symbolizer's StartFileName/StartLine of the outermost frame); ("", 0) where none is known."""
+    need("llvm-symbolizer")
+    out = run("llvm-symbolizer", "--output-style=JSON", "--obj", image,
+              stdin="".join(f"{a:#x}\n" for a in addresses)).stdout.splitlines()
+    starts = []
+    for line in out:
+        frame = (json.loads(line)["Symbol"] or [{}])[-1]
+        starts.append((frame.get("StartFileName", ""), frame.get("StartLine", 0)))
+    return starts
 
 
 EXAMPLE = ROOT / "examples" / "hyp-lto"

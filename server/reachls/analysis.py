@@ -455,17 +455,17 @@ def make_record(obj: ElfInput, arch: Architecture, kind: RelocKind, index: Symbo
 
 
 def attach_sources(records: list[ReachRecord], sourcemap: SourceMap, linked: bool) -> list[ReachRecord]:
-    """Stage 2: give each site its file:line and each target its declaration line, from DWARF."""
-    mapped = []
-    for record in records:
-        site, target = record.site, record.target
-        site_loc = (sourcemap.line_for_address(site.address) if linked
-                    else sourcemap.line_for(site.section_index, site.offset))
-        target_loc = None
-        if target.section_index is not None:
-            target_loc = (sourcemap.function_declaration(target.section_index, target.offset)
-                          or (sourcemap.line_for_address(target.address) if linked
-                              else sourcemap.line_for(target.section_index, target.offset)))
-        mapped.append(dataclasses.replace(record, site=dataclasses.replace(site, location=site_loc),
-                                          target=dataclasses.replace(target, location=target_loc)))
-    return mapped
+    """Stage 2: give each site its file:line and each target its declaration line, from DWARF, all
+    records at once (`SourceMap.locations_for`)."""
+    aimed = [r for r in records if r.target.section_index is not None]
+    if linked:
+        sites = np.array([r.site.address for r in records], dtype=np.uint64)
+        targets = np.array([r.target.address for r in aimed], dtype=np.uint64)
+    else:
+        sites = sourcemap.code_addresses([r.site.section_index for r in records], [r.site.offset for r in records])
+        targets = sourcemap.code_addresses([r.target.section_index for r in aimed], [r.target.offset for r in aimed])
+    site_lines, target_lines = sourcemap.locations_for(sites, targets)
+    target_of = dict(zip(map(id, aimed), target_lines))
+    return [dataclasses.replace(record, site=dataclasses.replace(record.site, location=site_line),
+                                target=dataclasses.replace(record.target, location=target_of.get(id(record))))
+            for record, site_line in zip(records, site_lines)]

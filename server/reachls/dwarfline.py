@@ -1,20 +1,24 @@
-"""Two DWARF byte walks for source mapping, done below pyelftools for speed.
+"""The DWARF byte walks source mapping needs, done below pyelftools for speed.
 
 pyelftools makes Python objects per item: a construct parse and a `LineState` copy for every line
 row (~2.4 s for one kernel-sized line program of 44k rows), a `DIE` with every attribute value
-decoded for every entry of a CU (~1.8 s to find one CU's subprograms). The loops here read the
-bytes directly and keep only what source mapping needs, in tens of milliseconds. pyelftools still
-parses what is small and intricate: line program headers (file/directory tables), abbreviation
-tables and the handful of DIEs that are kept; it is the oracle in tests/test_dwarfline.py.
-"""
+decoded for every entry of a CU (~1.8 s to find one CU's subprograms), a construct per file entry
+of a line program header and per attribute spec of an abbreviation table (together ~9 s of a
+tinyconfig kernel's 1 100 line programs). The loops here read the bytes directly and keep only
+what source mapping needs: line program headers and opcodes, abbreviation tables, a DIE skipper,
+the attribute values of the few DIEs kept. pyelftools stays the fallback for what is not read
+here (VLIW line programs, DW_FORM_indirect, DWARF 5 strx file names) and the oracle in
+tests/test_dwarfline.py."""
 
 from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
 
 # Rows of a line program in program order: the state registers (address, file, line, column) at
 # each DW_LNS_copy, special opcode and DW_LNE_end_sequence (end=True); `defined` holds the
@@ -125,6 +129,132 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     return LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
 
 
+# DWARF 5 line table entry formats: the content types kept, and the forms of their values.
+_LNCT_PATH, _LNCT_DIRECTORY_INDEX = 1, 2
+_FORM_STRING, _FORM_STRP, _FORM_LINE_STRP, _FORM_UDATA = 0x08, 0x0E, 0x1F, 0x0F
+_FORM_DATA = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16}  # data1/2/4/8/16 (MD5 is data16)
+
+
+def line_header(data: bytes, offset: int, little: bool,
+                string: Callable[[str, int], bytes]) -> dict[str, Any] | None:
+    """The header of the line program at `offset` of .debug_line (`data`, relocations applied), as the
+    keys of pyelftools' header that source mapping uses, `file_entry` as (name, dir_index) pairs, and
+    `program_start`/`program_end` (the opcodes). `string(section, offset)` reads .debug_str or
+    .debug_line_str. None where a form is not read here (DWARF 5 strx, block): pyelftools then.
+    pyelftools builds a construct object per file and directory: most of the cost of a kernel's lines."""
+    order = "little" if little else "big"
+
+    def number(pos: int, size: int) -> tuple[int, int]:
+        return int.from_bytes(data[pos:pos + size], order), pos + size
+
+    length, pos = number(offset, 4)
+    offset_size = 4
+    if length == 0xFFFFFFFF:
+        length, pos = number(pos, 8)
+        offset_size = 8
+    end = pos + length
+    version, pos = number(pos, 2)
+    if version >= 5:
+        pos += 2  # address_size, segment_selector_size
+    header_length, pos = number(pos, offset_size)
+    start = pos + header_length
+    header: dict[str, Any] = {"version": version, "program_start": start, "program_end": end}
+    header["minimum_instruction_length"], pos = data[pos], pos + 1
+    header["maximum_operations_per_instruction"], pos = (data[pos], pos + 1) if version >= 4 else (1, pos)
+    pos += 1  # default_is_stmt
+    header["line_base"], header["line_range"], header["opcode_base"] = data[pos] - (data[pos] & 0x80) * 2, \
+        data[pos + 1], data[pos + 2]
+    pos += 3
+    header["standard_opcode_lengths"] = list(data[pos:pos + header["opcode_base"] - 1])
+    pos += header["opcode_base"] - 1
+    if version < 5:
+        dirs = []
+        while data[pos]:
+            stop = data.index(0, pos)
+            dirs.append(data[pos:stop])
+            pos = stop + 1
+        pos += 1
+        files = []
+        while data[pos]:
+            stop = data.index(0, pos)
+            name = data[pos:stop]
+            dir_index, pos = _uleb(data, stop + 1)
+            pos = _uleb(data, _uleb(data, pos)[1])[1]  # mtime, length
+            files.append((name, dir_index))
+        header["include_directory"], header["file_entry"] = dirs, files
+        return header
+    tables = []
+    for _ in range(2):  # directories, then files: a format, then the entries
+        formats = []
+        count, pos = data[pos], pos + 1
+        for _ in range(count):
+            kind, pos = _uleb(data, pos)
+            form, pos = _uleb(data, pos)
+            formats.append((kind, form))
+        count, pos = _uleb(data, pos)
+        entries = []
+        for _ in range(count):
+            entry: dict[int, Any] = {}
+            for kind, form in formats:
+                if form == _FORM_STRING:
+                    stop = data.index(0, pos)
+                    value, pos = data[pos:stop], stop + 1
+                elif form in (_FORM_STRP, _FORM_LINE_STRP):
+                    at, pos = number(pos, offset_size)
+                    value = string(".debug_str" if form == _FORM_STRP else ".debug_line_str", at)
+                elif form == _FORM_UDATA:
+                    value, pos = _uleb(data, pos)
+                elif form in _FORM_DATA:
+                    value, pos = number(pos, _FORM_DATA[form])
+                else:
+                    return None
+                entry[kind] = value
+            entries.append(entry)
+        tables.append(entries)
+    header["include_directory"] = [d.get(_LNCT_PATH, b"") for d in tables[0]]
+    header["file_entry"] = [(f.get(_LNCT_PATH, b""), f.get(_LNCT_DIRECTORY_INDEX, 0)) for f in tables[1]]
+    return header
+
+
+_TAG_NAMES = {number: name for name, number in ENUM_DW_TAG.items() if isinstance(number, int)}
+_AT_NAMES = {number: name for name, number in ENUM_DW_AT.items() if isinstance(number, int)}
+_FORM_NAMES = {number: name for name, number in ENUM_DW_FORM.items() if isinstance(number, int)}
+
+
+@dataclass(frozen=True)
+class Abbreviation:
+    """One abbreviation declaration: the DIE tag and its (attribute, form, implicit constant) specs,
+    named as pyelftools names them (numbers it does not know stay numbers)."""
+
+    tag: str | int
+    specs: tuple[tuple[str | int, str | int, int | None], ...]
+
+
+def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
+    """The abbreviation table at `offset` of .debug_abbrev, code → declaration. pyelftools parses one
+    with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
+    table: dict[int, Abbreviation] = {}
+    pos = offset
+    while pos < len(data):
+        code, pos = _uleb(data, pos)
+        if code == 0:
+            break
+        tag, pos = _uleb(data, pos)
+        pos += 1  # DW_CHILDREN_yes/no: the DIE walk follows the null entries instead
+        specs = []
+        while True:
+            name, pos = _uleb(data, pos)
+            form, pos = _uleb(data, pos)
+            if name == 0 and form == 0:
+                break
+            value = None
+            if form == 0x21:  # DW_FORM_implicit_const: the value lives here
+                value, pos = _sleb(data, pos)
+            specs.append((_AT_NAMES.get(name, name), _FORM_NAMES.get(form, form), value))
+        table[code] = Abbreviation(_TAG_NAMES.get(tag, tag), tuple(specs))
+    return table
+
+
 _SIZE = {"DW_FORM_flag_present": 0, "DW_FORM_implicit_const": 0, "DW_FORM_data16": 16,
          **dict.fromkeys(("DW_FORM_data1", "DW_FORM_ref1", "DW_FORM_flag", "DW_FORM_strx1", "DW_FORM_addrx1"), 1),
          **dict.fromkeys(("DW_FORM_data2", "DW_FORM_ref2", "DW_FORM_strx2", "DW_FORM_addrx2"), 2),
@@ -144,13 +274,18 @@ _VARIABLE = {"DW_FORM_string": _STRING, "DW_FORM_block": _BLOCK, "DW_FORM_exprlo
                               "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"), _LEB)}
 
 
-def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Callable[[Any], bool],
+def _form_sizes(address_size: int, offset_size: int, version: int) -> dict[str, int]:
+    """Byte size of each fixed-size form in a unit of these parameters."""
+    return {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
+            "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
+
+
+def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: Callable[[Abbreviation], bool],
                 address_size: int, offset_size: int, version: int, little: bool) -> list[int] | None:
     """Offsets in `unit` (one unit's bytes) of the DIEs from `start` on whose abbreviation
-    declaration (pyelftools' `abbrev(code)`) satisfies `keep`, in file order, found by skipping
+    declaration (`abbrev[code]`) satisfies `keep`, in file order, found by skipping
     attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown)."""
-    sizes = {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
-             "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
+    sizes = _form_sizes(address_size, offset_size, version)
     plans: dict[int, tuple[bool, tuple[int, ...]]] = {}
     order = "little" if little else "big"
     found, pos, stop = [], start, len(unit)
@@ -161,8 +296,9 @@ def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Cal
             continue
         if (plan := plans.get(code)) is None:
             steps: list[int] = []
-            decl = abbrev(code)
-            for _, form in decl.iter_attr_specs():
+            if (decl := abbrev.get(code)) is None:
+                return None
+            for _, form, _ in decl.specs:
                 if (size := sizes.get(form)) is None and (size := _VARIABLE.get(form)) is None:
                     return None
                 if size >= 0 and steps and steps[-1] >= 0:
@@ -188,3 +324,42 @@ def die_offsets(unit: bytes, start: int, abbrev: Callable[[int], Any], keep: Cal
                 width = (1, 2, 4)[_BLOCK1 - size]
                 pos += width + int.from_bytes(unit[pos:pos + width], order)
     return found
+
+
+def die_attributes(unit: bytes, pos: int, abbrev: dict[int, Abbreviation], address_size: int, offset_size: int,
+                   version: int, little: bool) -> dict[str, tuple[str, int | bytes | None]] | None:
+    """Attribute name → (form, raw value) of the DIE at `pos` in `unit`, as pyelftools' `raw_value`:
+    integers for constant, address, index, offset and reference forms (references relative to the
+    unit unless DW_FORM_ref_addr), the bytes of DW_FORM_string, None for flags and blocks (not
+    needed here); None for the whole DIE if a form is not handled here (or an unknown code)."""
+    sizes = _form_sizes(address_size, offset_size, version)
+    order = "little" if little else "big"
+    code, pos = _uleb(unit, pos)
+    if code == 0:
+        return None
+    values: dict[str, tuple[str, int | bytes | None]] = {}
+    if code not in abbrev:
+        return None
+    for name, form, implicit in abbrev[code].specs:
+        value: int | bytes | None = None
+        if form == "DW_FORM_implicit_const":
+            value = implicit
+        elif form == "DW_FORM_sdata":
+            value, pos = _sleb(unit, pos)
+        elif (size := sizes.get(form)) is not None:
+            value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
+        elif (step := _VARIABLE.get(form)) == _LEB:
+            value, pos = _uleb(unit, pos)
+        elif step == _BLOCK:
+            size, pos = _uleb(unit, pos)
+            pos += size
+        elif step == _STRING:
+            end = unit.index(0, pos)
+            value, pos = unit[pos:end], end + 1
+        elif step is not None:
+            width = (1, 2, 4)[_BLOCK1 - step]
+            pos += width + int.from_bytes(unit[pos:pos + width], order)
+        else:
+            return None
+        values[name] = (form, value)
+    return values

@@ -32,7 +32,8 @@ import numpy as np
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import LineRows, die_offsets, line_rows
+from .dwarfline import (Abbreviation, LineRows, abbreviations, die_attributes, die_offsets, line_header,
+                        line_rows)
 from .elf import ElfInput
 from .errors import ReachlsError
 
@@ -79,6 +80,7 @@ _UNUSED = ("debug_aranges", "debug_frame", "eh_frame", "debug_pubtypes", "debug_
 _ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3",
                "DW_FORM_addrx4")
 _DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
+_REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata", "DW_FORM_ref_addr")
 _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
 
 # One debug relocation table: r_offset, section of the symbol (-1: none/special), S + A (no base), type.
@@ -86,6 +88,75 @@ _Rel = namedtuple("_Rel", "offset section value type")
 # A decoded line program: rows sorted by (sequence, address); sequence i covers [lo[i], hi[i]) and
 # owns rows first[i]:first[i+1]; `files` maps the file column to paths.
 _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
+# One CU, as its DIEs are read: pyelftools' CompileUnit (header), its bytes (relocations applied),
+# its abbreviation table (dwarfline's) and (address size, offset size, version).
+_Unit = namedtuple("_Unit", "cu data abbrev sizes")
+
+
+def _only_cover(lo: np.ndarray, hi: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For intervals [lo, hi) and points, all at once: (index of the interval with the greatest lo at
+    or below each point if it holds the point, else -1; mask of the points that an interval further
+    down (or listed earlier at the same lo) also holds, which the caller decides another way)."""
+    order = np.argsort(lo, kind="stable")
+    if not len(order):
+        return np.full(len(points), -1, dtype=np.int64), np.zeros(len(points), dtype=bool)
+    k = np.searchsorted(lo[order], points, "right") - 1
+    at = np.maximum(k, 0)
+    reach_below = np.concatenate([np.zeros(1, np.uint64), np.maximum.accumulate(hi[order])[:-1]])
+    holds = (k >= 0) & (hi[order][at] > points)
+    return np.where(holds, order[at], -1), (k > 0) & (reach_below[at] > points)
+
+
+@dataclass(frozen=True)
+class _LineIndex:
+    """The sequences and rows of several decoded line programs, concatenated in program order."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    program: np.ndarray  # per sequence: the line program's offset
+    first: np.ndarray  # sequence i owns rows first[i]:first[i+1]
+    addr: np.ndarray
+    line: np.ndarray
+    column: np.ndarray
+    path: np.ndarray  # per row: index into `paths`, -1 if the file number names no file
+    paths: list[str]
+
+    @classmethod
+    def of(cls, decoded: list[tuple[int, _Lines]]) -> _LineIndex:
+        rows = np.cumsum([0] + [len(d.addr) for _, d in decoded])
+        names = np.cumsum([0] + [len(d.files) for _, d in decoded])
+        path = [np.where((d.file >= 0) & (d.file < len(d.files)), d.file + names[k], -1)
+                for k, (_, d) in enumerate(decoded)]
+
+        def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate([np.zeros(0, dtype)] + arrays)
+        return cls(joined([d.lo for _, d in decoded], np.uint64), joined([d.hi for _, d in decoded], np.uint64),
+                   joined([np.full(len(d.lo), p, np.int64) for p, d in decoded], np.int64),
+                   joined([d.first[:-1] + rows[k] for k, (_, d) in enumerate(decoded)] + [rows[-1:]], np.int64),
+                   joined([d.addr for _, d in decoded], np.uint64), joined([d.line for _, d in decoded], np.int64),
+                   joined([d.column for _, d in decoded], np.int64), joined(path, np.int64),
+                   [f for _, d in decoded for f in d.files])
+
+    def program_of(self, sequences: np.ndarray) -> np.ndarray:
+        """Line program of each sequence index, -1 for -1."""
+        return np.append(self.program, -1)[sequences]
+
+    def rows_at(self, sequences: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """Row with the greatest address at or below each point in its sequence (of equal addresses the
+        last): a binary search within each sequence's rows, all points stepping together."""
+        lo, hi = self.first[sequences], self.first[sequences + 1]
+        last = max(len(self.addr) - 1, 0)
+        while (active := lo < hi).any():
+            mid = (lo + hi) // 2
+            below = active & (self.addr[np.minimum(mid, last)] <= points)
+            lo, hi = np.where(below, mid + 1, lo), np.where(active & ~below, mid, hi)
+        return lo - 1
+
+    def locations(self, rows: np.ndarray) -> list[SourceLocation | None]:
+        """The rows as source locations; line 0 means "no line" (GNU addr2line prints `?`)."""
+        return [SourceLocation(self.paths[path] if path >= 0 else "", line, column) if line else None
+                for line, path, column in zip(self.line[rows].tolist(), self.path[rows].tolist(),
+                                              self.column[rows].tolist())]
 
 
 @dataclass(frozen=True)
@@ -133,25 +204,97 @@ class SourceMap:
     def has_dwarf(self) -> bool:
         return ".debug_line" in self._index
 
+    def code_addresses(self, sections: np.ndarray | list[int], offsets: np.ndarray | list[int]) -> np.ndarray:
+        """Addresses as DWARF gives them of (section index, offset) pairs: final addresses in a linked
+        image, synthetic ones in a relocatable input (trap 1)."""
+        base = self._bases[np.asarray(sections, dtype=np.int64)].view(np.int64)
+        return (base + np.asarray(offsets, dtype=np.int64)).view(np.uint64)
+
+    def locations_for(self, sites: np.ndarray, targets: np.ndarray) -> tuple[list[SourceLocation | None],
+                                                                               list[SourceLocation | None]]:
+        """The line of each site address, and for each target address the declaration of the function
+        there, else its line; addresses as `code_addresses` gives them, all looked up at once."""
+        targets = np.asarray(targets, dtype=np.uint64)
+        declared = self.declarations_at(targets)
+        undeclared = [i for i, loc in enumerate(declared) if loc is None]
+        for i, loc in zip(undeclared, self.lines_at(targets[undeclared])):
+            declared[i] = loc
+        return self.lines_at(sites), declared
+
     def line_for(self, section_index: int, offset: int) -> SourceLocation | None:
         """Line of the code at `offset` in section `section_index` (any ELF type)."""
-        return self._line_at(int(self._bases[section_index]) + offset) if self.has_dwarf() else None
+        return self.lines_at(self.code_addresses([section_index], [offset]))[0]
 
     def line_for_address(self, address: int) -> SourceLocation | None:
         """Line of the code at a final address of a linked image."""
         if self.obj.is_relocatable:
             raise ValueError("line_for_address needs a linked image; use line_for(section, offset)")
-        return self._line_at(address) if self.has_dwarf() else None
+        return self.lines_at(np.array([address], dtype=np.uint64))[0]
 
     def function_declaration(self, section_index: int, offset: int) -> SourceLocation | None:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) the location."""
-        if ".debug_info" not in self._index:
-            return None
-        address = np.uint64(int(self._bases[section_index]) + offset)
-        for cu in self._near(self._cu_table, ".debug_info", address):
+        return self.declarations_at(self.code_addresses([section_index], [offset]))[0]
+
+    def lines_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
+        """Line of the code at each address: the line programs needed decoded once, then one sorted
+        lookup for all addresses."""
+        points = np.asarray(addresses, dtype=np.uint64)
+        found: list[SourceLocation | None] = [None] * len(points)
+        if not self.has_dwarf() or not len(points):
+            return found
+        index, seq, alone = self._sequences_at(points)
+        for i in np.flatnonzero(alone).tolist():
+            found[i] = self._line_at(int(points[i]))
+        chosen = np.flatnonzero(seq >= 0)
+        for i, loc in zip(chosen.tolist(), index.locations(index.rows_at(seq[chosen], points[chosen]))):
+            found[i] = loc
+        return found
+
+    def _sequences_at(self, points: np.ndarray) -> tuple[_LineIndex, np.ndarray, np.ndarray]:
+        """(the needed line programs, the sequence holding each point as far as decided at once, else -1;
+        the points to look up one at a time with `_line_at`: those held by several sequences, and, with
+        relocations to tell, those the program nearest below does not cover)."""
+        nearest = self._nearest_unit(self._line_table, points)
+        index = self._every_line if nearest is None else self._line_index(np.unique(nearest[nearest >= 0]))
+        seq, several = _only_cover(index.lo, index.hi, points)
+        taken = (seq >= 0) & ~several
+        if nearest is None:
+            return index, np.where(taken, seq, -1), several
+        taken &= index.program_of(seq) == nearest
+        return index, np.where(taken, seq, -1), ~taken & (nearest >= 0)
+
+    def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
+        """DW_AT_decl_file/line of the function starting at (else the smallest containing) each address.
+        The CU to search: with relocations to tell, the one nearest below (others as in `lines_at`);
+        in a linked image without them, the CU whose line program covers the address."""
+        points = np.asarray(addresses, dtype=np.uint64)
+        found: list[SourceLocation | None] = [None] * len(points)
+        if ".debug_info" not in self._index or not len(points):
+            return found
+        nearest = self._nearest_unit(self._cu_table, points)
+        if nearest is None:
+            owner = self._program_covering(points)
+            nearest = np.array([self._cu_of_program.get(p, -1) for p in owner.tolist()], dtype=np.int64)
+        tables = [(int(cu), *self._subprograms(int(cu))) for cu in np.unique(nearest[nearest >= 0])]
+        low = np.concatenate([np.zeros(0, np.uint64)] + [t[1] for t in tables])
+        high = np.concatenate([np.zeros(0, np.uint64)] + [t[2] for t in tables])
+        unit = np.concatenate([np.full(len(t[1]), t[0], np.int64) for t in tables] + [[-1]])  # [-1]: none
+        decls = [d for t in tables for d in t[3]]
+        which, several = _only_cover(low, high, points)
+        taken = (which >= 0) & ~several & (unit[which] == nearest)
+        for i in np.flatnonzero(~taken & (nearest >= 0)).tolist():
+            candidates = [int(nearest[i])] if self._cu_table is None else self._near(self._cu_table, ".debug_info", points[i])
+            found[i] = self._declaration_in(candidates, points[i])
+        for i in np.flatnonzero(taken).tolist():
+            found[i] = decls[which[i]]
+        return found
+
+    def _declaration_in(self, cus: list[int], address: np.uint64) -> SourceLocation | None:
+        """The first of `cus` with a function around `address`: the one starting there, else the innermost."""
+        for cu in cus:
             low, high, decl = self._subprograms(cu)
             inside = np.flatnonzero((low <= address) & (address < high))
-            if len(inside):  # the function starting here, else the innermost one around it
+            if len(inside):
                 return decl[inside[np.argmin(np.where(low[inside] == address, 0, high[inside] - low[inside]))]]
         return None
 
@@ -161,6 +304,29 @@ class SourceMap:
             if covered:
                 return loc
         return None
+
+    @staticmethod
+    def _nearest_unit(table: tuple[np.ndarray, np.ndarray] | None, points: np.ndarray) -> np.ndarray | None:
+        """Per address, the unit of the code address nearest at or below it (-1: none); None if no
+        relocations tell (every unit is a candidate)."""
+        if table is None:
+            return None
+        addrs, units = table
+        k = np.searchsorted(addrs, points, "right")
+        return np.where(k > 0, units[np.maximum(k - 1, 0)] if len(units) else -1, -1).astype(np.int64)
+
+    def _line_index(self, programs: np.ndarray) -> _LineIndex:
+        return _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
+
+    @cached_property
+    def _every_line(self) -> _LineIndex:
+        """All line programs: what a linked image without relocations needs for any address."""
+        return self._line_index(self._unit_starts(".debug_line"))
+
+    def _program_covering(self, points: np.ndarray) -> np.ndarray:
+        """Line program whose sequence holds each address (-1: none, or not decided at once)."""
+        index, seq, _ = self._sequences_at(points)
+        return index.program_of(seq)
 
     def _near(self, table: tuple[np.ndarray, np.ndarray] | None, name: str, address: int) -> list[int]:
         """Units to try for `address`: those with a known code address nearest at or below it (a unit
@@ -183,6 +349,11 @@ class SourceMap:
         if (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
             raise ReachlsError(f"{name}: unsupported compression type {ch_type}", str(self.obj.path))
         return zlib.decompress(data[24 if self.obj.is64 else 12:])
+
+    @_memo
+    def _bytes(self, name: str) -> bytes:
+        """Section bytes, relocations applied, as `bytes`: for searching and slicing them."""
+        return bytes(self._patched(name))
 
     @cached_property
     def _symbol_sections(self) -> np.ndarray:
@@ -342,9 +513,9 @@ class SourceMap:
             m = info.section == self._index[".debug_line"]
             return dict(zip(info.value[m].tolist(), self._owner(".debug_info", info.offset[m]).tolist()))
         found = {}
-        for cu in self._unit_starts(".debug_info") if ".debug_info" in self._index else ():  # slow path
-            if (attr := self._dwarf.get_CU_at(int(cu)).get_top_DIE().attributes.get("DW_AT_stmt_list")):
-                found[attr.value] = int(cu)
+        for cu in self._unit_starts(".debug_info").tolist() if ".debug_info" in self._index else ():
+            if (stmt := self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_stmt_list")) is not None:
+                found[stmt[1]] = cu
         return found
 
     # ----- decoding, cached (trap 2) -----
@@ -357,15 +528,28 @@ class SourceMap:
         return self._dwarf._parse_line_program_at_offset(offset, structs)
 
     @_memo
+    def _header(self, offset: int) -> dict:
+        """Header of the line program at `offset`: dwarfline's reading, pyelftools' for forms it does not read."""
+        if (found := line_header(self._bytes(".debug_line"), offset, self.obj.little, self._string)) is not None:
+            return found
+        program = self._program(offset)
+        return {**program.header, "file_entry": [(f.name, f.dir_index) for f in program.header["file_entry"]],
+                "program_start": program.program_start_offset, "program_end": program.program_end_offset}
+
+    def _string(self, name: str, offset: int) -> bytes:
+        strings = self._bytes(name)
+        return strings[offset:strings.find(b"\0", offset)]
+
+    @_memo
     def _files(self, offset: int) -> list[str]:
         return self._file_paths(offset)
 
     def _file_paths(self, offset: int, defined: list[tuple[bytes, int]] | tuple = ()) -> list[str]:
         """File table of a line program as normalised paths: comp_dir / include dir / name; `defined`:
         (name, dir_index) of DW_LNE_define_file entries, appended."""
-        header = self._program(offset).header
+        header = self._header(offset)
         dirs = [_text(d) for d in header["include_directory"]]
-        entries = [(f.name, f.dir_index) for f in header["file_entry"]] + list(defined)
+        entries = header["file_entry"] + list(defined)
         if header["version"] >= 5:  # directory 0 is comp_dir, file indexes start at 0
             comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], entries
         else:  # directory 0 is the CU's comp_dir, file indexes start at 1
@@ -377,8 +561,12 @@ class SourceMap:
     def _comp_dir(self, program: int) -> str:
         if (cu := self._cu_of_program.get(program)) is None:
             return ""
-        attr = self._dwarf.get_CU_at(cu).get_top_DIE().attributes.get("DW_AT_comp_dir")
-        return "" if attr is None else _text(attr.value)
+        form, value = self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_comp_dir", (None, None))
+        if form in ("DW_FORM_strp", "DW_FORM_line_strp"):
+            value = self._string(".debug_str" if form == "DW_FORM_strp" else ".debug_line_str", value)
+        elif form not in (None, "DW_FORM_string"):  # strx: the string offsets table, as pyelftools reads it
+            value = self._dwarf.get_CU_at(cu).get_top_DIE().attributes["DW_AT_comp_dir"].value
+        return _text(value)
 
     @_memo
     def _lines(self, offset: int) -> _Lines:
@@ -398,12 +586,11 @@ class SourceMap:
     def _rows(self, offset: int) -> LineRows:
         """Rows of the line program at `offset` in program order: dwarfline's decoder on the relocated
         bytes; pyelftools' `get_entries()` only for VLIW programs (op_index)."""
-        program, mask = self._program(offset), (1 << (64 if self.obj.is64 else 32)) - 1
-        data = self._patched(".debug_line")
-        body = bytes(data[program.program_start_offset:program.program_end_offset])
-        if (rows := line_rows(body, program.header, self.obj.little, mask)) is not None:
+        header, mask = self._header(offset), (1 << (64 if self.obj.is64 else 32)) - 1
+        body = self._bytes(".debug_line")[header["program_start"]:header["program_end"]]
+        if (rows := line_rows(body, header, self.obj.little, mask)) is not None:
             return rows
-        states = [s for e in program.get_entries() if (s := e.state) is not None]
+        states = [s for e in self._program(offset).get_entries() if (s := e.state) is not None]
         regs = np.array([(s.file, s.line, s.column) for s in states], dtype=np.int64).reshape(-1, 3)
         return LineRows(np.array([s.address & mask for s in states], dtype=np.uint64), regs[:, 0], regs[:, 1],
                         regs[:, 2], np.array([s.end_sequence for s in states], dtype=bool), [])
@@ -427,37 +614,81 @@ class SourceMap:
     def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
         """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
         lows, highs, decls = [], [], []
-        for die in self._subprogram_DIEs(cu_offset):
-            at = die.attributes
-            low, hp = at["DW_AT_low_pc"].value, at.get("DW_AT_high_pc")
+        for offset in self._subprogram_offsets(cu_offset):
+            at = self._die(offset)
+            low = self._address(cu_offset, at["DW_AT_low_pc"])
+            hp = at.get("DW_AT_high_pc")
             lows.append(low)
-            highs.append(low + 1 if hp is None else hp.value if hp.form in _ADDR_FORMS else low + hp.value)
-            decl = die  # out-of-line copies and definitions of declarations point to the declaring DIE
-            while "DW_AT_decl_line" not in decl.attributes and (ref := next(
-                    (r for r in _DECL_REFS if r in decl.attributes), None)):
-                decl = decl.get_DIE_from_attribute(ref)
-            decls.append(self._declaration(decl))
+            highs.append(low + 1 if hp is None else self._address(cu_offset, hp) if hp[0] in _ADDR_FORMS
+                         else (low + hp[1]) & self._mask)
+            decl_offset, decl = offset, at  # out-of-line copies and definitions of declarations point to
+            seen = {offset}                  # the declaring DIE
+            while "DW_AT_decl_line" not in decl and (ref := next((r for r in _DECL_REFS if r in decl), None)):
+                form, value = decl[ref]
+                if form not in _REF_FORMS:
+                    break
+                decl_offset = value if form == "DW_FORM_ref_addr" else self._cu_of(decl_offset) + value
+                if decl_offset in seen:
+                    break
+                seen.add(decl_offset)
+                decl = self._die(decl_offset)
+            decls.append(self._declaration(decl_offset, decl))
         return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), decls
 
-    def _subprogram_DIEs(self, cu_offset: int):
-        """The DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file order: offsets found by
-        `dwarfline.die_offsets` skipping the other DIEs by their abbreviations, then only these DIEs
-        parsed by pyelftools (iterating every DIE through pyelftools takes seconds per CU)."""
-        cu = self._dwarf.get_CU_at(cu_offset)
-        unit = bytes(self._patched(".debug_info")[cu.cu_offset:cu.cu_offset + cu.size])
-        table = cu.get_abbrev_table()
-        found = die_offsets(unit, cu.cu_die_offset - cu.cu_offset, table.get_abbrev, lambda decl: decl["tag"] ==
-                            "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _ in decl.iter_attr_specs()),
-                            cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"], self.obj.little)
-        if found is None:  # a form dwarfline does not size: the slow, complete walk
-            return [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
-        return [cu.get_DIE_from_refaddr(cu.cu_offset + off) for off in found]
+    def _subprogram_offsets(self, cu_offset: int) -> list[int]:
+        """.debug_info offsets of the DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file
+        order: `dwarfline.die_offsets` skips the other DIEs by their abbreviations (iterating every DIE
+        through pyelftools takes seconds per CU); pyelftools' walk only for a form it does not size."""
+        unit = self._unit(cu_offset)
+        found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+                            "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _, _ in decl.specs),
+                            *unit.sizes, self.obj.little)
+        if found is None:
+            return [d.offset for d in unit.cu.iter_DIEs()
+                    if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+        return [cu_offset + off for off in found]
 
-    def _declaration(self, die) -> SourceLocation | None:
-        at = die.attributes
+    @_memo
+    def _unit(self, cu_offset: int) -> _Unit:
+        cu = self._dwarf.get_CU_at(cu_offset)
+        data = bytes(self._patched(".debug_info")[cu_offset:cu_offset + cu.size])
+        sizes = (cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"])
+        return _Unit(cu, data, self._abbreviations(cu["debug_abbrev_offset"]), sizes)
+
+    @_memo
+    def _abbreviations(self, offset: int) -> dict[int, Abbreviation]:
+        return abbreviations(self._bytes(".debug_abbrev"), offset)
+
+    def _die(self, offset: int) -> dict[str, tuple[str, int | None]]:
+        """Attribute name → (form, raw value) of the DIE at .debug_info `offset`: read by `dwarfline`,
+        by pyelftools for a form dwarfline does not size."""
+        cu_offset = self._cu_of(offset)
+        unit = self._unit(cu_offset)
+        found = die_attributes(unit.data, offset - cu_offset, unit.abbrev, *unit.sizes, self.obj.little)
+        if found is None:
+            die = unit.cu.get_DIE_from_refaddr(offset)
+            found = {name: (a.form, a.raw_value) for name, a in die.attributes.items()}
+        return found
+
+    def _cu_of(self, offset: int) -> int:
+        """The CU holding .debug_info `offset`."""
+        return int(self._owner(".debug_info", np.array([offset]))[0])
+
+    def _address(self, cu_offset: int, value: tuple[str, int | None]) -> int:
+        """An address-class attribute value: as is, or through .debug_addr for the DW_FORM_addrx forms."""
+        form, raw = value
+        return raw if form == "DW_FORM_addr" else self._dwarf.get_addr(self._unit(cu_offset).cu, raw)
+
+    @cached_property
+    def _mask(self) -> int:
+        return (1 << (64 if self.obj.is64 else 32)) - 1
+
+    def _declaration(self, offset: int, at: dict[str, tuple[str, int | None]]) -> SourceLocation | None:
+        """File and line the DIE at `offset` declares; files from its own CU's line program."""
         if "DW_AT_decl_line" not in at or "DW_AT_decl_file" not in at:
             return None
-        stmt = die.cu.get_top_DIE().attributes.get("DW_AT_stmt_list")
-        files, f = self._files(stmt.value) if stmt is not None else [], at["DW_AT_decl_file"].value
-        column = at["DW_AT_decl_column"].value if "DW_AT_decl_column" in at else 0
-        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"].value, column)
+        unit = self._unit(self._cu_of(offset))
+        stmt = self._die(unit.cu.cu_die_offset).get("DW_AT_stmt_list")
+        files, f = self._files(stmt[1]) if stmt is not None else [], at["DW_AT_decl_file"][1]
+        column = at["DW_AT_decl_column"][1] if "DW_AT_decl_column" in at else 0
+        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"][1], column)
