@@ -46,6 +46,11 @@ STB_WEAK = 2
 SECTION_ABS = -SHN_ABS
 SECTION_COMMON = -SHN_COMMON
 
+#: Prefixes a build puts before every symbol of some objects, mapping symbols included: arm64 KVM
+#: renames its nVHE objects' symbols with `objcopy --prefix-symbols=__kvm_nvhe_` (the kernel's
+#: kallsyms skips `__kvm_nvhe_$x` as it skips `$x`).
+MAPPING_PREFIXES = (b"", b"__kvm_nvhe_")
+
 #: Addresses are 64-bit and wrap as the linker's arithmetic does.
 U64 = (1 << 64) - 1
 
@@ -304,14 +309,22 @@ class ElfInput:
     @cached_property
     def mapping_letters(self) -> np.ndarray:
         """Per symbol, the letter of a mapping symbol (`$x`, `$d`, `$a`, `$t`, `$x.42` → ord of the
-        letter), 0 for every other symbol: they mark what follows as code or data, not a label."""
+        letter, also after a `MAPPING_PREFIXES` prefix), 0 for every other symbol: they mark what
+        follows as code or data, not a label. One pass per prefix over the whole table."""
         strtab = np.frombuffer(self.symbol_string_table or b"\0", dtype=np.uint8)
         last = len(strtab) - 1
         name = self.symbols["name"].astype(np.int64)
-        c0, c1, c2 = (strtab[np.minimum(name + k, last)] for k in range(3))
-        mapping = ((c0 == ord("$")) & (c1 >= ord("a")) & (c1 <= ord("z")) & ((c2 == 0) | (c2 == ord(".")))
-                   & (name + 2 <= last))
-        return np.where(mapping, c1, 0).astype(np.uint8)
+        letters = np.zeros(len(name), dtype=np.uint8)
+        for prefix in MAPPING_PREFIXES:
+            start = name + len(prefix)
+            prefixed = np.ones(len(name), dtype=bool)
+            for k, byte in enumerate(prefix):
+                prefixed &= strtab[np.minimum(name + k, last)] == byte
+            c0, c1, c2 = (strtab[np.minimum(start + k, last)] for k in range(3))
+            mapping = (prefixed & (c0 == ord("$")) & (c1 >= ord("a")) & (c1 <= ord("z"))
+                       & ((c2 == 0) | (c2 == ord("."))) & (start + 2 <= last))
+            letters = np.where(mapping, c1, letters).astype(np.uint8)
+        return letters
 
 
 @dataclass(frozen=True)

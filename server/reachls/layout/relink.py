@@ -191,16 +191,23 @@ def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
+def _alloc_sections_by_name(obj: ElfInput) -> dict[str, list[int]]:
+    """Allocated section indices of `obj` per name, in file order: maps name input sections, and
+    several of one name are placed in the order they appear in the file."""
+    by_name: dict[str, list[int]] = {}
+    for section in obj.sections:
+        if section.is_alloc:
+            by_name.setdefault(section.name, []).append(section.index)
+    return by_name
+
+
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     """Turn an ld.lld map into a `Placement` for the sections of `obj`.
 
     Input sections are named by `file:(name)`; several sections of one name are matched to the
     object's sections of that name in file order, which is the order the linker places them.
     """
-    by_name: dict[str, list[int]] = {}
-    for section in obj.sections:
-        if section.is_alloc:
-            by_name.setdefault(section.name, []).append(section.index)
+    by_name = _alloc_sections_by_name(obj)
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
     output_start: dict[str, int] = {}
@@ -237,10 +244,7 @@ def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
     Several sections of one name are matched in file order, as for ld.lld. The linker's own
     stubs are not sections of `obj`.
     """
-    by_name: dict[str, list[int]] = {}
-    for section in obj.sections:
-        if section.is_alloc:
-            by_name.setdefault(section.name, []).append(section.index)
+    by_name = _alloc_sections_by_name(obj)
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
     for output, name, address, _, file in _gnu_map_entries(text):
