@@ -19,6 +19,7 @@ from .elf import ElfInput
 from .errors import ReachlsError
 from .kbuild import BuildInputs, find_inputs, find_log
 from .layout import LINKER_NAMES, Placement
+from .layout.members import final_link_sections
 from .layout.model import model_layout
 from .layout.linkopts import LinkCommand
 from .layout.relink import find_linker, relink_layout, relink_objects_layout
@@ -104,8 +105,19 @@ def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour:
 
 
 def _model(obj: ElfInput, inputs: BuildInputs, flavour: str) -> Placement:
+    """The model's layout; of the objects themselves where the final link reads them (with GNU ld,
+    whose `ld -r` made vmlinux.o), else of `obj` whole, saying why when the objects could not be read."""
     script = load_linker_script(inputs.script) if inputs.script else None
-    return model_layout(obj, script, flavour, got_entries(obj, for_machine(obj.machine, str(obj.path))))
+    entries = got_entries(obj, for_machine(obj.machine, str(obj.path)))
+    notes: tuple[str, ...] = ()
+    if inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour:
+        try:
+            objects = final_link_sections(obj, inputs.partial_link, inputs.partial_link.base_dir)
+            return model_layout(obj, script, flavour, entries, objects)
+        except ReachlsError as exc:
+            notes = (f"the model could not read the objects vmlinux.o was made of ({exc})",)
+    placement = model_layout(obj, script, flavour, entries)
+    return dataclasses.replace(placement, notes=(*notes, *placement.notes))
 
 
 def linked_placement(obj: ElfInput) -> Placement:

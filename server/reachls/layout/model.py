@@ -16,6 +16,8 @@ The linker's .got is a synthetic input section of 8 bytes per symbol the GOT-rel
 relocations name (the caller counts them), placed like any input (`*(.got)`, or as an orphan), so
 GOT-relative types are measured to its start as in the relink. Symbols the script defines are
 in the placement (`Placement.symbols`), as evaluated by the final pass.
+Given the objects a GCC kernel's final link reads (`members.py`), it places their sections, the
+pieces of `vmlinux.o`'s merged ones among them, object by object, as that link does.
 Not modelled (the relink engine is exact): range-extension thunks and erratum 843419 patches,
 other synthetic sections (.plt, .rela.dyn, build-id), `--defsym`, string deduplication beyond
 what `ld -r` already did, and TLS segment alignment.
@@ -23,6 +25,7 @@ what `ld -r` already did, and TLS segment alignment.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import operator
 import re
@@ -31,10 +34,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS, U64,
+from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS, U64,
                    ElfInput)
 from ..errors import ReachlsError
 from . import LINKER_NAMES, Placement
+from .members import ObjectSection
 from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
                      Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
@@ -44,6 +48,7 @@ _NOT_INPUT_TYPES = {0, 2, 3, 4, 9, 11, 17, 18}  # null, symtab, strtab, rela, re
 _DROPPED_NAMES = {".note.GNU-stack", ".note.gnu.split-stack", ".llvm_addrsig", ".llvm.call-graph-profile"}
 MAX_PAGE_SIZE, COMMON_PAGE_SIZE = 0x10000, 0x1000  # lld 14 AArch64 defaults
 IMAGE_BASE, ELF_HEADER_SIZE, PROGRAM_HEADER_SIZE = 0x200000, 64, 56
+_AFTER_EVERY_OBJECT = 1 << 62  # the input rank of a section no object gave
 _DEFAULT_PREFIXES = (".text.", ".rodata.", ".data.rel.ro.", ".data.", ".bss.rel.ro.", ".bss.", ".init_array.",
                      ".fini_array.", ".ctors.", ".dtors.", ".tbss.", ".gcc_except_table.", ".tdata.")
 _RELRO_NAMES = {".data.rel.ro", ".bss.rel.ro", ".ctors", ".dtors", ".jcr", ".eh_frame", ".fini_array",
@@ -71,6 +76,7 @@ class _Input:
     output: _Output | None = None
     folded_into: _Input | None = None  # a merge section lld combined with an earlier one of its kind
     common_symbol: str | None = None  # lld gives each COMMON symbol a section of its own
+    piece_offset: int = 0  # where this piece of an object starts in `ld -r`'s merged section `index`
     synthetic: bool = False  # lld rewrites its contents, so its offsets mean nothing after the link
     discarded: bool = False
 
@@ -185,18 +191,42 @@ def _segment_flags(out: _Output) -> tuple[bool, bool]:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _input_sections(obj: ElfInput, got_entries: int) -> list[_Input]:
+def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection] | None) -> list[_Input]:
     """lld's inputSections order: file sections, then COMMON symbols, then .eh_frame, .note.gnu.property;
-    then the .got, when `got_entries` symbols need a slot in it."""
-    ordinary, synthetic = [], []
+    then the .got, when `got_entries` symbols need a slot in it.
+
+    With `objects` (the sections of the objects the real link reads, `ld -r`'s pieces of `obj`
+    among them), the file sections are those pieces and the other objects' sections, object by
+    object: merged strings and constants, which GNU ld merges into its first one anyway, stay whole
+    at the place of their first object, as do the sections no object gave."""
+    ordinary: list[tuple[tuple[int, int], _Input]] = []
+    synthetic = []
+    index_of = {}
+    for sec in obj.sections:
+        if sec.is_alloc:
+            index_of.setdefault(sec.name, sec.index)
+    first_piece: dict[int, tuple[int, int]] = {}
+    split: dict[int, list[ObjectSection]] = {}
+    for piece in objects or ():
+        if (index := index_of.get(piece.name)) is None or piece.piece_of is None:
+            if not (piece.flags & SHF_MERGE or piece.name in (".eh_frame", ".note.gnu.property")):
+                ordinary.append(((piece.object_rank, piece.index), _Input(
+                    None, piece.name, piece.flags, piece.sh_type, piece.align, piece.size)))
+            continue
+        first_piece.setdefault(index, (piece.object_rank, piece.index))
+        split.setdefault(index, []).append(piece)
     for sec in obj.sections:
         if sec.sh_type in _NOT_INPUT_TYPES or sec.flags & SHF_EXCLUDE or sec.name in _DROPPED_NAMES:
             continue
         if sec.is_alloc and sec.name in (".eh_frame", ".note.gnu.property"):
             synthetic.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, synthetic=True))
-            continue
-        ordinary.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size,
-                               merge_key=sec.merge_kind))
+        elif sec.index in split and sec.merge_kind is None:
+            ordinary += [((p.object_rank, p.index), _Input(sec.index, sec.name, sec.flags, sec.sh_type, p.align,
+                                                           p.size, piece_offset=p.piece_of)) for p in split[sec.index]]
+        else:
+            ordinary.append((first_piece.get(sec.index, (_AFTER_EVERY_OBJECT, sec.index)), _Input(
+                sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, merge_key=sec.merge_kind)))
+    ordinary = [inp for _, inp in sorted(ordinary, key=lambda keyed: keyed[0])]
     syms = obj.symbols
     for i in np.flatnonzero(obj.symbol_sections == SECTION_COMMON).tolist():
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,
@@ -294,12 +324,15 @@ class _FirstMatch:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str, got_entries: int) -> None:
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str, got_entries: int,
+                 objects: list[ObjectSection] | None) -> None:
         self.obj = obj
         self.flavour = flavour
         self.where = script.path if script else str(obj.path)
-        self.inputs = _input_sections(obj, got_entries)
-        self.by_index = {inp.index: inp for inp in self.inputs if inp.index is not None}
+        self.inputs = _input_sections(obj, got_entries, objects)
+        self.by_index: dict[int, list[_Input]] = {}  # several: the objects' pieces, by offset
+        for inp in sorted((i for i in self.inputs if i.index is not None), key=lambda i: i.piece_offset):
+            self.by_index.setdefault(inp.index, []).append(inp)
         self.commons = {inp.common_symbol: inp for inp in self.inputs if inp.common_symbol}
         self.object_symbols, undefined = _global_symbols(obj)
         self.commands: list = []
@@ -351,9 +384,16 @@ class _Layout:
             return self.commons[name].addr
         if name in self.object_symbols:
             section, value = self.object_symbols[name]
-            return value if section == SECTION_ABS else (self.by_index[section].addr + value
-                                                         if section in self.by_index else 0)
+            return value if section == SECTION_ABS else self._address(section, value)
         return self._fail(f"symbol '{name}' is not defined", line)
+
+    def _address(self, section: int, offset: int) -> int:
+        """Where `offset` in the input section `section` lands: in the piece that holds it."""
+        pieces = self.by_index.get(section)
+        if not pieces:
+            return 0
+        piece = pieces[max(bisect.bisect_right([p.piece_offset for p in pieces], offset) - 1, 0)]
+        return piece.addr + offset - piece.piece_offset
 
     def _call(self, call: Call) -> int:
         name, args = call.function, call.args
@@ -470,14 +510,21 @@ class _Layout:
         for out in placed:
             output_start.setdefault(out.name, out.addr)
         placed_ids = {id(out) for out in placed}
-        section_address, output_section = {}, {}
-        for inp in self.inputs:
-            if inp.index is not None and not inp.synthetic and inp.flags & SHF_ALLOC and id(inp.output) in placed_ids:
-                section_address[inp.index] = (inp.folded_into or inp).addr
-                output_section[inp.index] = inp.output.name
+        section_address, output_section, pieces = {}, {}, {}
+        for index, inputs in self.by_index.items():
+            placed_inputs = [i for i in inputs if not i.synthetic and i.flags & SHF_ALLOC and id(i.output) in placed_ids]
+            if not placed_inputs:
+                continue
+            first = placed_inputs[0]
+            section_address[index] = (first.folded_into or first).addr - first.piece_offset
+            output_section[index] = first.output.name
+            if len(inputs) > 1:
+                sized = [i for i in placed_inputs if i.size] or placed_inputs
+                pieces[index] = (np.array([i.piece_offset for i in sized], np.uint64),
+                                 np.array([i.addr for i in sized], np.uint64))
         got = next((inp for inp in self.inputs if inp.index is None and inp.name == ".got"), None)
         return Placement("model", section_address, output_section, output_start, tuple(self.notes),
-                         LINKER_NAMES[self.flavour], symbols=dict(self.symbols),
+                         LINKER_NAMES[self.flavour], pieces, symbols=dict(self.symbols),
                          got_address=got.addr if got is not None and id(got.output) in placed_ids else None)
 
 
@@ -861,10 +908,13 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
         previous = out.region
 
 
-def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld", got_entries: int = 0) -> Placement:
+def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld", got_entries: int = 0,
+                 objects: list[ObjectSection] | None = None) -> Placement:
     """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
-    of `obj` when linking it with `script`; `got_entries` symbols have a slot in the linker's .got."""
-    layout = _Layout(obj, script, flavour, got_entries)
+    of `obj` when linking it with `script`; `got_entries` symbols have a slot in the linker's .got.
+    With `objects`, the link reads those objects' sections instead of `obj` (a GCC kernel's
+    vmlinux.a): `obj`'s sections are placed piece by piece (`Placement.pieces`)."""
+    layout = _Layout(obj, script, flavour, got_entries, objects)
     if script is None or not script.has_sections:
         _default_layout(layout)
     else:

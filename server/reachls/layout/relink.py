@@ -26,6 +26,7 @@ from ..elf import SHN_UNDEF, STB_LOCAL, ElfInput
 from ..errors import ReachlsError
 from . import LINKER_NAMES, Placement, undefined_symbols
 from .linkopts import LinkCommand, build_flavour
+from .members import final_link_inputs
 from .merged import place_merge_sections, unplaced_merge_sections
 
 RELINK_TIMEOUT_SECONDS = 600
@@ -79,10 +80,7 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
     each with a map. The `ld -r` map gives where each object's piece starts inside `obj`'s
     merged sections, the final map where that piece went, in the same order per object and name.
     """
-    objects = list(partial.inputs)
-    version = command.base_dir / "init/version-timestamp.o"  # link-vmlinux.sh links it after vmlinux.a
-    if version.is_file() and (archive := str(command.base_dir / "vmlinux.a")) in objects:
-        objects.insert(objects.index(archive) + 1, str(version))
+    objects = final_link_inputs(partial, command.base_dir)
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
         merged_map = _link(linker, [*partial.flags, *objects], Path(tmp) / "partial", "gnu")
         final_map = _link(linker, [*command.flags, *_script_option(command), *objects], Path(tmp) / "final", "gnu")
