@@ -347,6 +347,23 @@ def test_real_gcc_kernel_placed_as_its_vmlinux(gcc_kernel: Path, engine: str):
     assert not any("vmlinux.a" in note or "made of" in note for note in document["notes"])
 
 
+def test_real_gcc_kernel_model_scans_as_the_relink(gcc_kernel: Path):
+    """The model's records of the GCC kernel are the relink's (but for who placed them): the same
+    sites at the same addresses, the same targets, data included (what the objects before a
+    library member hold moves it). Targets inside merged strings are the exception: GNU ld
+    deduplicates them string by string, the relink maps each object's share of them as its map
+    gives it, the model gives the merged section's start (and the distances follow the targets)."""
+    def records(engine: str) -> dict[tuple, dict]:
+        found = json.loads(reachls("scan", gcc_kernel, "--engine", engine, "--all", "--format", "json").stdout)
+        return {(r["site"]["section"], r["site"]["offset"], r["kind"]["type"]):
+                {k: v for k, v in r.items() if k != "provenance"} for r in found["records"]}
+    model, relink = records("model"), records("relink")
+    assert model and model.keys() == relink.keys()
+    differing = {key for key in model if model[key] != relink[key]}
+    assert {model[key]["target"]["section"] for key in differing} <= {".rodata.str1.1"}
+    assert all(model[key]["site"] == relink[key]["site"] for key in differing)
+
+
 def test_a_clang_lto_kernel_is_linked_from_its_vmlinux_o(real_kernels: dict[str, Path]):
     """ThinLTO builds link vmlinux.o itself: no such note there."""
     build = real_kernels["clang-lto"]

@@ -82,7 +82,7 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
     """
     objects = final_link_inputs(partial, command.base_dir)
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
-        merged_map = _link(linker, [*partial.flags, *objects], Path(tmp) / "partial", "gnu")
+        merged_map = _link(linker, [*partial.flags, *partial.inputs], Path(tmp) / "partial", "gnu")
         final_map = _link(linker, [*command.flags, *_script_option(command), *objects], Path(tmp) / "final", "gnu")
         symbols = link_defined_symbols(obj, Path(tmp) / "final")
     pieces_at: dict[tuple[str, str], list[int]] = {}
