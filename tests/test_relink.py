@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from reachls.kbuild import parse_link_line
+from reachls.elf import ElfInput
+from reachls.kbuild import find_inputs, parse_link_line
 from reachls.layout.linkopts import TABLES, Action, Form
+from reachls.pipeline import place
 from toolchain import compile_aarch64, compile_for, need, nm_symbols, run
 
 SCRIPT = "./arch/arm64/kernel/vmlinux.lds"
@@ -351,8 +354,9 @@ def test_real_gcc_kernel_model_scans_as_the_relink(gcc_kernel: Path):
     """The model's records of the GCC kernel are the relink's (but for who placed them): the same
     sites at the same addresses, the same targets, data included (what the objects before a
     library member hold moves it). Targets inside merged strings are the exception: GNU ld
-    deduplicates them string by string, the relink maps each object's share of them as its map
-    gives it, the model gives the merged section's start (and the distances follow the targets)."""
+    deduplicates them string by string; the model places each string (the test below), the relink
+    maps each object's share of them linearly as its map gives it (and the distances follow the
+    targets)."""
     def records(engine: str) -> dict[tuple, dict]:
         found = json.loads(reachls("scan", gcc_kernel, "--engine", engine, "--all", "--format", "json").stdout)
         return {(r["site"]["section"], r["site"]["offset"], r["kind"]["type"]):
@@ -362,6 +366,24 @@ def test_real_gcc_kernel_model_scans_as_the_relink(gcc_kernel: Path):
     differing = {key for key in model if model[key] != relink[key]}
     assert {model[key]["target"]["section"] for key in differing} <= {".rodata.str1.1"}
     assert all(model[key]["site"] == relink[key]["site"] for key in differing)
+
+
+def test_real_gcc_kernel_model_places_each_merged_string_where_its_vmlinux_has_it(gcc_kernel: Path):
+    """GNU ld merges the objects' strings (.rodata.str1.1) one by one: every non-empty string of
+    vmlinux.o is, in the real vmlinux, at the address the model gives it (the empty string, a
+    tail of any string, may be found elsewhere)."""
+    with ElfInput(gcc_kernel / "vmlinux.o") as obj, ElfInput(gcc_kernel / "vmlinux") as image:
+        placement = place(obj, find_inputs(gcc_kernel), "model")
+        merged = next(s for s in obj.sections if s.name == ".rodata.str1.1")
+        data = bytes(obj.section_data(merged.index))
+        starts = [0] + [end + 1 for end in range(len(data) - 1) if data[end] == 0]
+        strings = [(start, data[start:data.index(0, start) + 1]) for start in starts if data[start]]
+        addresses = placement.addresses(merged.index, np.array([start for start, _ in strings], np.uint64)).tolist()
+        rodata = next(s for s in image.sections if s.name == ".rodata")
+        contents = bytes(image.section_data(rodata.index))
+    misplaced = [(start, string) for (start, string), address in zip(strings, addresses)
+                 if contents[address - rodata.addr:address - rodata.addr + len(string)] != string]
+    assert len(strings) > 1000 and misplaced == []
 
 
 def test_a_clang_lto_kernel_is_linked_from_its_vmlinux_o(real_kernels: dict[str, Path]):

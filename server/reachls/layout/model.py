@@ -11,7 +11,8 @@ PT_LOAD boundaries advanced by the maximum page size, image base 0x200000).
 lld rebuilds .eh_frame (CIEs deduplicated, records padded) and .note.gnu.property: the model
 sizes them to place what follows, but gives their input sections no address, as the relink
 engine does. Merged string/constant sections get the start of their merged section (the relink
-reads each piece back from its output; the model has none).
+reads each piece back from its output; the model has none), except the objects' strings under
+GNU ld, which are placed one by one as GNU ld merges them.
 The linker's .got is a synthetic input section of 8 bytes per symbol the GOT-relative
 relocations name (the caller counts them), placed like any input (`*(.got)`, or as an orphan), so
 GOT-relative types are measured to its start as in the relink. Symbols the script defines are
@@ -77,6 +78,7 @@ class _Input:
     folded_into: _Input | None = None  # a merge section lld combined with an earlier one of its kind
     common_symbol: str | None = None  # lld gives each COMMON symbol a section of its own
     piece_offset: int = 0  # where this piece of an object starts in `ld -r`'s merged section `index`
+    merge_share: bool = False  # a piece of a merge section: GNU ld sizes it by the entries it adds first
     synthetic: bool = False  # lld rewrites its contents, so its offsets mean nothing after the link
     discarded: bool = False
 
@@ -197,8 +199,8 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
 
     With `objects` (the sections of the objects the real link reads, `ld -r`'s pieces of `obj`
     among them), the file sections are those pieces and the other objects' sections, object by
-    object: merged strings and constants, which GNU ld merges into its first one anyway, stay whole
-    at the place of their first object, as do the sections no object gave."""
+    object (merge sections too: GNU ld gives each object's the entries it is the first to hold);
+    a section no object gave stays whole, after them."""
     ordinary: list[tuple[tuple[int, int], _Input]] = []
     synthetic = []
     index_of = {}
@@ -220,9 +222,11 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
             continue
         if sec.is_alloc and sec.name in (".eh_frame", ".note.gnu.property"):
             synthetic.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, synthetic=True))
-        elif sec.index in split and sec.merge_kind is None:
-            ordinary += [((p.object_rank, p.index), _Input(sec.index, sec.name, sec.flags, sec.sh_type, p.align,
-                                                           p.size, piece_offset=p.piece_of)) for p in split[sec.index]]
+        elif sec.index in split:
+            ordinary += [((p.object_rank, p.index), _Input(sec.index, sec.name, sec.flags, sec.sh_type, p.align, p.size,
+                                                           piece_offset=p.piece_of,
+                                                           merge_share=sec.merge_kind is not None))
+                         for p in split[sec.index]]
         else:
             ordinary.append((first_piece.get(sec.index, (_AFTER_EVERY_OBJECT, sec.index)), _Input(
                 sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, merge_key=sec.merge_kind)))
@@ -336,6 +340,8 @@ class _Layout:
         self.commons = {inp.common_symbol: inp for inp in self.inputs if inp.common_symbol}
         self.object_symbols, undefined = _global_symbols(obj)
         self.commands: list = []
+        #: (piece, offset in it, piece holding that string, offset there) per string, by merged section
+        self.string_places: dict[int, list[tuple[_Input, int, _Input, int]]] = {}
         self.outputs: dict[str, _Output] = {}
         self.regions: dict[str, _Region] = {}
         self.notes: list[str] = []
@@ -518,7 +524,11 @@ class _Layout:
             first = placed_inputs[0]
             section_address[index] = (first.folded_into or first).addr - first.piece_offset
             output_section[index] = first.output.name
-            if len(inputs) > 1:
+            if index in self.string_places:
+                places = self.string_places[index]
+                pieces[index] = (np.array([piece.piece_offset + offset for piece, offset, _, _ in places], np.uint64),
+                                 np.array([holder.addr + at for _, _, holder, at in places], np.uint64))
+            elif len(inputs) > 1:
                 sized = [i for i in placed_inputs if i.size] or placed_inputs
                 pieces[index] = (np.array([i.piece_offset for i in sized], np.uint64),
                                  np.array([i.addr for i in sized], np.uint64))
@@ -626,7 +636,9 @@ def _finish_outputs(layout: _Layout, outputs: list[_Output]) -> None:
 
 def _gnu_merge(layout: _Layout) -> None:
     """GNU ld merges SHF_MERGE sections in the final link (its `ld -r` leaves duplicates in): the
-    first section of each kind takes the size of the merged contents."""
+    first section of each kind takes the size of the merged contents; read object by object, each
+    object's section takes the size of the entries it holds first."""
+    _gnu_merge_shares(layout)
     groups: dict[int, list[_Input]] = {}
     for inp in layout.inputs:
         if inp.merge_key is not None and inp.index is not None and not inp.discarded:
@@ -648,42 +660,113 @@ def _gnu_merge(layout: _Layout) -> None:
             head.size = _align_to(head.size, head.align)
 
 
-def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int) -> int:
-    """The size of GNU ld's merged strings (before padding): each distinct string once, in first-seen
-    order, a string dropped when it is the tail of a longer one at an offset its alignment
-    allows (a string's alignment is the largest power of two dividing its input offset, up to
-    the section's); the first run of padding at an aligned offset adds an empty string."""
+def _gnu_merge_shares(layout: _Layout) -> None:
+    """The pieces of one merge section in one output section, in input order, sized as GNU ld does:
+    each by the entries first seen in it (from its own start); one that adds none takes no room.
+    Each string's place is kept (`string_places`): a string deduplicated away is where its copy is."""
+    groups: dict[tuple[int, int], list[_Input]] = {}
+    for inp in layout.inputs:
+        if inp.merge_share and not inp.discarded:
+            groups.setdefault((id(inp.output), inp.index), []).append(inp)
+    for members in groups.values():
+        entsize = layout.obj.elffile.get_section(members[0].index)["sh_entsize"]
+        data = layout.obj.section_data(members[0].index)
+        contents = [bytes(data[m.piece_offset:m.piece_offset + m.size]) for m in members]
+        if not entsize or any(len(piece) % entsize for piece in contents):
+            continue  # GNU ld leaves such sections unmerged
+        if members[0].flags & SHF_STRINGS:
+            shares, places = _gnu_string_shares(contents, entsize, max(m.align for m in members))
+            layout.string_places[members[0].index] = [(members[n], offset, members[holder], at)
+                                                      for n, offset, holder, at in places]
+        else:
+            first_seen: dict[bytes, int] = {}
+            for number, piece in enumerate(contents):
+                for i in range(0, len(piece), entsize):
+                    first_seen.setdefault(piece[i:i + entsize], number)
+            shares = [entsize * n for n in np.bincount(list(first_seen.values()), minlength=len(contents)).tolist()]
+        for member, share in zip(members, shares):
+            member.size = share
+            member.align = member.align if share else 1
+
+
+@dataclass
+class _GnuStrings:
+    """GNU ld's merged strings: each distinct string once, in first-seen order, with its alignment
+    (the largest power of two dividing its input offset, up to the section's) and the number of
+    the section it was first seen in; `tail_of` the longer kept string each dropped one is the tail
+    of; `occurrences` (section number, offset, string) of every string in the inputs."""
+
+    alignment: dict[bytes, int]
+    first_seen: dict[bytes, int]
+    tail_of: dict[bytes, bytes]
+    occurrences: list[tuple[int, int, bytes]]
+
+
+def _gnu_strings(contents: list[bytes], entsize: int, section_align: int) -> _GnuStrings:
+    """Read the strings as GNU ld does: the first run of padding at an aligned offset adds an empty
+    string; a string is dropped when it is the tail of a longer one at an offset its alignment allows."""
     terminator = bytes(entsize)
     alignment: dict[bytes, int] = {}
-    for data in contents:
+    first_seen: dict[bytes, int] = {}
+    occurrences = []
+    for number, data in enumerate(contents):
         offset, padded = 0, False
         while offset < len(data):
             end = _unit_at(data, terminator, offset)
             string = data[offset:end]
             align = min(offset & -offset or section_align, section_align)
             alignment[string] = max(alignment.get(string, 0), align)
+            first_seen.setdefault(string, number)
+            occurrences.append((number, offset, string))
             offset = end + entsize
             while data[offset:offset + entsize] == terminator:  # padding up to the next string
                 if not padded and offset % section_align == 0:
                     padded = True
                     alignment[b""] = max(alignment.get(b"", 0), section_align)
+                    first_seen.setdefault(b"", number)
                 offset += entsize
     uniform = len(set(alignment.values())) == 1 and next(iter(alignment.values()), 0) > entsize
     order = sorted(alignment, key=lambda t: ((len(t) & (alignment[t] - 1)) if uniform else 0, t[::-1], len(t)))
-    kept = set(alignment)
+    tail_of = {}
     holder = order[-1] if order else None
     for string in reversed(order[:-1]):
         gap = len(holder) - len(string)
         if alignment[holder] >= alignment[string] and gap > 0 and gap % alignment[string] == 0 \
                 and holder.endswith(string):
-            kept.discard(string)
+            tail_of[string] = holder
         else:
             holder = string
+    return _GnuStrings(alignment, first_seen, tail_of, occurrences)
+
+
+def _gnu_merged_strings(contents: list[bytes], entsize: int, section_align: int) -> int:
+    """The size of GNU ld's merged strings (before padding): the kept strings in first-seen order."""
+    strings = _gnu_strings(contents, entsize, section_align)
     size = 0
-    for string in alignment:
-        if string in kept:
-            size = _align_to(size, alignment[string]) + len(string) + entsize
+    for string, align in strings.alignment.items():
+        if string not in strings.tail_of:
+            size = _align_to(size, align) + len(string) + entsize
     return size
+
+
+def _gnu_string_shares(contents: list[bytes], entsize: int, section_align: int
+                       ) -> tuple[list[int], list[tuple[int, int, int, int]]]:
+    """How much of GNU ld's merged strings each section holds (the kept strings first seen in it,
+    from its own start), and where each string of the inputs went: (section number, offset in it,
+    number of the section holding it, offset there)."""
+    strings = _gnu_strings(contents, entsize, section_align)
+    shares = [0] * len(contents)
+    held: dict[bytes, tuple[int, int]] = {}
+    for string, align in strings.alignment.items():
+        if string not in strings.tail_of:
+            number = strings.first_seen[string]
+            start = _align_to(shares[number], align)
+            held[string] = (number, start)
+            shares[number] = start + len(string) + entsize
+    for string, holder in strings.tail_of.items():
+        number, start = held[holder]
+        held[string] = (number, start + len(holder) - len(string))
+    return shares, [(number, offset, *held[string]) for number, offset, string in strings.occurrences]
 
 
 def _unit_at(data: bytes, unit: bytes, start: int) -> int:
