@@ -463,3 +463,14 @@ def test_a_build_that_links_vmlinux_a_is_placed_as_its_vmlinux(archive_build: Pa
     sites = {(r["kind"]["type"], r["site"]["address"], r["target"]["address"]) for r in records["records"]}
     assert sites == {("R_AARCH64_CALL26", real["caller"], real["aligned_entry"]),
                      ("R_AARCH64_CONDBR19", real["caller"] + 4, real["aligned_entry"])}
+
+
+def test_model_without_the_objects_places_vmlinux_o_whole_and_says_why(archive_build: Path, tmp_path: Path):
+    """An object of the thin vmlinux.a gone: the model lays out vmlinux.o whole, and says why."""
+    build = tmp_path / "build"
+    shutil.copytree(archive_build, build, symlinks=True)
+    (build / "kernel/aligned.o").unlink()
+    notes = layout(build, "--engine", "model")["notes"]
+    assert any(note.startswith("the model could not read the objects vmlinux.o was made of") and "aligned.o" in note
+               for note in notes)
+    assert any(note.startswith("this build's final link reads vmlinux.a") for note in notes)
