@@ -290,8 +290,10 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
     order = "little" if little else "big"
     found, pos, stop = [], start, len(unit)
     while pos < stop:
-        die = pos
-        code, pos = _uleb(unit, pos)
+        die, code = pos, unit[pos]
+        pos += 1
+        if code >= 0x80:  # most codes fit one byte: no call for them (this loop runs per DIE)
+            code, pos = _uleb(unit, die)
         if code == 0:  # null entry: end of a sibling list
             continue
         if (plan := plans.get(code)) is None:
