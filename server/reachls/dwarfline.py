@@ -242,9 +242,9 @@ def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
         tag, pos = _uleb(data, pos)
         pos += 1  # DW_CHILDREN_yes/no: the DIE walk follows the null entries instead
         specs = []
-        while True:
-            name, pos = _uleb(data, pos)
-            form, pos = _uleb(data, pos)
+        while True:  # names and forms mostly fit one byte: no call for those
+            name, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
+            form, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
             if name == 0 and form == 0:
                 break
             value = None
@@ -286,7 +286,8 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
     declaration (`abbrev[code]`) satisfies `keep`, in file order, found by skipping
     attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown)."""
     sizes = _form_sizes(address_size, offset_size, version)
-    plans: dict[int, tuple[bool, tuple[int, ...]]] = {}
+    # Per code: (keep it, its byte size when every form has a fixed size, else None, the steps).
+    plans: dict[int, tuple[bool, int | None, tuple[int, ...]]] = {}
     order = "little" if little else "big"
     found, pos, stop = [], start, len(unit)
     while pos < stop:
@@ -307,10 +308,15 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
                     steps[-1] += size
                 else:
                     steps.append(size)
-            plan = plans[code] = (keep(decl), tuple(steps))
-        if plan[0]:
+            fixed = 0 if not steps else steps[0] if len(steps) == 1 and steps[0] >= 0 else None
+            plan = plans[code] = (keep(decl), fixed, tuple(steps))
+        wanted, fixed, steps = plan
+        if wanted:
             found.append(die)
-        for size in plan[1]:
+        if fixed is not None:  # most DIEs: one step over them, no loop
+            pos += fixed
+            continue
+        for size in steps:
             if size >= 0:
                 pos += size
             elif size == _LEB:
