@@ -316,8 +316,8 @@ class _Found:
 def _words_at(padded: np.ndarray, offsets: np.ndarray, little: bool) -> np.ndarray:
     """The 4 bytes at each offset as one word (mnemonics are read from it; 16-bit units read two)."""
     picked = padded[offsets[:, None] + np.arange(4)].astype(np.uint32)
-    weights = np.uint32(1) << (np.arange(4, dtype=np.uint32) * 8 if little else np.arange(3, -1, -1, dtype=np.uint32) * 8)
-    return (picked * weights).sum(axis=1, dtype=np.uint32)
+    shifts = np.arange(4, dtype=np.uint32) * 8
+    return (picked << (shifts if little else shifts[::-1])).sum(axis=1, dtype=np.uint32)
 
 
 def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
