@@ -13,14 +13,20 @@ It reports, as medians over `--repeat` runs:
   short-reach instruction, against `llvm-objdump -d -l IMAGE`, which prints a line for every
   instruction (the goal: at most twice its time);
 
-and the ratios objdump ÷ decode, objdump ÷ scan and scan --all ÷ objdump -d -l.
+and the ratios objdump ÷ decode, objdump ÷ scan and scan --all ÷ objdump -d -l. The last pair is
+run on the image above and on a real arm64 kernel when one is cached (`make real-kernel`: the newest
+`$REACHLS_CACHE/kernel/*/{clang-lto,gcc}/vmlinux`), or on `--kernel PATH`. Its ratios are of the
+whole child processes' CPU seconds (user + sys, as the OS accounts them) and of wall seconds, run
+in turn (A B A B ...) and taken pair by pair, so a machine that drifts in speed biases neither.
 
-    .venv/bin/python bench/decode_bench.py [--image PATH] [--repeat 3]
+    .venv/bin/python bench/decode_bench.py [--image PATH] [--kernel PATH] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -44,9 +50,38 @@ REACHLS = str(Path(sys.executable).parent / "reachls")
 
 def _run(argv: list[str], cwd: Path | None = None) -> float:
     """Wall seconds of one child, stdout discarded."""
+    return _timed(argv, cwd)[0]
+
+
+def _timed(argv: list[str], cwd: Path | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one child process, stdout discarded; CPU is its user + sys time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, cwd=cwd)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _scan_all_vs_objdump(image: Path, repeat: int) -> str:
+    """A table row: `reachls scan --all` against `llvm-objdump -d -l` on `image`, medians of the
+    pairwise ratios of CPU and of wall seconds (after one warm-up run of each)."""
+    scan, objdump = [REACHLS, "scan", str(image), "--all", "--format", "json"], ["llvm-objdump", "-d", "-l", str(image)]
+    _timed(scan), _timed(objdump)
+    pairs = [(_timed(scan), _timed(objdump)) for _ in range(repeat)]
+    median = statistics.median
+    return (f"| {image} | {median([a[1] for a, _ in pairs]):.2f} | {median([b[1] for _, b in pairs]):.2f} | "
+            f"{median([a[1] / b[1] for a, b in pairs]):.2f}× | {median([a[0] / b[0] for a, b in pairs]):.2f}× |")
+
+
+def _real_kernels() -> list[Path]:
+    """The newest cached real kernel images (tests/test_real_kernel.py builds them), one per variant."""
+    cache = Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls")) / "kernel"
+    found = []
+    for variant in ("clang-lto", "gcc"):
+        images = sorted(cache.glob(f"*/{variant}/vmlinux"), key=lambda p: p.stat().st_mtime)
+        found += images[-1:]
+    return found
 
 
 def _generated(tmp: Path, functions: int = 4000, blocks: int = 60) -> Path:
@@ -82,6 +117,8 @@ def _image(tmp: Path, image: Path | None) -> tuple[Path, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", type=Path, help="a linked image without relocations (default: see above)")
+    parser.add_argument("--kernel", type=Path, action="append",
+                        help="a real linked kernel for the scan --all pair (default: the cached ones, if any)")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     for tool in ("llvm-objdump", "ld.lld", "clang"):
@@ -104,10 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                 decode_walls.append(time.perf_counter() - start)
         scan_walls = [_run([REACHLS, "scan", str(image), "--format", "json"]) for _ in range(args.repeat)]
         objdump_walls = [_run(["llvm-objdump", "-d", "--no-show-raw-insn", str(image)]) for _ in range(args.repeat)]
-        all_walls = [_run([REACHLS, "scan", str(image), "--all", "--format", "json"]) for _ in range(args.repeat)]
-        lines_walls = [_run(["llvm-objdump", "-d", "-l", str(image)]) for _ in range(args.repeat)]
-    decode, scan, objdump, scan_all, objdump_lines = (statistics.median(w) for w in (
-        decode_walls, scan_walls, objdump_walls, all_walls, lines_walls))
+        bench_pair = _scan_all_vs_objdump(image, args.repeat).replace(str(image), origin)
+    decode, scan, objdump = (statistics.median(w) for w in (decode_walls, scan_walls, objdump_walls))
     mb = code / 1e6
     print(f"image: {origin}; {mb:.1f} MB of code, {analysis.total:,} short-reach instructions decoded, "
           f"{len(analysis.records)} reported; median of {args.repeat}\n")
@@ -116,10 +151,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| decode (`analyse_decoded`, in-process) | {decode:.3f} | {mb / decode:.1f} | {objdump / decode:.1f}× |")
     print(f"| `reachls scan IMAGE --format json` | {scan:.3f} | {mb / scan:.1f} | {objdump / scan:.1f}× |")
     print(f"| `llvm-objdump -d --no-show-raw-insn` | {objdump:.3f} | {mb / objdump:.1f} | 1.0× |")
-    print("\n| with source lines | wall (s) | ÷ `llvm-objdump -d -l` |")
-    print("|---|---:|---:|")
-    print(f"| `reachls scan IMAGE --all --format json` | {scan_all:.3f} | {scan_all / objdump_lines:.2f}× |")
-    print(f"| `llvm-objdump -d -l` | {objdump_lines:.3f} | 1.00× |")
+    kernels = args.kernel or _real_kernels()
+    print("\n`reachls scan IMAGE --all --format json` ÷ `llvm-objdump -d -l IMAGE`, whole processes, "
+          f"medians of {args.repeat} pairs (goal: at most 2×)\n")
+    print("| image | scan CPU (s) | objdump CPU (s) | CPU ratio | wall ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for kernel in kernels:
+        print(_scan_all_vs_objdump(kernel, args.repeat), flush=True)
+    print(bench_pair)
+    if not kernels:
+        print("\n(no real kernel cached: `make real-kernel` builds them)")
     return 0
 
 

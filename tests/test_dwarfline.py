@@ -14,7 +14,7 @@ import pytest
 from elftools.dwarf.lineprogram import LineProgram
 from elftools.dwarf.structs import DWARFStructs
 
-from reachls.dwarfline import line_rows
+from reachls.dwarfline import die_offsets, line_rows
 from reachls.elf import ElfInput
 from reachls.sourcemap import SourceMap
 from toolchain import TARGET, need, run
@@ -64,12 +64,21 @@ int entry(int x)
 }
 """
 
-# GCC only: a nested function is a DW_TAG_subprogram inside a DW_TAG_subprogram
+# GCC only: a nested function is a DW_TAG_subprogram inside a DW_TAG_subprogram; two structs, so
+# one is not the last DIE at its level and gets a DW_AT_sibling.
 NESTED_C = """\
+struct pair { int a, b; };
+struct triple { int a, b, c; };
+
 int outer(int x)
 {
 	__attribute__((noinline)) int inner(int y) { return y * x + 1; }
 	return inner(x) + inner(x + 1);
+}
+
+int sum(struct pair *p, struct triple *t)
+{
+	return p->a + p->b + t->c;
 }
 """
 
@@ -182,6 +191,27 @@ def test_subprogram_dies_equal_pyelftools(objects: list[Path]) -> None:
     assert all(count for count, _ in found.values()), found
     if shutil.which("aarch64-linux-gnu-gcc"):
         assert found["gcc_nested4.o"][1] and found["gcc_nested5.o"][1]
+
+
+def test_children_of_types_are_jumped_over(objects: list[Path]) -> None:
+    """GCC gives a struct with members a DW_AT_sibling (unless it is the last DIE at its level): a
+    walk told to skip the children of structures reaches fewer of the members pyelftools finds,
+    and no other DIE (the subprograms such walks find are checked against pyelftools above)."""
+    need("aarch64-linux-gnu-gcc")
+    members, reached = set(), set()
+    for path in (p for p in objects if p.name.startswith("gcc_")):
+        with ElfInput(path) as obj:
+            sm = SourceMap(obj)
+            for cu_offset in sm._unit_starts(".debug_info").tolist():
+                unit = sm._unit(cu_offset)
+                here = [d.offset - cu_offset for d in unit.cu.iter_DIEs() if d.tag == "DW_TAG_member"]
+                walk = (unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+                        "DW_TAG_member", *unit.sizes, obj.little)
+                assert die_offsets(*walk) == here
+                members |= {(path.name, cu_offset, o) for o in here}
+                reached |= {(path.name, cu_offset, o)
+                            for o in die_offsets(*walk, lambda decl: decl.tag == "DW_TAG_structure_type")}
+    assert reached < members
 
 
 # ----- generated opcode streams -----

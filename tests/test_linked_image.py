@@ -7,6 +7,7 @@ and the relocation path of reachls on the same link made with --emit-relocs.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections import Counter
 from collections.abc import Callable
@@ -74,6 +75,14 @@ def test_every_short_reach_instruction_matches_objdump(builds, variant):
     # the same bits, so those agree too (they are only not what the source asked for).
     records = assert_decoding_matches_objdump(builds[variant] / "vmlinux.noinhibit")
     assert len(records) > 50
+
+
+def test_json_lines_encode_the_records_json(builds):
+    """The report writes `to_json_line` (kind and provenance encoded once per run): the same text as
+    encoding each record's documented `to_json`."""
+    records = scan(builds["at-risk"] / "vmlinux.noinhibit", ScanOptions(include_ok=True)).analysis.records
+    assert len({r.kind for r in records}) > 3
+    assert all(record.to_json_line() == json.dumps(record.to_json()) for record in records)
 
 
 def test_at_risk_references_found_in_the_linked_image(builds):

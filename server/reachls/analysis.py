@@ -180,6 +180,27 @@ class SymbolIndex:
         pos += int(lo)
         return self._obj.symbol_name(int(self._index[pos])), offset - int(self._value[pos])
 
+    def enclosing_rows(self, sections: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`enclosing` for many (section, offset) pairs at once: the row of each one's symbol (-1: none,
+        see `names`) and the offset from it (from the section's start where none). The queries are
+        merged into the sorted symbols, queries after symbols at equal offsets, and each takes the
+        last symbol before it in that order when that symbol is in its section."""
+        sections, offsets = np.asarray(sections, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+        count = len(self._value)
+        is_query = np.r_[np.zeros(count, dtype=bool), np.ones(len(offsets), dtype=bool)]
+        order = np.lexsort((is_query, np.r_[self._value, offsets], np.r_[self._shndx.astype(np.int64), sections]))
+        last = np.maximum.accumulate(np.where(is_query[order], -1, order))
+        row = np.empty(len(offsets), dtype=np.int64)
+        row[order[is_query[order]] - count] = last[is_query[order]]
+        row = np.where((row >= 0) & (self._shndx[np.maximum(row, 0)] == sections) if count else False, row, -1)
+        return row, offsets - np.where(row >= 0, self._value[np.maximum(row, 0)] if count else 0, 0)
+
+    def names(self, rows: np.ndarray) -> list[str | None]:
+        """Symbol name of each row from `enclosing_rows` (None for -1), each distinct symbol read once."""
+        distinct, inverse = np.unique(rows, return_inverse=True)
+        named = [self._obj.symbol_name(int(self._index[r])) if r >= 0 else None for r in distinct.tolist()]
+        return [named[i] for i in inverse.ravel().tolist()]
+
 
 def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
             threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False) -> Analysis:
@@ -412,10 +433,15 @@ def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: n
     return addend
 
 
+def usages(kind: RelocKind, distance: np.ndarray) -> np.ndarray:
+    """`RelocKind.usage` of each distance."""
+    return np.where(distance >= 0, distance / kind.hi, distance / kind.lo if kind.lo else np.inf)
+
+
 def statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, threshold: float) -> np.ndarray:
     """Status rank per reference: outside the range, near its bound, or movable by the link."""
     in_range = (distance >= kind.lo) & (distance <= kind.hi) & (distance % kind.alignment == 0)
-    usage = np.where(distance >= 0, distance / kind.hi, distance / kind.lo if kind.lo else np.inf)
+    usage = usages(kind, distance)
     status = np.full(len(distance), Status.OK.rank, dtype=np.int64)
     if not kind.thunk and kind.hi < FRAGILE_REACH:
         status[cross_section & (usage >= FRAGILE_USAGE)] = Status.FRAGILE.rank

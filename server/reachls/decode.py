@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .analysis import Analysis, SymbolIndex, statuses
+from .analysis import Analysis, SymbolIndex, statuses, usages
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
+from .sourcemap import SourceMap
 
 if TYPE_CHECKING:
     from .arch import Architecture
@@ -265,21 +266,23 @@ def _mapping_letters(obj: ElfInput) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     return _per_section(*_mapping_symbols(obj))
 
 
-def _name_at(index: SymbolIndex, image: LinkedImage, address: int) -> str:
-    """Nearest symbol at or before `address`: `name`, `name+0x10`, or the bare address."""
-    return _symbol_at(index, image, address)[0]
-
-
-def _symbol_at(index: SymbolIndex, image: LinkedImage, address: int) -> tuple[str, bool]:
-    """(name as `_name_at` gives it, whether a symbol sits exactly at `address`)."""
-    section = int(image.section_of(np.array([address], dtype=np.uint64))[0])
-    if section < 0:
-        return f"{address:#x}", False
-    offset = address - image.obj.sections[section].addr
-    name, delta = index.enclosing(section, offset)
-    if name is None:
-        return f"{image.obj.sections[section].name}+{offset:#x}", False
-    return (name, True) if delta == 0 else (f"{name}+{delta:#x}", False)
+def _symbols_at(index: SymbolIndex, image: LinkedImage, addresses: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Nearest symbol at or before each address: `name`, `name+0x10`, `section+0x10` or the bare
+    address; and whether a symbol sits exactly there. One sorted lookup for all addresses."""
+    addresses = np.asarray(addresses, dtype=np.uint64)
+    section = image.section_of(addresses)
+    inside = section >= 0
+    base = np.array([s.addr for s in image.obj.sections], dtype=np.uint64)
+    offset = (addresses - base[np.maximum(section, 0)]).view(np.int64)
+    row, delta = index.enclosing_rows(np.maximum(section, 0), offset)
+    row = np.where(inside, row, -1)
+    names = index.names(row)
+    section_names = [s.name for s in image.obj.sections]
+    shown = [name if name is not None and d == 0 else f"{name}+{d:#x}" if name is not None
+             else f"{section_names[sec]}+{off:#x}" if sec >= 0 else f"{address:#x}"
+             for name, d, sec, off, address in zip(names, delta.tolist(), section.tolist(), offset.tolist(),
+                                                    addresses.tolist())]
+    return shown, (row >= 0) & (delta == 0)
 
 
 def resolve_veneer(image: LinkedImage, decoder: Decoder, address: int) -> int | None:
@@ -287,9 +290,41 @@ def resolve_veneer(image: LinkedImage, decoder: Decoder, address: int) -> int | 
     return decoder.veneer_target(image.read, address, image.obj.little)
 
 
+class _Found:
+    """Columns of the decoded instructions to report, gathered over every section and kind, so
+    symbols, sections and source lines are looked up once for all of them."""
+
+    DTYPES = {"kind": np.int64, "section": np.int64, "offset": np.int64, "place": np.uint64, "target": np.uint64,
+              "displacement": np.int64, "status": np.int64, "usage": np.float64, "via_veneer": np.bool_,
+              "word": np.uint32}
+
+    def __init__(self) -> None:
+        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.DTYPES}
+
+    def add(self, **columns: np.ndarray) -> None:
+        for name, column in columns.items():
+            self._parts[name].append(column)
+
+    def worst_first(self) -> dict[str, np.ndarray]:
+        """Each column joined, rows in report order: status, then usage (highest first), then address."""
+        joined = {name: np.concatenate([np.zeros(0, dtype=dtype), *self._parts[name]]).astype(dtype, copy=False)
+                  for name, dtype in self.DTYPES.items()}
+        order = np.lexsort((joined["place"], -joined["usage"], joined["status"]))
+        return {name: column[order] for name, column in joined.items()}
+
+
+def _words_at(padded: np.ndarray, offsets: np.ndarray, little: bool) -> np.ndarray:
+    """The 4 bytes at each offset as one word (mnemonics are read from it; 16-bit units read two)."""
+    picked = padded[offsets[:, None] + np.arange(4)].astype(np.uint32)
+    shifts = np.arange(4, dtype=np.uint32) * 8
+    return (picked << (shifts if little else shifts[::-1])).sum(axis=1, dtype=np.uint32)
+
+
 def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
-                    threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False) -> Analysis:
-    """Every short-reach instruction of every executable section, decoded, with usage and statuses."""
+                    threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
+                    sourcemap: SourceMap | None = None) -> Analysis:
+    """Every short-reach instruction of every executable section, decoded, with usage and statuses;
+    with a `sourcemap`, each record's site line and target declaration too."""
     decoder = arch.decoder
     if decoder is None:
         raise ValueError(f"{arch.name} has no instruction decoder")
@@ -305,9 +340,8 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     word_dtype = np.dtype(f"{order}u{decoder.word_size}")
     page_mask = np.uint64(~(arch.page_size - 1) & U64)
     counts: Counter[Status] = Counter()
-    records: list[ReachRecord] = []
+    found_rows = _Found()
     unmapped: list[str] = []
-    veneers: dict[int, str] = {}
     for section in obj.sections:
         if not section.is_code or section.sh_type == SHT_NOBITS or section.size < decoder.word_size:
             continue
@@ -323,7 +357,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
             classes = decoder.decode(units, context)
         else:
             classes = decoder.decode(units)
-        padded = data + bytes(4)
+        padded = np.frombuffer(data + bytes(4), dtype=np.uint8)
         for found in classes:
             kind = arch.kinds[found.kind]
             offset = found.index.astype(np.int64) * decoder.word_size
@@ -351,24 +385,61 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
                 status[via_veneer] = Status.VENEER.rank
             counts.update({_STATUS_CODES[code]: int(n) for code, n in zip(*np.unique(status, return_counts=True))})
             keep = np.ones(len(status), dtype=bool) if include_ok else status != Status.OK.rank
-            for row in np.flatnonzero(keep).tolist():
-                site_offset, address = int(offset[row]), int(target[row])
-                word = int.from_bytes(padded[site_offset:site_offset + 4], "little" if order == "<" else "big")
-                if via_veneer[row]:
-                    if address not in veneers:
-                        veneers[address] = _final_target(image, decoder, index, thunks, address)
-                    name = veneers[address]
-                else:
-                    name = _name_at(index, image, address)
-                records.append(make_record(obj, arch, kind, image, index, section.index, site_offset, int(place[row]),
-                                       address, name, int(displacement[row]), _STATUS_CODES[int(status[row])],
-                                       provenance, word))
-    records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
+            found_rows.add(kind=np.full(int(keep.sum()), found.kind),
+                           section=np.full(int(keep.sum()), section.index), offset=offset[keep], place=place[keep],
+                           target=target[keep], displacement=displacement[keep], status=status[keep],
+                           via_veneer=via_veneer[keep], word=_words_at(padded, offset[keep], order == "<"),
+                           usage=usages(kind, displacement[keep]))
+    records = _records(obj, arch, image, index, decoder, thunks, found_rows, provenance, sourcemap)
     notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
     notes += (DECODED_NOTE,)
     if unmapped:
         notes += (f"no mapping symbols in {', '.join(unmapped)}: data in code there is decoded as instructions",)
     return Analysis(records, dict(counts), (), placement, notes)
+
+
+def _records(obj: ElfInput, arch: Architecture, image: LinkedImage, index: SymbolIndex, decoder: Decoder,
+             thunks: dict[int, tuple[str, str]], found: _Found, provenance: Provenance,
+             sourcemap: SourceMap | None) -> list[ReachRecord]:
+    """The reach records of the gathered instructions, worst first: their symbols, sections and source
+    lines looked up for all of them at once, then each record built in one go."""
+    rows = found.worst_first()
+    site_section, site_offset, place, target = rows["section"], rows["offset"], rows["place"], rows["target"]
+    via_veneer = rows["via_veneer"]
+    site_row, site_delta = index.enclosing_rows(site_section, site_offset)
+    site_symbols = index.names(site_row)
+    target_names, _ = _symbols_at(index, image, target)
+    veneers = {address: _final_target(image, decoder, index, thunks, address)
+               for address in np.unique(target[via_veneer]).tolist()}
+    for row in np.flatnonzero(via_veneer).tolist():
+        target_names[row] = veneers[int(target[row])]
+    target_section = image.section_of(target)
+    aimed = target_section >= 0
+    site_lines: list = [None] * len(place)
+    target_lines: list = [None] * len(place)
+    if sourcemap is not None:
+        site_lines, aimed_lines = sourcemap.locations_for(place, target[aimed])
+        for row, line in zip(np.flatnonzero(aimed).tolist(), aimed_lines):
+            target_lines[row] = line
+    sections = obj.sections
+    base = np.array([s.addr for s in sections], dtype=np.uint64)
+    opcodes, opcode_of = np.unique(np.stack([rows["kind"], rows["word"] & arch.instruction_bits]), axis=1,
+                                   return_inverse=True)
+    mnemonics = [arch.instruction(arch.kinds[kind], word) for kind, word in opcodes.T.tolist()]
+    target_offset = np.where(aimed, target - base[np.maximum(target_section, 0)], target)
+    return [ReachRecord(
+        kind=arch.kinds[kind],
+        site=Site(sections[sec].name, sec, offset, address, symbol, symbol_offset, sections[sec].name,
+                  mnemonics[opcode], site_line),
+        target=Target(name, sections[tsec].name if tsec >= 0 else None, tsec if tsec >= 0 else None, toffset,
+                      taddress, 0, sections[tsec].name if tsec >= 0 else None, target_line),
+        distance=distance, status=_STATUS_CODES[status], provenance=provenance)
+        for kind, sec, offset, address, symbol, symbol_offset, opcode, site_line, name, tsec, toffset, taddress,
+        target_line, distance, status in zip(
+            rows["kind"].tolist(), site_section.tolist(), site_offset.tolist(), place.tolist(),
+            site_symbols, site_delta.tolist(), opcode_of.ravel().tolist(), site_lines, target_names,
+            target_section.tolist(), target_offset.tolist(), target.tolist(), target_lines,
+            rows["displacement"].tolist(), rows["status"].tolist())]
 
 
 def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thunks: dict[int, tuple[str, str]],
@@ -377,25 +448,7 @@ def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thun
     final = resolve_veneer(image, decoder, veneer)
     named = thunks[veneer][1] if veneer in thunks else None
     if final is not None:
-        decoded, exact = _symbol_at(index, image, final)
+        (decoded,), (exact,) = _symbols_at(index, image, np.array([final], dtype=np.uint64))
         if exact or named is None:
             return decoded
     return named or f"{veneer:#x}"
-
-
-def make_record(obj: ElfInput, arch: Architecture, kind, image: LinkedImage, index: SymbolIndex, site_section: int,
-            site_offset: int, place: int, target_address: int, target_name: str, distance: int, status: Status,
-            provenance: Provenance, word: int) -> ReachRecord:
-    section = obj.sections[site_section]
-    site_symbol, site_symbol_offset = index.enclosing(site_section, site_offset)
-    target_index = int(image.section_of(np.array([target_address], dtype=np.uint64))[0])
-    target_section = obj.sections[target_index] if target_index >= 0 else None
-    return ReachRecord(
-        kind=kind,
-        site=Site(section.name, site_section, site_offset, place, site_symbol, site_symbol_offset, section.name,
-                  arch.instruction(kind, word), None),
-        target=Target(target_name, target_section.name if target_section else None,
-                      target_index if target_section else None,
-                      target_address - target_section.addr if target_section else target_address,
-                      target_address, 0, target_section.name if target_section else None, None),
-        distance=distance, status=status, provenance=provenance)

@@ -242,9 +242,9 @@ def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
         tag, pos = _uleb(data, pos)
         pos += 1  # DW_CHILDREN_yes/no: the DIE walk follows the null entries instead
         specs = []
-        while True:
-            name, pos = _uleb(data, pos)
-            form, pos = _uleb(data, pos)
+        while True:  # names and forms mostly fit one byte: no call for those
+            name, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
+            form, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
             if name == 0 and form == 0:
                 break
             value = None
@@ -274,6 +274,9 @@ _VARIABLE = {"DW_FORM_string": _STRING, "DW_FORM_block": _BLOCK, "DW_FORM_exprlo
                               "DW_FORM_GNU_addr_index", "DW_FORM_GNU_str_index"), _LEB)}
 
 
+_SIBLING_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8")
+
+
 def _form_sizes(address_size: int, offset_size: int, version: int) -> dict[str, int]:
     """Byte size of each fixed-size form in a unit of these parameters."""
     return {**_SIZE, **dict.fromkeys(_OFFSET, offset_size), "DW_FORM_addr": address_size,
@@ -281,34 +284,53 @@ def _form_sizes(address_size: int, offset_size: int, version: int) -> dict[str, 
 
 
 def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: Callable[[Abbreviation], bool],
-                address_size: int, offset_size: int, version: int, little: bool) -> list[int] | None:
+                address_size: int, offset_size: int, version: int, little: bool,
+                skip_children: Callable[[Abbreviation], bool] = lambda decl: False) -> list[int] | None:
     """Offsets in `unit` (one unit's bytes) of the DIEs from `start` on whose abbreviation
     declaration (`abbrev[code]`) satisfies `keep`, in file order, found by skipping
-    attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown)."""
+    attribute values by form; None if a form is not handled here (DW_FORM_indirect, unknown).
+    The children of a DIE whose declaration satisfies `skip_children` are jumped over when it
+    has a DW_AT_sibling (GCC gives one to most DIEs with children) after fixed-size values only."""
     sizes = _form_sizes(address_size, offset_size, version)
-    plans: dict[int, tuple[bool, tuple[int, ...]]] = {}
+    # Per code: (keep it, its byte size when every form has a fixed size, else None, the steps,
+    # (where its DW_AT_sibling value starts after the code, its width) when its children are jumped over).
+    plans: dict[int, tuple[bool, int | None, tuple[int, ...], tuple[int, int] | None]] = {}
     order = "little" if little else "big"
     found, pos, stop = [], start, len(unit)
     while pos < stop:
-        die = pos
-        code, pos = _uleb(unit, pos)
+        die, code = pos, unit[pos]
+        pos += 1
+        if code >= 0x80:  # most codes fit one byte: no call for them (this loop runs per DIE)
+            code, pos = _uleb(unit, die)
         if code == 0:  # null entry: end of a sibling list
             continue
         if (plan := plans.get(code)) is None:
             steps: list[int] = []
+            sibling = None
             if (decl := abbrev.get(code)) is None:
                 return None
-            for _, form, _ in decl.specs:
+            jump = skip_children(decl)
+            for name, form, _ in decl.specs:
                 if (size := sizes.get(form)) is None and (size := _VARIABLE.get(form)) is None:
                     return None
+                if jump and name == "DW_AT_sibling" and form in _SIBLING_FORMS and all(step >= 0 for step in steps):
+                    sibling = (sum(steps), size)
                 if size >= 0 and steps and steps[-1] >= 0:
                     steps[-1] += size
                 else:
                     steps.append(size)
-            plan = plans[code] = (keep(decl), tuple(steps))
-        if plan[0]:
+            fixed = 0 if not steps else steps[0] if len(steps) == 1 and steps[0] >= 0 else None
+            plan = plans[code] = (keep(decl), fixed, tuple(steps), sibling)
+        wanted, fixed, steps, sibling = plan
+        if wanted:
             found.append(die)
-        for size in plan[1]:
+        if sibling is not None and (after := int.from_bytes(unit[pos + sibling[0]:pos + sum(sibling)], order)) > die:
+            pos = after  # a unit-relative reference: the next DIE at this DIE's level
+            continue
+        if fixed is not None:  # most DIEs: one step over them, no loop
+            pos += fixed
+            continue
+        for size in steps:
             if size >= 0:
                 pos += size
             elif size == _LEB:

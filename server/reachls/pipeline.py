@@ -145,18 +145,17 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
                                 "relocatable" if obj.is_relocatable else "linked",
                                 "decoded" if decoded else placement.engine, placement.linker)
-        if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
-            analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok)
-        else:
-            analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
         sourcemap = SourceMap(obj)
         has_dwarf = sourcemap.has_dwarf()
-        notes: tuple[str, ...] = ()
-        if has_dwarf:
+        if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
+            analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok,
+                                       sourcemap if has_dwarf else None)
+        else:
+            analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
+        if has_dwarf and not decoded:
             analysis = dataclasses.replace(
                 analysis, records=attach_sources(analysis.records, sourcemap, not obj.is_relocatable))
-        else:
-            notes = ("no DWARF line information: sites are given as symbol+offset (build with -g)",)
+        notes = () if has_dwarf else ("no DWARF line information: sites are given as symbol+offset (build with -g)",)
     return ScanResult(inputs, arch, analysis, has_dwarf, notes)
 
 

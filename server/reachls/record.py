@@ -7,8 +7,10 @@ records and nothing else from the analysis, so the fields follow design.md's rea
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from .sourcemap import SourceLocation
@@ -177,12 +179,19 @@ class ReachRecord:
 
     def to_json(self) -> dict[str, Any]:
         """The stable JSON form documented in README.md (one object per record)."""
+        return {"kind": _kind_json(self.kind), **self._fields_json(), "provenance": _provenance_json(self.provenance)}
+
+    def to_json_line(self) -> str:
+        """`json.dumps(self.to_json())`, with the kind and provenance objects, which whole runs of
+        records share, encoded once each (a kernel scan with --all writes 100 k records)."""
+        fields = json.dumps(self._fields_json())
+        return (f'{{"kind": {_encoded_kind(self.kind)}, {fields[1:-1]}, '
+                f'"provenance": {_encoded_provenance(self.provenance)}}}')
+
+    def _fields_json(self) -> dict[str, Any]:
+        """The members of `to_json` between its kind and its provenance."""
+        usage = self.usage
         return {
-            "kind": {
-                "arch": self.kind.arch, "type": self.kind.name, "number": self.kind.number,
-                "range": [self.kind.lo, self.kind.hi], "alignment": self.kind.alignment,
-                "thunk": self.kind.thunk, "formula": self.kind.formula,
-            },
             "site": {
                 "section": self.site.section, "offset": self.site.offset, "address": self.site.address,
                 "output_section": self.site.output_section,
@@ -196,16 +205,31 @@ class ReachRecord:
                 "output_section": self.target.output_section, "source": _location_json(self.target.location),
             },
             "distance": self.distance,
-            "usage": None if self.usage is None else round(self.usage, 6),
+            "usage": None if usage is None else round(usage, 6),
             "headroom": self.headroom,
             "status": self.status.value,
             "verified": self.verified,
-            "provenance": {
-                "artefact": self.provenance.artefact, "artefact_mtime": self.provenance.artefact_mtime,
-                "mode": self.provenance.mode, "engine": self.provenance.engine,
-                "linker": self.provenance.linker,
-            },
         }
+
+
+def _kind_json(kind: RelocKind) -> dict[str, Any]:
+    return {"arch": kind.arch, "type": kind.name, "number": kind.number, "range": [kind.lo, kind.hi],
+            "alignment": kind.alignment, "thunk": kind.thunk, "formula": kind.formula}
+
+
+def _provenance_json(provenance: Provenance) -> dict[str, Any]:
+    return {"artefact": provenance.artefact, "artefact_mtime": provenance.artefact_mtime, "mode": provenance.mode,
+            "engine": provenance.engine, "linker": provenance.linker}
+
+
+@lru_cache(maxsize=None)
+def _encoded_kind(kind: RelocKind) -> str:
+    return json.dumps(_kind_json(kind))
+
+
+@lru_cache(maxsize=None)
+def _encoded_provenance(provenance: Provenance) -> str:
+    return json.dumps(_provenance_json(provenance))
 
 
 def _location_json(location: SourceLocation | None) -> dict[str, Any] | None:

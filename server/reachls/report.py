@@ -137,11 +137,12 @@ def json_report(result: ScanResult) -> str:
                                     for e in g.examples]} for g in result.analysis.unchecked],
         "notes": [*result.analysis.notes, *result.notes],
     }
-    return _json_with_rows(document, "records", [record.to_json() for record in result.analysis.records])
+    return _json_with_rows(document, "records", [record.to_json_line() for record in result.analysis.records])
 
 
-def _json_with_rows(document: dict[str, Any], key: str, rows: list[Any]) -> str:
-    """`document` indented, with `rows` as its last member, one compact row per line.
+def _json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
+    """`document` indented, with `rows` (each already `json.dumps`-encoded) as its last member, one
+    compact row per line.
 
     An indented dump runs Python's pure-Python encoder (about 5x slower than the C one, and most
     of a `--all` scan of a kernel with 100 k records); rows dumped one by one without indent use
@@ -149,7 +150,7 @@ def _json_with_rows(document: dict[str, Any], key: str, rows: list[Any]) -> str:
     head = json.dumps(document, indent=2)[:-2]
     if not rows:
         return f'{head},\n  "{key}": []\n}}\n'
-    body = ",\n    ".join(json.dumps(row) for row in rows)
+    body = ",\n    ".join(rows)
     return f'{head},\n  "{key}": [\n    {body}\n  ]\n}}\n'
 
 
@@ -167,6 +168,6 @@ def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str
 def layout_json(placement: Placement, functions: list[FunctionPlacement]) -> str:
     document = {"schema": JSON_SCHEMA, "engine": placement.engine, "linker": placement.linker,
                 "notes": list(placement.notes)}
-    return _json_with_rows(document, "functions", [
+    return _json_with_rows(document, "functions", [json.dumps(
         {"name": f.name, "type": "func" if f.is_function else "notype", "address": f.address, "size": f.size,
-         "output_section": f.output_section, "output_offset": f.output_offset} for f in functions])
+         "output_section": f.output_section, "output_offset": f.output_offset}) for f in functions])

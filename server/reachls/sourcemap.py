@@ -79,6 +79,9 @@ _UNUSED = ("debug_aranges", "debug_frame", "eh_frame", "debug_pubtypes", "debug_
            "gnu_debugaltlink", "debug_types")
 _ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx2", "DW_FORM_addrx3",
                "DW_FORM_addrx4")
+# Tags whose children (members, enumerators, subranges, parameter types) never hold code.
+_TYPES = frozenset(("DW_TAG_structure_type", "DW_TAG_union_type", "DW_TAG_class_type", "DW_TAG_enumeration_type",
+                    "DW_TAG_array_type", "DW_TAG_subroutine_type"))
 _DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
 _REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata", "DW_FORM_ref_addr")
 _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
@@ -642,7 +645,7 @@ class SourceMap:
         unit = self._unit(cu_offset)
         found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
                             "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _, _ in decl.specs),
-                            *unit.sizes, self.obj.little)
+                            *unit.sizes, self.obj.little, lambda decl: decl.tag in _TYPES)
         if found is None:
             return [d.offset for d in unit.cu.iter_DIEs()
                     if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]

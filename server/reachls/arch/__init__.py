@@ -53,6 +53,8 @@ class Architecture:
     aliases: tuple[str, ...] = field(default=())
     implicit_addend: Callable[[RelocKind, np.ndarray], np.ndarray] | None = None
     pc_bias: Callable[[RelocKind], int] | None = None
+    #: The word bits `instruction` reads: words equal in them are named once (linked-image mode).
+    instruction_bits: int = 0xFFFFFFFF
     #: Linked-image mode (decode.py): decodes short-reach instructions and linker veneers; None: unsupported.
     decoder: Decoder | None = None
     #: Where GNU ld differs from ld.lld (whose behaviour `kinds` describe): types it does or does not

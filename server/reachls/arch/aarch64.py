@@ -121,6 +121,7 @@ ARCH = Architecture(
     elf_machine="EM_AARCH64",
     kinds=KINDS,
     instruction=instruction,
+    instruction_bits=0xFF00001F,  # what `instruction` tests: the opcode bits and b.cond's condition
     fix_hint=fix_hint,
     asm_fixes=asm_fixes,
     aliases=("arm64",),
