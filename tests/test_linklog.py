@@ -215,6 +215,15 @@ def test_a_gnu_ld_log_alone_says_it_has_no_distance(build, gnu_log, tmp_path):
     assert _cli("scan", log, "--fail-on", "overflow").returncode == 1
 
 
+def test_json_lines_of_log_records_encode_their_json(build, gnu_log, tmp_path):
+    """Records read from a log alone hold nulls (GNU ld: no distance, usage or headroom; no addresses):
+    the report's row of each is still the text `json` gives for its documented `to_json`."""
+    for name, log in (("lld", build / "build.log"), ("gnu", gnu_log)):
+        records = scan(_alone(log, tmp_path / name)).analysis.records
+        assert records and any(r.site.address is None for r in records)
+        assert all(record.to_json_line() == json.dumps(record.to_json()) for record in records)
+
+
 def test_objects_at_hand_are_checked_the_others_printed(build, tmp_path):
     """One log holding two links: the separate objects' (entry.o is at hand) and vmlinux.o's (it is not)."""
     need("ld.lld")
