@@ -65,11 +65,19 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     while pos < stop:
         op = program[pos]
         pos += 1
-        if op >= base:  # special opcode: advance, then a row
+        if op >= base:  # special opcode: advance, then a row (the opcodes below, most frequent first)
             address += step[op]
             line += lstep[op]
+        elif op == 5:  # DW_LNS_set_column (one-byte ULEB128 inline)
+            column = program[pos]
+            pos += 1
+            if column >= 0x80:
+                column, pos = _uleb(program, pos - 1)
+            continue
         elif op == 1:  # DW_LNS_copy
             pass
+        elif op == 6:  # DW_LNS_negate_stmt (GCC toggles is_stmt often): no operand, no row
+            continue
         elif op == 0:  # extended: length, sub-opcode, operands
             n, pos = _uleb(program, pos)
             sub, nxt = program[pos], pos + n
@@ -99,12 +107,6 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
                 n, pos = _sleb(program, pos)
                 line += n
             continue
-        elif op == 5:  # DW_LNS_set_column (one-byte ULEB128 inline)
-            column = program[pos]
-            pos += 1
-            if column >= 0x80:
-                column, pos = _uleb(program, pos - 1)
-            continue
         elif op == 4:  # DW_LNS_set_file
             file, pos = _uleb(program, pos)
             continue
@@ -115,7 +117,7 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
             address += int.from_bytes(program[pos:pos + 2], order)
             pos += 2
             continue
-        else:  # negate_stmt, basic_block, prologue_end, epilogue_begin: nothing; set_isa: one;
+        else:  # basic_block, prologue_end, epilogue_begin: nothing; set_isa: one;
             for _ in range(1 if op == 12 else 0 if op < 12 else operands[op - 1]):  # unknown: as declared
                 _, pos = _uleb(program, pos)
             continue
@@ -221,6 +223,10 @@ _AT_NAMES = {number: name for name, number in ENUM_DW_AT.items() if isinstance(n
 _FORM_NAMES = {number: name for name, number in ENUM_DW_FORM.items() if isinstance(number, int)}
 
 
+# (attribute, form) numbers → the named spec of an abbreviation: one tuple each, shared by every table.
+_SPECS: dict[tuple[int, int], tuple[str | int, str | int, None]] = {}
+
+
 @dataclass(frozen=True)
 class Abbreviation:
     """One abbreviation declaration: the DIE tag and its (attribute, form, implicit constant) specs,
@@ -245,12 +251,16 @@ def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
         while True:  # names and forms mostly fit one byte: no call for those
             name, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
             form, pos = (data[pos], pos + 1) if data[pos] < 0x80 else _uleb(data, pos)
-            if name == 0 and form == 0:
-                break
-            value = None
             if form == 0x21:  # DW_FORM_implicit_const: the value lives here
                 value, pos = _sleb(data, pos)
-            specs.append((_AT_NAMES.get(name, name), _FORM_NAMES.get(form, form), value))
+                specs.append((_AT_NAMES.get(name, name), "DW_FORM_implicit_const", value))
+            elif (spec := _SPECS.get((name, form))) is not None:
+                specs.append(spec)
+            elif name == 0 and form == 0:
+                break
+            else:
+                spec = (_AT_NAMES.get(name, name), _FORM_NAMES.get(form, form), None)
+                specs.append(_SPECS.setdefault((name, form), spec))
         table[code] = Abbreviation(_TAG_NAMES.get(tag, tag), tuple(specs))
     return table
 
