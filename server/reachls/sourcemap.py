@@ -23,6 +23,7 @@ import io
 import os
 import struct
 import zlib
+from bisect import bisect_right
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import cached_property
@@ -517,8 +518,8 @@ class SourceMap:
             return dict(zip(info.value[m].tolist(), self._owner(".debug_info", info.offset[m]).tolist()))
         found = {}
         for cu in self._unit_starts(".debug_info").tolist() if ".debug_info" in self._index else ():
-            if (stmt := self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_stmt_list")) is not None:
-                found[stmt[1]] = cu
+            if (stmt := self._stmt_list(cu)) is not None:
+                found[stmt] = cu
         return found
 
     # ----- decoding, cached (trap 2) -----
@@ -674,8 +675,18 @@ class SourceMap:
         return found
 
     def _cu_of(self, offset: int) -> int:
-        """The CU holding .debug_info `offset`."""
-        return int(self._owner(".debug_info", np.array([offset]))[0])
+        """The CU holding .debug_info `offset` (one offset per DIE read: a bisect, not a numpy call)."""
+        return self._cu_starts[bisect_right(self._cu_starts, offset) - 1]
+
+    @cached_property
+    def _cu_starts(self) -> list[int]:
+        return self._unit_starts(".debug_info").tolist()
+
+    @_memo
+    def _stmt_list(self, cu_offset: int) -> int | None:
+        """DW_AT_stmt_list of a CU: the line program whose file table its declarations index."""
+        stmt = self._die(self._unit(cu_offset).cu.cu_die_offset).get("DW_AT_stmt_list")
+        return None if stmt is None else stmt[1]
 
     def _address(self, cu_offset: int, value: tuple[str, int | None]) -> int:
         """An address-class attribute value: as is, or through .debug_addr for the DW_FORM_addrx forms."""
@@ -690,8 +701,7 @@ class SourceMap:
         """File and line the DIE at `offset` declares; files from its own CU's line program."""
         if "DW_AT_decl_line" not in at or "DW_AT_decl_file" not in at:
             return None
-        unit = self._unit(self._cu_of(offset))
-        stmt = self._die(unit.cu.cu_die_offset).get("DW_AT_stmt_list")
-        files, f = self._files(stmt[1]) if stmt is not None else [], at["DW_AT_decl_file"][1]
+        stmt = self._stmt_list(self._cu_of(offset))
+        files, f = self._files(stmt) if stmt is not None else [], at["DW_AT_decl_file"][1]
         column = at["DW_AT_decl_column"][1] if "DW_AT_decl_column" in at else 0
         return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"][1], column)
