@@ -17,6 +17,7 @@ an A32 ADR (ALU_PC_G0) is "unencodeable"; `PRINTED` converts a distance into wha
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +212,7 @@ def test_statuses_agree_with_lld_at_the_edges(edge_case: Edges, engine: str) -> 
         symbol, record = f"target{i}", records[f"target{i}"]
         assert (record.kind, record.distance) == (e.kind, distance)
         assert record.site.instruction == MNEMONICS[e.kind.name]
+        assert record.to_json_line() == json.dumps(record.to_json())  # usage at the edges: inf for THM_PC8
         if symbol in errors:
             assert record.status is Status.OVERFLOW
             assert errors[symbol] == (e.kind.name, *printed(e.case, e.kind, distance))
