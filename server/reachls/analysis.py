@@ -293,7 +293,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                                        int(place[row]), int(sym[row]), int(addend[row]) - bias,
                                        int(target[row]) - bias, int(distance[j]), _STATUS_CODES[int(status[j])],
                                        placement, provenance))
-    records.sort(key=lambda r: (r.status.rank, -r.usage, r.site.address))
+    records.sort(key=lambda r: (r.worst_first, r.site.address))
     notes = placement.notes + weak_note(obj, placement.linker, weak_checked) + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
 
@@ -421,16 +421,20 @@ def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: n
 
     Only for relocatable input: in a linked image the linker has overwritten the field."""
     data = np.frombuffer(obj.section_data(section) + bytes(4), dtype=np.uint8)
-    at = np.clip(offsets.astype(np.int64), 0, len(data) - 4)[:, None] + np.arange(4)
-    byte = data[at].astype(np.uint32)
-    order = (0, 1, 2, 3) if obj.little else (3, 2, 1, 0)
-    words = (byte[:, order[0]] | (byte[:, order[1]] << 8) | (byte[:, order[2]] << 16)
-             | (byte[:, order[3]] << 24)).astype(np.uint32)
+    words = words_at(data, np.clip(offsets.astype(np.int64), 0, len(data) - 4), obj.little)
     addend = np.zeros(len(types), dtype=np.int64)
     for number in np.unique(types):
         rows = types == number
         addend[rows] = arch.implicit_addend(arch.kinds[int(number)], words[rows])
     return addend
+
+
+def words_at(padded: np.ndarray, offsets: np.ndarray, little: bool) -> np.ndarray:
+    """The 4 bytes at each offset of `padded` (a section's bytes with 4 zero bytes after them) as
+    one word, all at once: instruction fields are read from it (16-bit units read two)."""
+    picked = padded[offsets[:, None] + np.arange(4)].astype(np.uint32)
+    shifts = np.arange(4, dtype=np.uint32) * 8
+    return (picked << (shifts if little else shifts[::-1])).sum(axis=1, dtype=np.uint32)
 
 
 def usages(kind: RelocKind, distance: np.ndarray) -> np.ndarray:

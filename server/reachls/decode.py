@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .analysis import Analysis, SymbolIndex, statuses, usages
+from .analysis import Analysis, SymbolIndex, statuses, usages, words_at
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
@@ -313,13 +313,6 @@ class _Found:
         return {name: column[order] for name, column in joined.items()}
 
 
-def _words_at(padded: np.ndarray, offsets: np.ndarray, little: bool) -> np.ndarray:
-    """The 4 bytes at each offset as one word (mnemonics are read from it; 16-bit units read two)."""
-    picked = padded[offsets[:, None] + np.arange(4)].astype(np.uint32)
-    shifts = np.arange(4, dtype=np.uint32) * 8
-    return (picked << (shifts if little else shifts[::-1])).sum(axis=1, dtype=np.uint32)
-
-
 def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
                     threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
                     sourcemap: SourceMap | None = None) -> Analysis:
@@ -388,7 +381,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
             found_rows.add(kind=np.full(int(keep.sum()), found.kind),
                            section=np.full(int(keep.sum()), section.index), offset=offset[keep], place=place[keep],
                            target=target[keep], displacement=displacement[keep], status=status[keep],
-                           via_veneer=via_veneer[keep], word=_words_at(padded, offset[keep], order == "<"),
+                           via_veneer=via_veneer[keep], word=words_at(padded, offset[keep], order == "<"),
                            usage=usages(kind, displacement[keep]))
     records = _records(obj, arch, image, index, decoder, thunks, found_rows, provenance, sourcemap)
     notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
