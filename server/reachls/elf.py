@@ -291,6 +291,15 @@ class ElfInput:
         addend = table["addend"].astype(np.int64) if explicit else np.zeros(len(table), dtype=np.int64)
         return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit)
 
+    def alloc_sections_by_name(self) -> dict[str, list[int]]:
+        """Allocated section indices per name, in file order (a fresh dict): linker maps name input
+        sections, and several of one name are placed in the order they appear in the file."""
+        by_name: dict[str, list[int]] = {}
+        for section in self.sections:
+            if section.is_alloc:
+                by_name.setdefault(section.name, []).append(section.index)
+        return by_name
+
     def code_labels(self) -> list[CodeLabel]:
         """Every label defined in an executable section: function symbols and the untyped labels
         assembly entry points get (`SYM_CODE_START`, `SYM_INNER_LABEL`), not mapping symbols."""

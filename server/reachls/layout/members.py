@@ -207,10 +207,7 @@ def object_sections(objects: list[tuple[int, Path]]) -> list[ObjectSection]:
 def partial_link_pieces(merged: ElfInput, sections: list[ObjectSection]) -> list[ObjectSection]:
     """`sections` with where `ld -r` put each in `merged` (vmlinux.o): its default script and its
     orphan rule both gather the sections of one name, in input order, each at its own alignment."""
-    by_name = {}
-    for section in merged.sections:
-        if section.is_alloc:
-            by_name.setdefault(section.name, []).append(section)
+    by_name = merged.alloc_sections_by_name()
     cursor: dict[str, int] = {}
     placed = []
     for section in sections:
@@ -220,7 +217,7 @@ def partial_link_pieces(merged: ElfInput, sections: list[ObjectSection]) -> list
         placed.append(ObjectSection(section.object_rank, section.index, section.name, section.flags,
                                     section.sh_type, section.align, section.size, start))
     for name, size in cursor.items():
-        targets = by_name.get(name, [])
+        targets = [merged.sections[index] for index in by_name.get(name, [])]
         if len(targets) != 1 or targets[0].size != size:
             found = ", ".join(f"{t.size:#x}" for t in targets) or "none"
             raise ReachlsError(f"the objects' {name} sections add up to {size:#x} bytes, "

@@ -203,10 +203,7 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
     a section no object gave stays whole, after them."""
     ordinary: list[tuple[tuple[int, int], _Input]] = []
     synthetic = []
-    index_of = {}
-    for sec in obj.sections:
-        if sec.is_alloc:
-            index_of.setdefault(sec.name, sec.index)
+    index_of = {name: indices[0] for name, indices in obj.alloc_sections_by_name().items()}
     first_piece: dict[int, tuple[int, int]] = {}
     split: dict[int, list[ObjectSection]] = {}
     for piece in objects or ():

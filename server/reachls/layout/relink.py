@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,17 +88,15 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
         symbols = link_defined_symbols(obj, Path(tmp) / "final")
     pieces_at: dict[tuple[str, str], list[int]] = {}
     output_of: dict[tuple[str, str], list[str]] = {}
-    for output, name, address, size, file in _gnu_map_entries(final_map):
+    final = read_gnu_map(final_map)
+    for output, name, address, size, file in final.entries:
         if size:
             pieces_at.setdefault((file, name), []).append(address)
             output_of.setdefault((file, name), []).append(output)
-    index_of = {}
-    for section in obj.sections:
-        if section.is_alloc:
-            index_of.setdefault(section.name, section.index)
+    index_of = {name: indices[0] for name, indices in obj.alloc_sections_by_name().items()}
     starts: dict[int, list[tuple[int, int]]] = {}
     output_section: dict[int, str] = {}
-    for merged, name, offset, size, file in _gnu_map_entries(merged_map):
+    for merged, name, offset, size, file in read_gnu_map(merged_map).entries:
         if size and merged in index_of and pieces_at.get((file, name)):
             index = index_of[merged]
             starts.setdefault(index, []).append((offset, pieces_at[file, name].pop(0)))
@@ -105,14 +104,8 @@ def relink_objects_layout(obj: ElfInput, command: LinkCommand, partial: LinkComm
     pieces = {index: (np.array([o for o, _ in pairs], np.uint64), np.array([a for _, a in pairs], np.uint64))
               for index, pairs in starts.items()}
     section_address = {index: pairs[0][1] - pairs[0][0] for index, pairs in starts.items()}
-    output_start = {name: address for name, address in _gnu_output_starts(final_map)}
-    return Placement("relink", section_address, output_section, output_start, _not_replayed(command),
-                     LINKER_NAMES["gnu"], pieces, symbols, _gnu_got_address(final_map))
-
-
-def _gnu_got_address(text: str) -> int | None:
-    """Where GNU ld put its .got (an input section it attributes to the first object), if it made one."""
-    return next((address for _, name, address, size, _ in _gnu_map_entries(text) if name == ".got" and size), None)
+    return Placement("relink", section_address, output_section, final.output_starts, _not_replayed(command),
+                     LINKER_NAMES["gnu"], pieces, symbols, final.got_address)
 
 
 def link_defined_symbols(obj: ElfInput, image_path: Path) -> dict[str, int]:
@@ -189,23 +182,13 @@ def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
-def _alloc_sections_by_name(obj: ElfInput) -> dict[str, list[int]]:
-    """Allocated section indices of `obj` per name, in file order: maps name input sections, and
-    several of one name are placed in the order they appear in the file."""
-    by_name: dict[str, list[int]] = {}
-    for section in obj.sections:
-        if section.is_alloc:
-            by_name.setdefault(section.name, []).append(section.index)
-    return by_name
-
-
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     """Turn an ld.lld map into a `Placement` for the sections of `obj`.
 
     Input sections are named by `file:(name)`; several sections of one name are matched to the
     object's sections of that name in file order, which is the order the linker places them.
     """
-    by_name = _alloc_sections_by_name(obj)
+    by_name = obj.alloc_sections_by_name()
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
     output_start: dict[str, int] = {}
@@ -242,17 +225,18 @@ def parse_gnu_map(text: str, obj: ElfInput) -> Placement:
     Several sections of one name are matched in file order, as for ld.lld. The linker's own
     stubs are not sections of `obj`.
     """
-    by_name = _alloc_sections_by_name(obj)
+    by_name = obj.alloc_sections_by_name()
     section_address: dict[int, int] = {}
     output_section: dict[int, str] = {}
-    for output, name, address, _, file in _gnu_map_entries(text):
+    gnu_map = read_gnu_map(text)
+    for output, name, address, _, file in gnu_map.entries:
         candidates = by_name.get(name)
         if candidates and file != _GNU_SYNTHETIC_FILE:
             index = candidates.pop(0)
             section_address[index] = address
             output_section[index] = output
-    return Placement("relink", section_address, output_section, dict(_gnu_output_starts(text)),
-                     linker=LINKER_NAMES["gnu"], got_address=_gnu_got_address(text))
+    return Placement("relink", section_address, output_section, gnu_map.output_starts,
+                     linker=LINKER_NAMES["gnu"], got_address=gnu_map.got_address)
 
 
 def _gnu_memory_map(text: str) -> list[str]:
@@ -263,28 +247,36 @@ def _gnu_memory_map(text: str) -> list[str]:
     return list(_unwrap_gnu_map(body.splitlines()))
 
 
-def _gnu_map_entries(text: str):
-    """(output section, input section, address, size, file) for each input section of a GNU ld map.
+@dataclass(frozen=True)
+class GnuMap:
+    """What a GNU ld map says, read in one pass: `entries` holds (output section, input section,
+    address, size, file) for each input section; `output_starts` each output section's first address."""
 
-    Output sections start in column 0, input sections in column 1; a name too long for its
+    entries: list[tuple[str, str, int, int, str]]
+    output_starts: dict[str, int]
+
+    @property
+    def got_address(self) -> int | None:
+        """Where GNU ld put its .got (an input section it attributes to the first object), if it made one."""
+        return next((address for _, name, address, size, _ in self.entries if name == ".got" and size), None)
+
+
+def read_gnu_map(text: str) -> GnuMap:
+    """Output sections start in column 0, input sections in column 1; a name too long for its
     column ends its line, and its address and size follow on the next. `*fill*`, patterns,
     symbol lines and COMMON are not input sections."""
+    entries: list[tuple[str, str, int, int, str]] = []
+    output_starts: dict[str, int] = {}
     current = None
     for line in _gnu_memory_map(text):
         if (output := _GNU_OUTPUT.match(line)) is not None:
             current = output.group(1)
+            output_starts.setdefault(current, int(output.group(2), 16))
         elif (entry := _GNU_INPUT.match(line)) is not None and current is not None \
                 and not entry.group(1).startswith(_GNU_NOT_AN_INPUT):
-            yield current, entry.group(1), int(entry.group(2), 16), int(entry.group(3), 16), entry.group(4).strip()
-
-
-def _gnu_output_starts(text: str):
-    """(output section, address) for each output section of a GNU ld map, first occurrence first."""
-    seen = set()
-    for line in _gnu_memory_map(text):
-        if (output := _GNU_OUTPUT.match(line)) is not None and output.group(1) not in seen:
-            seen.add(output.group(1))
-            yield output.group(1), int(output.group(2), 16)
+            entries.append((current, entry.group(1), int(entry.group(2), 16), int(entry.group(3), 16),
+                            entry.group(4).strip()))
+    return GnuMap(entries, output_starts)
 
 
 def _unwrap_gnu_map(lines: list[str]):
