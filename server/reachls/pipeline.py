@@ -72,7 +72,7 @@ def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None =
     if not obj.is_relocatable:
         return linked_placement(obj)
     flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
-    placement = _place_relocatable(obj, inputs, engine, flavour)
+    placement = _place_relocatable(obj, for_machine(obj.machine, str(obj.path)), inputs, engine, flavour)
     if inputs.links_objects and not placement.pieces:
         placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
     return placement
@@ -84,33 +84,40 @@ LINKS_OBJECTS_NOTE = ("this build's final link reads vmlinux.a, not vmlinux.o: t
                       "with GNU ld replays the real link")
 
 
-def _place_relocatable(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str) -> Placement:
+def _replays_objects(inputs: BuildInputs, flavour: str) -> bool:
+    """Whether the layout is the final link of the objects vmlinux.o was made of: a GNU ld build
+    whose final link reads them (`BuildInputs.links_objects`), laid out as GNU ld."""
+    return inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour
+
+
+def _place_relocatable(obj: ElfInput, arch: Architecture, inputs: BuildInputs, engine: str,
+                       flavour: str) -> Placement:
     if engine == "model":
-        return _model(obj, inputs, flavour)
+        return _model(obj, arch, inputs, flavour)
     command = inputs.link_command or LinkCommand(LINKER_NAMES[flavour], (), inputs.script, flavour=flavour)
     command = command.for_flavour(flavour)
     if inputs.script is not None:
         command = dataclasses.replace(command, script=inputs.script)
     try:
-        linker = find_linker(flavour, inputs.link_command, for_machine(obj.machine, str(obj.path)).gnu_ld)
-        if inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour:
+        linker = find_linker(flavour, inputs.link_command, arch.gnu_ld)
+        if _replays_objects(inputs, flavour):
             return relink_objects_layout(obj, command, inputs.partial_link, linker)
         return relink_layout(obj, command, linker)
     except ReachlsError as exc:
         if engine == "relink":
             raise
-        placement = _model(obj, inputs, flavour)
+        placement = _model(obj, arch, inputs, flavour)
         return dataclasses.replace(placement, notes=(f"placed by the model: the relink did not run ({exc})",
                                                      *placement.notes))
 
 
-def _model(obj: ElfInput, inputs: BuildInputs, flavour: str) -> Placement:
+def _model(obj: ElfInput, arch: Architecture, inputs: BuildInputs, flavour: str) -> Placement:
     """The model's layout; of the objects themselves where the final link reads them (with GNU ld,
     whose `ld -r` made vmlinux.o), else of `obj` whole, saying why when the objects could not be read."""
     script = load_linker_script(inputs.script) if inputs.script else None
-    entries = got_entries(obj, for_machine(obj.machine, str(obj.path)))
+    entries = got_entries(obj, arch)
     notes: tuple[str, ...] = ()
-    if inputs.partial_link is not None and flavour == "gnu" == inputs.partial_link.flavour:
+    if _replays_objects(inputs, flavour):
         try:
             objects = final_link_sections(obj, inputs.partial_link, inputs.partial_link.base_dir)
             return model_layout(obj, script, flavour, entries, objects)
