@@ -218,16 +218,16 @@ def test_function_declaration(build: Build) -> None:
                 assert decl is not None and (decl.file, decl.line) == want, name
 
 
-def test_linked_image_line_for_address(build: Build) -> None:
+def test_linked_image_lines_at(build: Build) -> None:
     for path in (build.image, build.image_relocs):  # all line programs / indexed by relocations
         with ElfInput(path) as image:
             sm = SourceMap(image)
             assert sm.has_dwarf()
             addresses = [s.addr + off for s in image.sections if s.is_code for off in range(0, s.size, 4)]
-            ours = [sm.line_for_address(a) for a in addresses]
+            ours = sm.lines_at(np.array(addresses, dtype=np.uint64))
             assert all(same(a, b) for a, b in zip(ours, build.gnu(addresses, path)))
             assert sum(loc is not None for loc in ours) > len(addresses) // 2
-            assert sm.line_for_address(0) is None
+            assert sm.lines_at(np.array([0], dtype=np.uint64)) == [None]
 
 
 def test_without_dwarf(tmp_path: Path) -> None:

@@ -229,12 +229,6 @@ class SourceMap:
         """Line of the code at `offset` in section `section_index` (any ELF type)."""
         return self.lines_at(self.code_addresses([section_index], [offset]))[0]
 
-    def line_for_address(self, address: int) -> SourceLocation | None:
-        """Line of the code at a final address of a linked image."""
-        if self.obj.is_relocatable:
-            raise ValueError("line_for_address needs a linked image; use line_for(section, offset)")
-        return self.lines_at(np.array([address], dtype=np.uint64))[0]
-
     def function_declaration(self, section_index: int, offset: int) -> SourceLocation | None:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) the location."""
         return self.declarations_at(self.code_addresses([section_index], [offset]))[0]
