@@ -52,7 +52,9 @@ async def test_errors_on_the_lines_the_linker_names(client: LanguageClient, tree
         assert text.split()[0] in ("cbz", "adr") and "hyp_panic" in text
         assert diagnostic.source == "reachls"
         assert diagnostic.related_information and diagnostic.related_information[0].location.uri == uri(tree / SWITCH)
-    assert any(p.kind == "end" for reports in client.progress_reports.values() for p in reports)
+    # The end of progress follows the diagnostics on the wire; wait for it rather than race it.
+    await wait_for(lambda: any(p.kind == "end" for reports in client.progress_reports.values() for p in reports),
+                   what="the end of the scan's progress")
 
 
 @pytest.mark.asyncio(loop_scope="module")
