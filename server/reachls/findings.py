@@ -4,6 +4,10 @@ A finding is where an editor puts a diagnostic: the assembler statement of a sit
 the statement parser), or the name of a C function that is the target of an overflow or
 at-risk reference (range from tree-sitter). DWARF names files as the build machine saw them;
 `PathMapper` maps them onto the workspace and says which it cannot find.
+
+Each finding keeps the statement it is about as the scan read it, and the artefact's build time.
+In a file changed since that build, DWARF lines are not trusted as they are: `anchor` matches
+each record to the statement that agrees with it, or drops the record.
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .anchor import (SourceTexts, changed_note, line_map, names_target, normalise, reanchor, statement_agrees,
+                     target_name)
 from .arch import Architecture
 from .fixes import Fix, lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
 from .report import describe
-from .sources.asm import AsmFile, Span, parse_asm
-from .sources.c import CFile, parse_c
+from .sources.asm import AsmFile, AsmStatement, Span, parse_asm
+from .sources.c import CFile, CFunction, parse_c
 
 ASM_SUFFIXES = (".S", ".s", ".asm")
 C_SUFFIXES = (".c", ".h")
@@ -57,6 +63,8 @@ class Finding:
     message: str
     related: tuple[tuple[Path, int, str], ...]
     fixes: tuple[Fix, ...]
+    statement: str  # the text under `span` when the scan read it, `normalise`d: what the finding is about
+    built: float  # when the artefact was written (its mtime)
 
     @property
     def status(self) -> Status:
@@ -65,23 +73,46 @@ class Finding:
 
 @dataclass
 class Findings:
-    """All findings of one scan, by workspace file; `missing` are DWARF files not found."""
+    """All findings of one scan, by workspace file; `missing` are DWARF files not found. `texts`
+    are the texts the findings' spans refer to; `as_built` those of files not changed since the
+    artefact was written; `dropped` describes the records whose statement is gone from an edited file."""
 
     by_path: dict[Path, list[Finding]] = field(default_factory=dict)
     missing: set[str] = field(default_factory=set)
+    texts: dict[Path, str] = field(default_factory=dict)
+    as_built: dict[Path, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
 
 
 class _Sources:
-    """Parsed sources, each parsed once per scan."""
+    """Parsed sources, each read (editor buffer first) and parsed once per scan."""
 
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, texts: SourceTexts, findings: Findings) -> None:
         self._dialect = dialect
+        self._texts = texts
+        self._findings = findings
         self._asm: dict[Path, tuple[AsmFile, list[str], set[str]]] = {}
         self._c: dict[Path, CFile] = {}
+        self._changed: dict[Path, bool] = {}
+
+    def text(self, path: Path) -> str:
+        text = self._findings.texts[path] = self._texts.read(path)
+        return text
+
+    def changed(self, path: Path, built: float) -> bool:
+        """Has the file changed since the artefact was built? Unchanged, its text is as built."""
+        if path not in self._changed:
+            self._changed[path] = self._texts.changed_since(path, built)
+            if not self._changed[path]:
+                self._findings.as_built[path] = self.text(path)
+        return self._changed[path]
+
+    def earlier(self, path: Path) -> str | None:
+        return self._texts.earlier.get(path)
 
     def asm(self, path: Path, mapper: PathMapper) -> tuple[AsmFile, list[str], set[str]]:
         if path not in self._asm:
-            text = path.read_text(errors="replace")
+            text = self.text(path)
             asm = parse_asm(text, self._dialect)
             included = _included_macros(path, asm, mapper)
             if included:  # now known, their invocations parse as macro invocations, not instructions
@@ -91,7 +122,7 @@ class _Sources:
 
     def c(self, path: Path) -> CFile:
         if path not in self._c:
-            self._c[path] = parse_c(path.read_text(errors="replace"))
+            self._c[path] = parse_c(self.text(path))
         return self._c[path]
 
 
@@ -107,45 +138,93 @@ def _included_macros(source: Path, asm: AsmFile, mapper: PathMapper) -> set[str]
     return names
 
 
-def source_findings(records: list[ReachRecord], arch: Architecture, mapper: PathMapper) -> Findings:
+def source_findings(records: list[ReachRecord], arch: Architecture, mapper: PathMapper,
+                    texts: SourceTexts | None = None) -> Findings:
+    """Findings of one artefact's records. `texts` gives editors' unsaved buffers and the texts of
+    earlier scans; without it the files on disk are read."""
     findings = Findings()
-    sources = _Sources(arch.asm_dialect)
-    by_target: dict[tuple[Path, int], list[ReachRecord]] = defaultdict(list)
-    for record in records:
-        if record.status is Status.OK:
-            continue
-        site = _site_finding(record, arch, mapper, sources, findings.missing)
-        if site is not None:
+    sources = _Sources(arch.asm_dialect, texts or SourceTexts(), findings)
+    reported = [r for r in records if r.status is not Status.OK]
+    sites = _anchored_sites(reported, arch, mapper, sources, findings)
+    by_target: dict[tuple[Path, CFunction], list[ReachRecord]] = defaultdict(list)
+    for index, record in enumerate(reported):
+        if index in sites:
+            site = _site_finding(record, *sites[index], arch, mapper, sources)
             findings.by_path.setdefault(site.path, []).append(site)
         target = record.target.location
         if record.status in TARGET_STATUSES and target is not None:
             path = mapper(target.file)
             if path is None:
                 findings.missing.add(target.file)
-            elif path.suffix in C_SUFFIXES:
-                by_target[(path, target.line)].append(record)
-    for (path, line), targets in by_target.items():
-        finding = _target_finding(path, line, targets, mapper, sources)
-        if finding is not None:
-            findings.by_path.setdefault(path, []).append(finding)
+            elif path.suffix in C_SUFFIXES and (function := _target_function(path, record, sources)) is not None:
+                by_target[(path, function)].append(record)
+    site_lines = {id(reported[index]): place for index, place in sites.items()}
+    for (path, function), targets in by_target.items():
+        finding = _target_finding(path, function, targets, site_lines, mapper, sources)
+        findings.by_path.setdefault(path, []).append(finding)
     return findings
 
 
-def _site_finding(record: ReachRecord, arch: Architecture, mapper: PathMapper, sources: _Sources,
-                  missing: set[str]) -> Finding | None:
-    location = record.site.location
-    if location is None:
-        return None
-    path = mapper(location.file)
-    if path is None:
-        missing.add(location.file)
-        return None
+def _anchored_sites(records: list[ReachRecord], arch: Architecture, mapper: PathMapper, sources: _Sources,
+                    findings: Findings) -> dict[int, tuple[Path, int]]:
+    """Index into `records` → the workspace file and line of its statement now. The DWARF line as
+    it is where the file has not changed since the build; else `reanchor`ed. Records whose
+    statement is gone are counted in `findings.dropped`."""
+    by_path: dict[Path, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        location = record.site.location
+        if location is None:
+            continue
+        path = mapper(location.file)
+        if path is None:
+            findings.missing.add(location.file)
+        else:
+            by_path[path].append(index)
+    anchored: dict[int, tuple[Path, int]] = {}
+    for path, indices in by_path.items():
+        dwarf_lines = [records[i].site.location.line for i in indices]
+        if not sources.changed(path, records[indices[0]].provenance.artefact_mtime):
+            anchored.update((i, (path, line)) for i, line in zip(indices, dwarf_lines))
+            continue
+        text = sources.text(path)
+        earlier = sources.earlier(path)
+        blocks = line_map(earlier, text) if earlier is not None else None
+        group = [records[i] for i in indices]
+        placed = reanchor(group, dwarf_lines, _agreement(path, arch, mapper, sources), text.count("\n") + 1, blocks)
+        anchored.update((indices[k], (path, line)) for k, line in placed.items())
+        findings.dropped += [f"{path}:{dwarf_lines[k]} {_what(group[k])}" for k in range(len(group)) if k not in placed]
+    return anchored
+
+
+def _agreement(path: Path, arch: Architecture, mapper: PathMapper, sources: _Sources):
+    """Does line N of `path` hold a statement the record can be about? In assembly, one that
+    `statement_agrees`; elsewhere (C), a line naming the target."""
+    if path.suffix in ASM_SUFFIXES:
+        asm = sources.asm(path, mapper)[0]
+        by_line: dict[int, list[AsmStatement]] = defaultdict(list)
+        for statement in asm.statements:
+            by_line[statement.line].append(statement)
+        return lambda line, record: any(statement_agrees(s, record, arch) for s in by_line.get(line, ()))
+    lines = sources.text(path).split("\n")
+    return lambda line, record: names_target(lines[line - 1], record)
+
+
+def _what(record: ReachRecord) -> str:
+    return f"{record.site.instruction or record.kind.short_name} → {record.target.symbol}"
+
+
+def _site_finding(record: ReachRecord, path: Path, line: int, arch: Architecture, mapper: PathMapper,
+                  sources: _Sources) -> Finding:
+    """The finding on the statement at `line` (where the record's statement is now)."""
+    built = record.provenance.artefact_mtime
+    changed = sources.changed(path, built)
     message = describe(record)
     fixes: list[Fix] = []
     span = None
     if path.suffix in ASM_SUFFIXES:
         asm, lines, macros = sources.asm(path, mapper)
-        statement = asm.instruction_on(location.line, record.site.instruction) or asm.instruction_on(location.line)
+        statement = next((s for s in asm.statements_on(line) if statement_agrees(s, record, arch)), None) if changed \
+            else asm.instruction_on(line, record.site.instruction) or asm.instruction_on(line)
         if statement is not None:
             span = statement.span
             if statement.kind == "macro":
@@ -153,25 +232,47 @@ def _site_finding(record: ReachRecord, arch: Architecture, mapper: PathMapper, s
             elif record.status is not Status.VENEER:
                 fixes += arch.asm_fixes(path, statement, lines[statement.line - 1], asm, macros)
     if span is None:
-        span = _line_span(path, location.line)
+        span = _line_span(sources.text(path), line)
+    if changed:
+        message += changed_note(built)
     fixes += _target_fixes(record, mapper, sources)
-    related = _related_target(record, mapper)
-    return Finding(path, span, "site", (record,), message, related, tuple(fixes))
+    related = _related_target(record, mapper, sources)
+    return Finding(path, span, "site", (record,), message, related, tuple(fixes),
+                   _statement_text(sources.text(path), span), built)
 
 
-def _line_span(path: Path, line: int) -> Span:
+def _statement_text(text: str, span: Span) -> str:
+    return normalise(text.split("\n")[span.line - 1][span.start:span.end])
+
+
+def _line_span(text: str, line: int) -> Span:
     """The text of a line without its indentation: where a diagnostic goes without a statement."""
-    lines = path.read_text(errors="replace").split("\n")
+    lines = text.split("\n")
     text = lines[line - 1] if 0 < line <= len(lines) else ""
     return Span(line, len(text) - len(text.lstrip()), len(text.rstrip()))
 
 
-def _related_target(record: ReachRecord, mapper: PathMapper) -> tuple[tuple[Path, int, str], ...]:
+def _target_function(path: Path, record: ReachRecord, sources: _Sources) -> CFunction | None:
+    """The C function the record's target is: the one at its DWARF line, or, in a file changed
+    since the build, the one of the target's name wherever it is now."""
+    cfile = sources.c(path)
+    function = cfile.function_at_line(record.target.location.line)
+    if not sources.changed(path, record.provenance.artefact_mtime):
+        return function
+    name = target_name(record)
+    if function is not None and function.name == name:
+        return function
+    return cfile.function_named(name) if name else None
+
+
+def _related_target(record: ReachRecord, mapper: PathMapper, sources: _Sources) -> tuple[tuple[Path, int, str], ...]:
     target = record.target.location
     path = mapper(target.file) if target else None
     if target is None or path is None:
         return ()
-    return ((path, target.line, f"{record.target.symbol} is here, in {record.target.section}"),)
+    function = _target_function(path, record, sources) if path.suffix in C_SUFFIXES else None
+    line = function.name_span.line if function is not None else target.line
+    return ((path, line, f"{record.target.symbol} is here, in {record.target.section}"),)
 
 
 def _target_fixes(record: ReachRecord, mapper: PathMapper, sources: _Sources) -> list[Fix]:
@@ -180,30 +281,28 @@ def _target_fixes(record: ReachRecord, mapper: PathMapper, sources: _Sources) ->
     path = mapper(target.file) if target else None
     if target is None or path is None or path.suffix not in C_SUFFIXES or record.status not in TARGET_STATUSES:
         return []
-    function = sources.c(path).function_at_line(target.line)
+    function = _target_function(path, record, sources)
     kernel_tree = mapper.kernel_root(path) is not None
     fixes = [section_attribute_fix(path, function, kernel_tree) if function else None,
              lto_makefile_fix(path) if kernel_tree else None]
     return [fix for fix in fixes if fix is not None]
 
 
-def _target_finding(path: Path, line: int, records: list[ReachRecord], mapper: PathMapper,
-                    sources: _Sources) -> Finding | None:
-    function = sources.c(path).function_at_line(line)
-    if function is None:
-        return None
+def _target_finding(path: Path, function: CFunction, records: list[ReachRecord],
+                    site_lines: dict[int, tuple[Path, int]], mapper: PathMapper, sources: _Sources) -> Finding:
+    """The marker on the C function's name; related: each referencing site still in the source."""
     worst = min(records, key=lambda r: r.worst_first)
     count = f"{len(records)} references" if len(records) > 1 else "1 reference"
     message = (f"{function.name} is out of reach or close to it from {count}; worst: "
                f"{worst.site.symbol or worst.site.section}: {describe(worst)}")
-    related = []
-    for record in records:
-        site = record.site.location
-        site_path = mapper(site.file) if site else None
-        if site is not None and site_path is not None:
-            related.append((site_path, site.line, f"{record.site.instruction or record.kind.short_name} in "
-                                                  f"{record.site.symbol or record.site.section}: {describe(record)}"))
+    built = worst.provenance.artefact_mtime
+    if sources.changed(path, built):
+        message += changed_note(built)
+    related = [(*site_lines[id(record)], f"{record.site.instruction or record.kind.short_name} in "
+                                         f"{record.site.symbol or record.site.section}: {describe(record)}")
+               for record in records if id(record) in site_lines]
     fixes = _target_fixes(worst, mapper, sources)
     if fixes:  # on the function itself, pinning it into .text is the fix of choice
         fixes[0] = dataclasses.replace(fixes[0], preferred=True)
-    return Finding(path, function.name_span, "target", tuple(records), message, tuple(related), tuple(fixes))
+    return Finding(path, function.name_span, "target", tuple(records), message, tuple(related), tuple(fixes),
+                   function.name, built)

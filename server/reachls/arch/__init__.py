@@ -17,6 +17,7 @@ from ..elf import U64
 from ..errors import ReachlsError
 from ..layout.linkopts import build_flavour
 from ..record import RelocKind
+from ..sources.asm import fold_mnemonic
 
 if TYPE_CHECKING:
     from ..decode import Decoder
@@ -67,6 +68,14 @@ class Architecture:
     #: the linker resolves to a known address near the place, as that address minus the place
     #: (a branch to the next instruction: 4). Types not listed stay unchecked.
     undefined_weak_targets: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: Decoded mnemonic (folded: lower case, no dots) → the other spellings a source statement that
+    #: assembles into it may use: condition-code synonyms, pseudo-instructions, compressed forms.
+    mnemonic_spellings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def source_spellings(self, decoded: str) -> set[str]:
+        """The folded mnemonics of the statements that can assemble into the `decoded` instruction."""
+        folded = fold_mnemonic(decoded)
+        return {folded, *self.mnemonic_spellings.get(folded, ())}
 
     def for_linker(self, linker: str) -> "Architecture":
         """This architecture as the build's linker sees it: `veneer` versus `overflow` depends on it."""

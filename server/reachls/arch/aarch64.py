@@ -123,6 +123,8 @@ ARCH = Architecture(
     instruction=instruction,
     instruction_bits=0xFF00001F,  # what `instruction` tests: the opcode bits and b.cond's condition
     fix_hint=fix_hint,
+    # b.hs/b.lo are also spelled b.cs/b.cc; a literal load decoded as ldr may be ldrsw or prfm
+    mnemonic_spellings={"bhs": ("bcs",), "blo": ("bcc",), "ldr": ("ldrsw", "prfm")},
     asm_fixes=asm_fixes,
     aliases=("arm64",),
     # What ld.lld 14 and GNU ld write for a reference to a weak symbol that stays undefined

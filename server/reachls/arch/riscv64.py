@@ -77,6 +77,19 @@ def instruction(kind: RelocKind, word: int) -> str | None:
     return None
 
 
+#: What `instruction` names → the other ways an assembly source writes it: base forms of the
+#: pseudo-instructions, operand-swapped branches, the forms the assembler compresses, and the
+#: pseudo-instructions (`la`, `call`, loads and stores of a symbol) that begin with an auipc.
+MNEMONIC_SPELLINGS: dict[str, tuple[str, ...]] = {
+    "beqz": ("beq",), "bnez": ("bne",), "blez": ("bge",), "bgtz": ("blt",),
+    "blt": ("bgt",), "bge": ("ble",), "bltu": ("bgtu",), "bgeu": ("bleu",),
+    "j": ("jal",), "cj": ("j", "jal"), "cjal": ("jal",), "cbeqz": ("beqz", "beq"), "cbnez": ("bnez", "bne"),
+    "call": ("auipc",), "tail": ("auipc",),
+    "auipc": ("la", "lla", "lga", "call", "tail", "lb", "lbu", "lh", "lhu", "lw", "lwu", "ld",
+              "sb", "sh", "sw", "sd", "flw", "fld", "fsw", "fsd"),
+}
+
+
 def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
     """The change kernel developers make for this reference when its target is out of reach."""
     name = kind.short_name
@@ -134,6 +147,7 @@ ARCH = Architecture(
     fix_hint=fix_hint,
     asm_fixes=asm_fixes,
     aliases=("riscv",),
+    mnemonic_spellings=MNEMONIC_SPELLINGS,
 )
 
 

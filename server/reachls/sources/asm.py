@@ -98,12 +98,12 @@ class AsmFile:
         """The first instruction or macro invocation on `line` (a macro such as `adr_l` is where
         its expansion's instructions are reported). Mnemonics compare case-insensitively and
         without dots, so `b.ne`, `B.NE` and the arm32 spelling `bne` all match."""
-        want = _fold(mnemonic) if mnemonic else None
+        want = fold_mnemonic(mnemonic) if mnemonic else None
         return next(
             (
                 s
                 for s in self.statements_on(line)
-                if s.kind in ("instruction", "macro") and want in (None, _fold(s.mnemonic))
+                if s.kind in ("instruction", "macro") and want in (None, fold_mnemonic(s.mnemonic))
             ),
             None,
         )
@@ -131,7 +131,8 @@ class AsmFile:
         raise LookupError(f"no numeric label 1..9999 can be added before line {near_line}")
 
 
-def _fold(mnemonic: str) -> str:
+def fold_mnemonic(mnemonic: str) -> str:
+    """A mnemonic as spellings compare: lower case, without dots (`B.NE`, `b.ne`, `bne`)."""
     return mnemonic.lower().replace(".", "")
 
 
