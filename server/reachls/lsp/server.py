@@ -3,6 +3,8 @@
 This layer translates; it computes nothing about reach. A scan (pipeline.scan → findings) runs
 on a worker thread; its result replaces the published snapshot in one assignment, so hover and
 code actions always answer from the last completed scan and never wait for a running one.
+Open documents are tracked (incremental sync): diagnostics, hovers and code actions follow
+unsaved edits through `documents.Documents`, in the position encoding the client negotiated.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
+from ..anchor import SourceTexts
 from ..errors import ReachlsError
 from ..findings import Finding, Findings, PathMapper, source_findings
 from ..kbuild import ARTEFACTS, LOG_NAME
@@ -30,7 +33,7 @@ from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..record import DEFAULT_THRESHOLD, MIB, ReachRecord, format_size
 from ..report import text_report, unchecked_note
-from ..sources.asm import Span
+from .documents import Documents, Shown
 from .watch import BuildWatcher
 
 log = logging.getLogger("reachls.lsp")
@@ -39,6 +42,8 @@ DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "wa
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "information": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
 SKIPPED_DIRS = {".git", "node_modules", ".venv", "__pycache__", ".cache"}
+#: How long after the last keystroke diagnostics are moved to follow an unsaved edit.
+EDIT_SETTLE_SECONDS = 0.15
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class Published:
     """One completed scan of every build dir: what the editor sees until the next one completes."""
 
     results: dict[Path, ScanResult] = field(default_factory=dict)
-    by_uri: dict[str, list[tuple[Finding, lsp.Diagnostic]]] = field(default_factory=dict)
+    findings: Findings = field(default_factory=Findings)
 
 
 def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
@@ -93,10 +98,6 @@ def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
     return found
 
 
-def _range(span: Span) -> lsp.Range:
-    return lsp.Range(lsp.Position(span.line - 1, span.start), lsp.Position(span.line - 1, span.end))
-
-
 def _line_range(line: int) -> lsp.Range:
     return lsp.Range(lsp.Position(line - 1, 0), lsp.Position(line - 1, 0))
 
@@ -107,6 +108,10 @@ class ReachServer(LanguageServer):
         self.settings = Settings()
         self.roots: list[Path] = []
         self.published = Published()
+        self.documents = Documents(self)
+        self.as_built: dict[Path, str] = {}  # per file, its text at the last scan that found it unchanged since its build
+        self.shown: dict[str, list[Shown]] = {}
+        self._settling: dict[str, asyncio.TimerHandle] = {}
         self.build_dirs: list[Path] = []
         self.reported_errors: set[tuple[Path, str]] = set()
         self.reported_unchecked: set[Path] = set()
@@ -151,38 +156,69 @@ class ReachServer(LanguageServer):
         finally:
             self._end_progress(token)
 
-    def _findings(self, results: dict[Path, ScanResult]) -> dict[str, list[tuple[Finding, lsp.Diagnostic]]]:
+    def _findings(self, results: dict[Path, ScanResult]) -> Findings:
+        """The findings of every build dir, read against the editor's buffers and the texts as built."""
         mapper = PathMapper(self.settings.path_mappings, tuple(self.roots))
-        by_uri: dict[str, list[tuple[Finding, lsp.Diagnostic]]] = {}
-        missing: set[str] = set()
+        texts = SourceTexts(self.documents.buffers(), dict(self.as_built))
+        merged = Findings()
         for result in results.values():
-            findings: Findings = source_findings(result.analysis.records, result.arch, mapper)
-            missing |= findings.missing
+            findings: Findings = source_findings(result.analysis.records, result.arch, mapper, texts)
             for path, items in findings.by_path.items():
-                uri = from_fs_path(str(path))
-                by_uri.setdefault(uri, []).extend((f, self._diagnostic(f)) for f in items)
-        if missing:
-            self._report_once(None, f"{len(missing)} source file(s) named by DWARF are not in the workspace "
-                                    f"(e.g. {sorted(missing)[0]}); set reachls.pathMappings")
-        return by_uri
+                merged.by_path.setdefault(path, []).extend(items)
+            merged.missing |= findings.missing
+            merged.texts.update(findings.texts)
+            merged.as_built.update(findings.as_built)
+            merged.dropped += findings.dropped
+        if merged.missing:
+            self._report_once(None, f"{len(merged.missing)} source file(s) named by DWARF are not in the workspace "
+                                    f"(e.g. {sorted(merged.missing)[0]}); set reachls.pathMappings")
+        return merged
 
-    def _diagnostic(self, finding: Finding) -> lsp.Diagnostic:
+    def _diagnostic(self, shown: Shown) -> lsp.Diagnostic:
+        finding = shown.finding
         worst = min(finding.records, key=lambda r: r.worst_first)
         related = [lsp.DiagnosticRelatedInformation(lsp.Location(from_fs_path(str(path)), _line_range(line)), message)
                    for path, line, message in finding.related]
         severity = SEVERITIES.get(self.settings.severity.get(finding.status.value, "warning"),
                                   lsp.DiagnosticSeverity.Warning)
-        return lsp.Diagnostic(range=_range(finding.span), message=finding.message, severity=severity,
+        return lsp.Diagnostic(range=shown.range, message=finding.message, severity=severity,
                               code=worst.kind.name, source="reachls", related_information=related or None)
 
     def _publish(self, published: Published) -> None:
-        previous = set(self.published.by_uri)
         self.published = published
-        for uri, items in published.by_uri.items():
-            self.text_document_publish_diagnostics(
-                lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[d for _, d in items]))
-        for uri in previous - set(published.by_uri):
-            self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
+        self.documents.rescanned(published.findings.texts)
+        self.as_built.update(published.findings.as_built)
+        dropped = published.findings.dropped
+        if dropped:
+            note = (f"{len(dropped)} finding(s) not shown: their statement is gone from a source edited since "
+                    f"the build (e.g. {dropped[0]})")
+            log.warning("%s", note)
+            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Info, message=f"reachls: {note}"))
+        for uri in set(self.shown) | {from_fs_path(str(path)) for path in published.findings.by_path}:
+            self._show(uri)
+
+    def _show(self, uri: str) -> None:
+        """(Re)publish the diagnostics of `uri` where its findings are in the text the editor has now."""
+        self._settling.pop(uri, None)
+        shown = self._shown(uri)
+        if shown:
+            self.shown[uri] = shown
+        elif self.shown.pop(uri, None) is None and Path(to_fs_path(uri)) not in self.published.findings.by_path:
+            return  # nothing was shown there and nothing is: no message
+        self.text_document_publish_diagnostics(
+            lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[self._diagnostic(s) for s in shown]))
+
+    def _shown(self, uri: str) -> list[Shown]:
+        findings = self.published.findings.by_path.get(Path(to_fs_path(uri)), [])
+        return self.documents.show(Path(to_fs_path(uri)), findings) if findings else []
+
+    def edited(self, uri: str) -> None:
+        """An open document changed: move its diagnostics once the typing settles."""
+        if uri not in self.shown and Path(to_fs_path(uri)) not in self.published.findings.by_path:
+            return
+        if (pending := self._settling.pop(uri, None)) is not None:
+            pending.cancel()
+        self._settling[uri] = asyncio.get_running_loop().call_later(EDIT_SETTLE_SECONDS, self._show, uri)
 
     def _report_once(self, build_dir: Path | None, message: str) -> None:
         key = (build_dir or Path(), message)
@@ -222,10 +258,10 @@ class ReachServer(LanguageServer):
 
     # -- queries (answered from the last completed scan) ------------------------------------
 
-    def findings_at(self, uri: str, position: lsp.Position) -> list[tuple[Finding, lsp.Diagnostic]]:
-        return [(f, d) for f, d in self.published.by_uri.get(uri, [])
-                if d.range.start.line == position.line
-                and (f.role == "site" or d.range.start.character <= position.character <= d.range.end.character)]
+    def findings_at(self, uri: str, position: lsp.Position) -> list[Shown]:
+        """Findings under a position in the current text (a site anywhere on its line); both in client units."""
+        return [s for s in self._shown(uri) if s.range.start.line == position.line
+                and (s.finding.role == "site" or s.range.start.character <= position.character <= s.range.end.character)]
 
     def hover_text(self, finding: Finding) -> str:
         return "\n\n---\n\n".join(self._record_markdown(r) for r in finding.records)
@@ -262,18 +298,24 @@ class ReachServer(LanguageServer):
         return "\n".join([title, "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
     def code_actions(self, uri: str, span: lsp.Range) -> list[lsp.CodeAction]:
+        """Fixes of the findings on the requested lines, only where the current text (buffer or
+        disk) under a finding is still its statement, with edits moved to where their lines are now."""
         actions = []
-        for finding, diagnostic in self.published.by_uri.get(uri, []):
-            if not (span.start.line <= diagnostic.range.start.line <= span.end.line):
+        for shown in self._shown(uri):
+            if not (span.start.line <= shown.range.start.line <= span.end.line):
                 continue
-            for fix in finding.fixes:
+            diagnostic = self._diagnostic(shown)
+            for fix in shown.finding.fixes:
                 changes: dict[str, list[lsp.TextEdit]] = {}
                 for edit in fix.edits:
-                    changes.setdefault(from_fs_path(str(edit.path)), []).append(
-                        lsp.TextEdit(_range(edit.span), edit.new_text))
-                actions.append(lsp.CodeAction(title=fix.title, kind=lsp.CodeActionKind.QuickFix,
-                                              diagnostics=[diagnostic], is_preferred=fix.preferred or None,
-                                              edit=lsp.WorkspaceEdit(changes=changes)))
+                    moved = self.documents.edit_range(edit.path, edit.span)
+                    if moved is None:
+                        break
+                    changes.setdefault(from_fs_path(str(edit.path)), []).append(lsp.TextEdit(moved, edit.new_text))
+                else:
+                    actions.append(lsp.CodeAction(title=fix.title, kind=lsp.CodeActionKind.QuickFix,
+                                                  diagnostics=[diagnostic], is_preferred=fix.preferred or None,
+                                                  edit=lsp.WorkspaceEdit(changes=changes)))
         return actions
 
     def report(self) -> str:
@@ -310,14 +352,30 @@ def on_hover(ls: ReachServer, params: lsp.HoverParams) -> lsp.Hover | None:
     found = ls.findings_at(params.text_document.uri, params.position)
     if not found:
         return None
-    text = "\n\n---\n\n".join(ls.hover_text(f) for f, _ in found)
-    return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=found[0][1].range)
+    text = "\n\n---\n\n".join(ls.hover_text(s.finding) for s in found)
+    return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=found[0].range)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_CODE_ACTION,
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
 def on_code_action(ls: ReachServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     return ls.code_actions(params.text_document.uri, params.range)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+def on_did_open(ls: ReachServer, params: lsp.DidOpenTextDocumentParams) -> None:
+    ls.edited(params.text_document.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
+def on_did_change(ls: ReachServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    ls.edited(params.text_document.uri)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+def on_did_close(ls: ReachServer, params: lsp.DidCloseTextDocumentParams) -> None:
+    """Unsaved edits are gone with the buffer: the file on disk is the text again."""
+    ls.edited(params.text_document.uri)
 
 
 @server.command("reachls.rescan")
