@@ -1,7 +1,8 @@
 """Hover and code-action latency of `reachls serve` on the example, over many requests (p50/p95).
 
-Both are answered from the index built by the last completed scan, so their latency is the
-protocol round trip plus a lookup; this measures it through a real pygls client over stdio.
+Both are answered from the findings of the last completed scan, placed where they are in the
+current text of the document, so their latency is the protocol round trip, a lookup and that
+placement; this measures it through a real pygls client over stdio.
 Usage: python bench/lsp_latency.py [REQUESTS]   (builds examples/hyp-lto's overflow variant)
 """
 
