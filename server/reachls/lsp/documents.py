@@ -74,6 +74,10 @@ class Documents:
             cached = self._moves[path] = (now, line_map(scanned, now))
         return moved_line(cached[1], line)
 
+    def line_now(self, path: Path, line: int) -> int | None:
+        """Where a line of the scanned text is in the current text; None if it was edited."""
+        return self._line_now(path, line, self.current(path))
+
     def locate(self, path: Path, span: Span, now: str | None = None) -> Span | None:
         """`span` of the scanned text in the current text `now`; None if its line was edited."""
         line = self._line_now(path, span.line, self.current(path) if now is None else now)

@@ -177,8 +177,9 @@ class ReachServer(LanguageServer):
     def _diagnostic(self, shown: Shown) -> lsp.Diagnostic:
         finding = shown.finding
         worst = min(finding.records, key=lambda r: r.worst_first)
-        related = [lsp.DiagnosticRelatedInformation(lsp.Location(from_fs_path(str(path)), _line_range(line)), message)
-                   for path, line, message in finding.related]
+        related = [lsp.DiagnosticRelatedInformation(
+            lsp.Location(from_fs_path(str(path)), _line_range(self.documents.line_now(path, line) or line)), message)
+            for path, line, message in finding.related]
         severity = SEVERITIES.get(self.settings.severity.get(finding.status.value, "warning"),
                                   lsp.DiagnosticSeverity.Warning)
         return lsp.Diagnostic(range=shown.range, message=finding.message, severity=severity,
