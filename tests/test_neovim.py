@@ -19,7 +19,7 @@ import pytest
 from lsprotocol import types
 
 from lsp_support import SERVER_COMMAND, apply_workspace_edit, referenced_lines, uri
-from toolchain import lld_overflows, need, run
+from toolchain import copy_example, lld_overflows, need, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 INIT = Path(__file__).resolve().parent / "nvim" / "init.lua"
@@ -32,10 +32,12 @@ def got(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return neovim_session(tree, tree / ENTRY, tmp_path_factory.mktemp("nvim-out") / "got.json")
 
 
-def neovim_session(root: Path, file: Path, output: Path) -> dict[str, Any]:
-    """Run tests/nvim/init.lua in a clean headless Neovim; its JSON, or a failure showing Neovim's output."""
+def neovim_session(root: Path, file: Path, output: Path, scenario: str = "findings",
+                   **environment: str) -> dict[str, Any]:
+    """Run a scenario of tests/nvim/init.lua in a clean headless Neovim; its JSON, or a failure
+    showing Neovim's output."""
     env = {**os.environ, "REACHLS_CMD": json.dumps(SERVER_COMMAND), "REACHLS_ROOT": str(root),
-           "REACHLS_FILE": str(file), "REACHLS_OUT": str(output)}
+           "REACHLS_FILE": str(file), "REACHLS_OUT": str(output), "REACHLS_SCENARIO": scenario, **environment}
     process = subprocess.run(["nvim", "--headless", "--clean", "-n", "-u", str(INIT)], env=env, cwd=root,
                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=90, check=False)
     assert output.is_file(), f"Neovim wrote nothing (exit {process.returncode}):\n{process.stdout}\n{process.stderr}"
@@ -92,3 +94,31 @@ def test_preferred_fix_reduces_the_overflows(got: dict[str, Any], tree: Path, tm
     run("make", "-s", "-C", copy, "VARIANT=overflow", "vmlinux.o", "noinhibit")
     after = lld_overflows((copy / "out" / "overflow" / "noinhibit.log").read_text())
     assert len(after) < len(lld_overflows(_log(tree))), (preferred[0]["title"], after)
+
+
+def _error_lines(diagnostics: list[dict[str, Any]]) -> set[int]:
+    return {d["lnum"] + 1 for d in diagnostics if d["severity"] == 1}
+
+
+def test_an_unsaved_edit_moves_the_diagnostics(tree: Path, tmp_path: Path) -> None:
+    """Lines inserted in the buffer, not saved: the errors follow their statements, with no rescan."""
+    need("nvim")
+    inserted = 3
+    on_disk = (tree / ENTRY).read_text()
+    got = neovim_session(tree, tree / ENTRY, tmp_path / "got.json", "edit", REACHLS_INSERT_LINES=str(inserted))
+    assert "error" not in got and got["modified"], got
+    expected = {line for file, line in referenced_lines(_log(tree)) if file.endswith(str(ENTRY))}
+    assert _error_lines(got["before"]) == expected
+    assert _error_lines(got["after"]) == {line + inserted for line in expected}
+    assert (tree / ENTRY).read_text() == on_disk
+
+
+def test_a_build_outside_the_workspace_is_not_a_silent_zero(tree: Path, tmp_path: Path) -> None:
+    """An O= build the server cannot find: Neovim is told, in words, what to set."""
+    need("nvim")
+    workspace = copy_example(tmp_path)
+    got = neovim_session(workspace, workspace / ENTRY, tmp_path / "got.json", "messages", REACHLS_TIMEOUT_MS="20000")
+    assert "error" not in got, got
+    warnings = [m["message"] for m in got["show_messages"] if m["type"] == types.MessageType.Warning]
+    assert any("buildDirs" in message for message in warnings), got["show_messages"]
+    assert any("buildDirs" in m["message"] for m in got["log_messages"]), got["log_messages"]

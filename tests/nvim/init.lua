@@ -2,7 +2,12 @@
 -- the editor itself received: the test judges Neovim's view, not the server's intentions.
 -- Only APIs present in Neovim 0.7 (no vim.lsp.start, which arrived in 0.8); they remain in 0.8+.
 -- Environment: REACHLS_CMD (JSON list), REACHLS_ROOT, REACHLS_FILE, REACHLS_OUT,
--- REACHLS_TIMEOUT_MS (wait for diagnostics; default 30000).
+-- REACHLS_TIMEOUT_MS (wait for diagnostics; default 30000), REACHLS_SCENARIO:
+--   "findings" (default): diagnostics, then hover and code actions at the first error;
+--   "edit": diagnostics, then REACHLS_INSERT_LINES blank lines inserted at the top of the unsaved
+--            buffer, and the diagnostics as they are once the server has moved them;
+--   "messages": what the server said with window/showMessage and window/logMessage while the
+--            first scan ran (no diagnostics expected).
 
 local env = vim.env
 local timeout = tonumber(env.REACHLS_TIMEOUT_MS or "30000")
@@ -31,21 +36,78 @@ local function step(f)
   if not ok then result.error = (result.error and result.error .. "\n" or "") .. tostring(err) end
 end
 
-local function run()
-  vim.cmd("edit " .. vim.fn.fnameescape(env.REACHLS_FILE))
-  local bufnr = vim.api.nvim_get_current_buf()
+local function sorted_diagnostics(bufnr)
+  local diagnostics = vim.diagnostic.get(bufnr)
+  table.sort(diagnostics, function(a, b) return a.lnum < b.lnum or (a.lnum == b.lnum and a.col < b.col) end)
+  return diagnostics
+end
+
+local function received(bufnr)
+  return vim.tbl_map(function(d)
+    return { lnum = d.lnum, col = d.col, end_col = d.end_col, severity = d.severity,
+             message = d.message, code = d.code, source = d.source }
+  end, sorted_diagnostics(bufnr))
+end
+
+local function start(bufnr)
   local id = vim.lsp.start_client({ name = "reachls", cmd = vim.fn.json_decode(env.REACHLS_CMD), root_dir = env.REACHLS_ROOT })
   if not id then error("vim.lsp.start_client failed") end
   if not vim.lsp.buf_attach_client(bufnr, id) then error("vim.lsp.buf_attach_client failed") end
-  local client = vim.lsp.get_client_by_id(id)
+  return id, vim.lsp.get_client_by_id(id)
+end
+
+-- Neovim's own handlers still run (the user would see the message); this only keeps a copy.
+local function record_messages()
+  result.show_messages, result.log_messages = {}, {}
+  for method, list in pairs({ ["window/showMessage"] = result.show_messages, ["window/logMessage"] = result.log_messages }) do
+    local default = vim.lsp.handlers[method]
+    vim.lsp.handlers[method] = function(err, params, ctx, config)
+      table.insert(list, { type = params.type, message = params.message })
+      return default(err, params, ctx, config)
+    end
+  end
+end
+
+local function messages()
+  record_messages()
+  vim.cmd("edit " .. vim.fn.fnameescape(env.REACHLS_FILE))
+  local id = start(vim.api.nvim_get_current_buf())
+  vim.wait(timeout, function() return #result.show_messages > 0 end, 100)
+  vim.wait(1000, function() return false end, 100)  -- the log lines that follow the message
+  vim.lsp.stop_client(id)
+end
+
+local function edit()
+  vim.cmd("edit " .. vim.fn.fnameescape(env.REACHLS_FILE))
+  local bufnr = vim.api.nvim_get_current_buf()
+  local id = start(bufnr)
+  if not vim.wait(timeout, function() return #vim.diagnostic.get(bufnr) > 0 end, 100) then
+    error(("no diagnostics for %s within %d ms"):format(env.REACHLS_FILE, timeout))
+  end
+  result.before = received(bufnr)
+  local inserted = tonumber(env.REACHLS_INSERT_LINES)
+  local blank = {}
+  for _ = 1, inserted do table.insert(blank, "") end
+  vim.api.nvim_buf_set_lines(bufnr, 0, 0, false, blank)
+  local first = result.before[1].lnum
+  local moved = vim.wait(timeout, function()
+    local now = vim.diagnostic.get(bufnr)
+    return #now > 0 and vim.tbl_filter(function(d) return d.lnum == first end, now)[1] == nil
+  end, 100)
+  result.after = received(bufnr)
+  result.modified = vim.api.nvim_buf_get_option(bufnr, "modified")
+  if not moved then error("the diagnostics did not move with the unsaved edit") end
+  vim.lsp.stop_client(id)
+end
+
+local function findings()
+  vim.cmd("edit " .. vim.fn.fnameescape(env.REACHLS_FILE))
+  local bufnr = vim.api.nvim_get_current_buf()
+  local id, client = start(bufnr)
 
   local arrived = vim.wait(timeout, function() return #vim.diagnostic.get(bufnr) > 0 end, 100)
-  local diagnostics = vim.diagnostic.get(bufnr)
-  table.sort(diagnostics, function(a, b) return a.lnum < b.lnum or (a.lnum == b.lnum and a.col < b.col) end)
-  result.diagnostics = vim.tbl_map(function(d)
-    return { lnum = d.lnum, col = d.col, end_col = d.end_col, severity = d.severity,
-             message = d.message, code = d.code, source = d.source }
-  end, diagnostics)
+  local diagnostics = sorted_diagnostics(bufnr)
+  result.diagnostics = received(bufnr)
   if not arrived then error(("no diagnostics for %s within %d ms"):format(env.REACHLS_FILE, timeout)) end
 
   local first = vim.tbl_filter(function(d) return d.severity == vim.diagnostic.severity.ERROR end, diagnostics)[1]
@@ -70,8 +132,10 @@ local function run()
   vim.lsp.stop_client(id)
 end
 
+local scenarios = { findings = findings, edit = edit, messages = messages }
+
 local function main()
-  step(run)
+  step(scenarios[env.REACHLS_SCENARIO or "findings"])
   vim.fn.writefile({ vim.fn.json_encode(result) }, env.REACHLS_OUT)
   vim.cmd("qa!")
 end
