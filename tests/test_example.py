@@ -126,7 +126,7 @@ def test_cli_text_and_json(builds):
     text = subprocess.run(cli, capture_output=True, text=True)
     assert text.returncode == 0, text.stderr
     for error in errors:
-        assert f"is {error.distance} B" in text.stdout
+        assert f"is out of reach: {error.distance} B" in text.stdout
     assert text.stdout.index("entry.S") < text.stdout.index("overflow ")
     failing = subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True)
     assert failing.returncode == 1

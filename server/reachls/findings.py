@@ -18,7 +18,7 @@ from pathlib import Path
 from .arch import Architecture
 from .fixes import Fix, lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
-from .report import describe
+from .report import describe, linker_site, target_summary
 from .sources.asm import AsmFile, Span, parse_asm
 from .sources.c import CFile, parse_c
 
@@ -267,16 +267,14 @@ def _target_finding(path: Path, line: int, records: list[ReachRecord], mapper: P
     if function is None:
         return None
     worst = min(records, key=lambda r: r.worst_first)
-    count = f"{len(records)} references" if len(records) > 1 else "1 reference"
-    message = (f"{function.name} is out of reach or close to it from {count}; worst: "
-               f"{worst.site.symbol or worst.site.section}: {describe(worst)}")
+    callers = ", ".join(dict.fromkeys(r.site.symbol or r.site.section for r in records))
+    message = f"{target_summary(function.name, records)}, from {callers}"
     related = []
     for record in records:
         site = record.site.location
         site_path = mapper(site.file) if site else None
         if site is not None and site_path is not None:
-            related.append((site_path, site.line, f"{record.site.instruction or record.kind.short_name} in "
-                                                  f"{record.site.symbol or record.site.section}: {describe(record)}"))
+            related.append((site_path, site.line, f"{linker_site(record)}: {describe(record)}"))
     fixes = _target_fixes(worst, mapper, sources)
     if fixes:  # on the function itself, pinning it into .text is the fix of choice
         fixes[0] = dataclasses.replace(fixes[0], preferred=True)
