@@ -35,8 +35,6 @@ from .hover import hover_markdown
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
 from .watch import BuildWatcher
 
-log = logging.getLogger("reachls.lsp")
-
 DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "warning", "fragile": "information"}
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "information": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
