@@ -111,3 +111,20 @@ async def test_the_workspace_copy_gets_the_diagnostics(tree: Path, tmp_path: Pat
                          if d.severity == types.DiagnosticSeverity.Error} == expected
     assert not on_original
     assert [m for m in logged if f"mapped {tree} → {workspace}" in m]
+
+
+@pytest.mark.asyncio
+async def test_findings_outside_the_workspace_are_said(tree: Path, tmp_path: Path):
+    """A workspace without the tree the build names: the diagnostics go to that tree's files (they
+    exist), and a message says so, naming one of the files ld.lld names."""
+    build = tree / "out" / "overflow"
+    workspace = tmp_path / "elsewhere"
+    workspace.mkdir()
+    async with server_session(SERVER_COMMAND, _params(workspace, buildDirs=[str(build)])) as client:
+        await wait_for(lambda: client.diagnostics.get(uri(tree / ENTRY)), what="diagnostics on the build's entry.S")
+        shown = await wait_for(lambda: [m.message for m in client.messages if "outside the workspace" in m.message],
+                               what="a message about files outside the workspace")
+        logged = [m.message for m in client.log_messages if "outside the workspace" in m.message]
+    files = {file for file, _ in referenced_lines(_log(tree))}
+    assert len(shown) == 1 and any(file in shown[0] for file in files) and "pathMappings" in shown[0]
+    assert len(logged) == 1

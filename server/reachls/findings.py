@@ -61,7 +61,7 @@ class PathMapper:
                 if mapped.is_file():
                     return mapped
         path = Path(build_path)
-        if self.roots and not any(path.is_relative_to(root) for root in self.roots):
+        if not self.in_workspace(path):
             prefix = next((p for p in (*self.learned, *self.ambiguous) if path.is_relative_to(p)), None)
             if prefix is None:
                 prefix = self._learn(path)
@@ -69,6 +69,10 @@ class PathMapper:
                 mapped = self.learned[prefix] / path.relative_to(prefix)
                 return mapped if mapped.is_file() else None
         return path if path.is_file() else None
+
+    def in_workspace(self, path: Path) -> bool:
+        """Whether `path` is in a workspace folder (every path is, without folders)."""
+        return not self.roots or any(path.is_relative_to(root) for root in self.roots)
 
     def _learn(self, path: Path) -> Path | None:
         """The build prefix of `path` learned from a workspace file with the longest common tail."""

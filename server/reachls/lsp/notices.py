@@ -77,11 +77,14 @@ def unreadable(build_dir: Path, error: Exception, keeping_last: bool) -> Problem
                                            "rebuild it and the scan runs again", build_dir)
 
 
-def unmapped_sources(missing: set[str], ambiguity: str | None) -> Problem:
-    """DWARF files no workspace folder holds, and build trees the workspace holds twice."""
+def unmapped_sources(missing: set[str], outside: set[Path], ambiguity: str | None) -> Problem:
+    """DWARF files no workspace folder holds (found nowhere, or found outside the workspace, where
+    their diagnostics go), and build trees the workspace holds twice."""
+    mapping = 'set reachls.pathMappings ({"from": <path in the build>, "to": <workspace folder>})'
     said = [f"{len(missing)} source file(s) named by DWARF are not in the workspace (e.g. {sorted(missing)[0]}); "
-            "open the tree the kernel was built from, or set reachls.pathMappings "
-            '({"from": <path in the build>, "to": <workspace folder>})'] if missing else []
+            f"open the tree the kernel was built from, or {mapping}"] if missing else []
+    said += [f"{len(outside)} source file(s) with findings are outside the workspace (e.g. {sorted(outside)[0]}), "
+             f"their diagnostics are there; open that tree, or {mapping}"] if outside else []
     return Problem(ProblemKind.UNMAPPED_SOURCES, "; ".join([*said, *([ambiguity] if ambiguity else [])]))
 
 
@@ -144,13 +147,15 @@ class Notices:
         for key in [key for key in self._problems if key[1] is not None and key[1] not in keep]:
             self.clear_problem(*key)
 
-    def mapped(self, mapper: PathMapper, missing: set[str]) -> None:
-        """What source mapping learned (logged once, as learned) and what it could not map (a problem)."""
+    def mapped(self, mapper: PathMapper, missing: set[str], shown: set[Path]) -> None:
+        """What source mapping learned (logged once, as learned) and what it could not map onto the
+        workspace (a problem): files found nowhere, files `shown` with findings outside it, ties."""
         for note in mapper.take_notes():
             self.log(note)
+        outside = {path for path in shown if not mapper.in_workspace(path)}
         ambiguity = mapper.ambiguity()
-        if missing or ambiguity:
-            self.raise_problem(unmapped_sources(missing, ambiguity))
+        if missing or outside or ambiguity:
+            self.raise_problem(unmapped_sources(missing, outside, ambiguity))
         else:
             self.clear_problem(ProblemKind.UNMAPPED_SOURCES)
 

@@ -147,7 +147,7 @@ class ReachServer(LanguageServer):
             mapper = self.mapper
             findings, missing = await asyncio.get_running_loop().run_in_executor(
                 self.scanner, self._findings, results, mapper)
-            self.notices.mapped(mapper, missing)
+            self.notices.mapped(mapper, missing, {Path(to_fs_path(uri)) for uri in findings})
             self._publish(Published(results, findings))
             self.notices.send_status(self.build_dirs, results)
         finally:
