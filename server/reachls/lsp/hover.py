@@ -60,8 +60,8 @@ def _site_markdown(record: ReachRecord) -> str:
         return "\n".join([f"**{insn} → {target.symbol}: {record.status.value}**", "", *_table(rows)])
     headroom = record.headroom
     rows = [
-        ("site", f"`{linker_site(record)}`, in `{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}` "
-                 f"→ {site.output_section}"),
+        ("site", f"`{linker_site(record)}`" + (f", in `{site.symbol}+{site.symbol_offset:#x}`" if site.symbol else "")
+                 + f" at `{site.address:#x}` → {site.output_section}"),
         ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
         ("distance", _distance(record)),
         ("usage", f"{_usage(record)} of reach"),
