@@ -13,10 +13,10 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +27,20 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..anchor import SourceTexts
 from ..errors import ReachlsError
-from ..findings import Finding, Findings, PathMapper, source_findings
+from ..findings import WORKSPACE_SKIPPED_DIRS, Findings, PathMapper, source_findings
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
-from ..record import DEFAULT_THRESHOLD, MIB, ReachRecord, format_size
-from ..report import text_report, unchecked_note
+from ..record import DEFAULT_THRESHOLD
+from ..report import text_report
 from .documents import Documents, Shown
+from .hover import hover_markdown
+from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
 from .watch import BuildWatcher
-
-log = logging.getLogger("reachls.lsp")
 
 DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "warning", "fragile": "information"}
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "information": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
-SKIPPED_DIRS = {".git", "node_modules", ".venv", "__pycache__", ".cache"}
 #: How long after the last keystroke diagnostics are moved to follow an unsaved edit.
 EDIT_SETTLE_SECONDS = 0.15
 
@@ -91,7 +90,7 @@ def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
     for root in roots:
         for current, dirs, files in os.walk(root):
             level = len(Path(current).relative_to(root).parts)
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS) if level < depth else []
+            dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < depth else []
             if any(name in files for name in ARTEFACTS) or (
                     LOG_NAME in files and looks_like_log(Path(current) / LOG_NAME)):
                 found.append(Path(current))
@@ -113,8 +112,8 @@ class ReachServer(LanguageServer):
         self.shown: dict[str, list[Shown]] = {}
         self._settling: dict[str, asyncio.TimerHandle] = {}
         self.build_dirs: list[Path] = []
-        self.reported_errors: set[tuple[Path, str]] = set()
-        self.reported_unchecked: set[Path] = set()
+        self.notices = Notices(self)
+        self.mapper = PathMapper()
         self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reachls-scan")
         self.watcher: BuildWatcher | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -126,6 +125,12 @@ class ReachServer(LanguageServer):
         """(Re)discover build dirs, (re)start the watcher, rescan everything."""
         self.build_dirs = list(self.settings.build_dirs) or discover_build_dirs(self.roots,
                                                                                 self.settings.discovery_depth)
+        self.mapper = PathMapper(self.settings.path_mappings, tuple(self.roots), self.settings.discovery_depth)
+        self.notices.forget_build_dirs(self.build_dirs)
+        if self.build_dirs:
+            self.notices.clear_problem(ProblemKind.NO_BUILD_DIR)
+        else:
+            self.notices.raise_problem(no_build_dir(self.roots, self.settings.discovery_depth))
         if self.watcher is not None:
             self.watcher.stop()
         self.watcher = BuildWatcher(self.build_dirs, self.settings.debounce_seconds, self._artefact_changed)
@@ -141,24 +146,35 @@ class ReachServer(LanguageServer):
         build_dirs = build_dirs or self.build_dirs
         token = await self._begin_progress(f"Scanning {len(build_dirs)} build dir(s)")
         try:
-            results = dict(self.published.results)
+            results = {d: r for d, r in self.published.results.items() if d in self.build_dirs}
             for build_dir in build_dirs:
-                try:
-                    results[build_dir] = await asyncio.get_running_loop().run_in_executor(
-                        self.scanner, scan, build_dir, ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
-                                                                   threshold=self.settings.threshold))
-                    self.reported_errors = {e for e in self.reported_errors if e[0] != build_dir}
-                    self._report_unchecked_once(build_dir, results[build_dir])
-                except ReachlsError as exc:
-                    self._report_once(build_dir, str(exc))
-            findings = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results)
+                await self._scan_into(build_dir, results)
+            mapper = self.mapper
+            findings = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results, mapper)
+            self.notices.mapped(mapper, findings.missing, set(findings.by_path))
             self._publish(Published(results, findings))
+            self.notices.send_status(self.build_dirs, results)
         finally:
             self._end_progress(token)
 
-    def _findings(self, results: dict[Path, ScanResult]) -> Findings:
+    async def _scan_into(self, build_dir: Path, results: dict[Path, ScanResult]) -> None:
+        """Scan one build dir into `results`; a dir that cannot be scanned keeps its last good result."""
+        if not has_artefact(build_dir):
+            self.notices.raise_problem(no_artefact(build_dir))
+            return
+        options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
+                              threshold=self.settings.threshold)
+        started = time.monotonic()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.scanner, scan, build_dir, options)
+        except ReachlsError as exc:
+            self.notices.scan_failed(build_dir, exc, time.monotonic() - started, build_dir in results)
+            return
+        results[build_dir] = result
+        self.notices.scanned(build_dir, result, time.monotonic() - started)
+
+    def _findings(self, results: dict[Path, ScanResult], mapper: PathMapper) -> Findings:
         """The findings of every build dir, read against the editor's buffers and the texts as built."""
-        mapper = PathMapper(self.settings.path_mappings, tuple(self.roots))
         texts = SourceTexts(self.documents.buffers(), dict(self.as_built))
         merged = Findings()
         for result in results.values():
@@ -169,9 +185,6 @@ class ReachServer(LanguageServer):
             merged.texts.update(findings.texts)
             merged.as_built.update(findings.as_built)
             merged.dropped += findings.dropped
-        if merged.missing:
-            self._report_once(None, f"{len(merged.missing)} source file(s) named by DWARF are not in the workspace "
-                                    f"(e.g. {sorted(merged.missing)[0]}); set reachls.pathMappings")
         return merged
 
     def _diagnostic(self, shown: Shown) -> lsp.Diagnostic:
@@ -193,8 +206,7 @@ class ReachServer(LanguageServer):
         if dropped:
             note = (f"{len(dropped)} finding(s) not shown: their statement is gone from a source edited since "
                     f"the build (e.g. {dropped[0]})")
-            log.warning("%s", note)
-            self.window_log_message(lsp.LogMessageParams(type=lsp.MessageType.Info, message=f"reachls: {note}"))
+            self.notices.log(note)
         for uri in set(self.shown) | {from_fs_path(str(path)) for path in published.findings.by_path}:
             self._show(uri)
 
@@ -221,26 +233,6 @@ class ReachServer(LanguageServer):
             pending.cancel()
         self._settling[uri] = asyncio.get_running_loop().call_later(EDIT_SETTLE_SECONDS, self._show, uri)
 
-    def _report_once(self, build_dir: Path | None, message: str) -> None:
-        key = (build_dir or Path(), message)
-        if key in self.reported_errors:
-            return
-        self.reported_errors.add(key)
-        log.warning("%s", message)
-        self.window_show_message(lsp.ShowMessageParams(
-            type=lsp.MessageType.Warning if build_dir is None else lsp.MessageType.Error,
-            message=f"reachls: {message}" + ("" if build_dir is None else " (keeping the last good results)")))
-
-    def _report_unchecked_once(self, build_dir: Path, result: ScanResult) -> None:
-        """References the scan could not check: said once per build dir, not again on each rebuild."""
-        note = unchecked_note(result.analysis)
-        if note is None or build_dir in self.reported_unchecked:
-            return
-        self.reported_unchecked.add(build_dir)
-        log.warning("%s: %s", build_dir, note)
-        self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
-                                                       message=f"reachls: {build_dir}: {note}"))
-
     async def _begin_progress(self, title: str) -> str | None:
         capabilities = self.client_capabilities.window
         if not capabilities or not capabilities.work_done_progress:
@@ -263,40 +255,6 @@ class ReachServer(LanguageServer):
         """Findings under a position in the current text (a site anywhere on its line); both in client units."""
         return [s for s in self._shown(uri) if s.range.start.line == position.line
                 and (s.finding.role == "site" or s.range.start.character <= position.character <= s.range.end.character)]
-
-    def hover_text(self, finding: Finding) -> str:
-        return "\n\n---\n\n".join(self._record_markdown(r) for r in finding.records)
-
-    def _record_markdown(self, record: ReachRecord) -> str:
-        site, target, kind = record.site, record.target, record.kind
-        built = datetime.fromtimestamp(record.provenance.artefact_mtime).strftime("%Y-%m-%d %H:%M:%S")
-        reach = ("reach", f"{kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else ""))
-        if not record.verified:  # read from a linker log alone: only what the linker printed
-            rows = [
-                ("distance", "not printed by the linker" if record.distance is None else
-                             f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-                reach,
-                ("site", f"`{site.symbol or '?'}`, {site.section}+{site.offset:#x} in `{site.object}`; "
-                         "line as the linker printed it"),
-                ("target", f"`{target.symbol}`" + (f", {target.section}" if target.section else "")),
-                ("verified", "no: the object is not at hand, this is the linker's log as printed"),
-                ("artefact", f"`{record.provenance.artefact}`, written {built}"),
-            ]
-        else:
-            rows = [
-                ("distance", f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-                reach,
-                ("usage", f"{record.usage * 100:.1f} %"),
-                ("headroom", f"{record.headroom} B ({format_size(abs(record.headroom))}"
-                             f"{' over' if record.headroom < 0 else ' left'})"),
-                ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
-                         f"{site.output_section}"),
-                ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
-                ("placed by", record.provenance.placed_by),
-                ("artefact", f"`{record.provenance.artefact}`, built {built}"),
-            ]
-        title = f"**{site.instruction or kind.short_name} → {target.symbol}: {record.status.value}** ({kind.name})"
-        return "\n".join([title, "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
     def code_actions(self, uri: str, span: lsp.Range) -> list[lsp.CodeAction]:
         """Fixes of the findings on the requested lines, only where the current text (buffer or
@@ -330,6 +288,8 @@ server = ReachServer()
 @server.feature(lsp.INITIALIZE)
 def on_initialize(ls: ReachServer, params: lsp.InitializeParams) -> None:
     ls.settings = Settings.from_json(params.initialization_options)
+    ls.notices.status_notifications = isinstance(params.initialization_options, dict) and bool(
+        params.initialization_options.get("statusNotifications"))
     folders = params.workspace_folders or []
     ls.roots = [Path(to_fs_path(f.uri)) for f in folders] or (
         [Path(to_fs_path(params.root_uri))] if params.root_uri else [])
@@ -353,7 +313,7 @@ def on_hover(ls: ReachServer, params: lsp.HoverParams) -> lsp.Hover | None:
     found = ls.findings_at(params.text_document.uri, params.position)
     if not found:
         return None
-    text = "\n\n---\n\n".join(ls.hover_text(s.finding) for s in found)
+    text = "\n\n---\n\n".join(hover_markdown(s.finding) for s in found)
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=found[0].range)
 
 
