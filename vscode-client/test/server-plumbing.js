@@ -17,7 +17,8 @@ const { spawn } = require("child_process");
 const rpc = require("vscode-languageserver-protocol/node");
 
 const { resolveServer } = require("../out/server.js");
-const { serverSettings, configurationChange } = require("../out/settings.js");
+const { serverSettings, configurationChange, settingPath, withMapping } = require("../out/settings.js");
+const { parseScanStatus, statusText, statusTooltip, suggestMapping, unmappedPath } = require("../out/scanStatus.js");
 
 const [tree, python] = process.argv.slice(2);
 if (!tree || !python) {
@@ -60,8 +61,9 @@ async function main() {
         buildDirs: ["${workspaceFolder}/out/overflow"],
         threshold: 75,
         engine: "relink",
+        linker: "lld",
         severity: { overflow: "error", "at-risk": "bogus" },
-        pathMappings: [{ from: "/build/linux", to: "." }],
+        pathMappings: { "/build/linux": ".", "": "/ignored" },
     };
     const settings = serverSettings(userSettings, [tree]);
 
@@ -72,6 +74,47 @@ async function main() {
         assert.deepStrictEqual(settings.severity,
             { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" });
         assert.deepStrictEqual(settings.pathMappings, [{ from: "/build/linux", to: tree }]);
+        assert.strictEqual(settings.linker, "lld");
+        assert.strictEqual(serverSettings({ linker: "bfd" }, [tree]).linker, "auto");
+    });
+
+    await check("path mappings: the list form of earlier versions is still read, and added to", () => {
+        const listed = [{ from: "/build/linux", to: "${workspaceFolder}" }, { to: "/no/from" }];
+        assert.deepStrictEqual(serverSettings({ pathMappings: listed }, [tree]).pathMappings,
+            [{ from: "/build/linux", to: tree }]);
+        assert.deepStrictEqual(withMapping(listed, "/ci/src", "${workspaceFolder}/linux"),
+            { "/build/linux": "${workspaceFolder}", "/ci/src": "${workspaceFolder}/linux" });
+    });
+
+    await check("a picked directory is written relative to the workspace folder when inside it", () => {
+        assert.strictEqual(settingPath(path.join(tree, "out", "overflow"), [tree]), "${workspaceFolder}/out/overflow");
+        assert.strictEqual(settingPath(tree, [tree]), "${workspaceFolder}");
+        assert.strictEqual(settingPath(`${tree}-build`, [tree]), `${tree}-build`);
+        assert.strictEqual(settingPath(path.dirname(tree), [tree]), path.dirname(tree));
+    });
+
+    await check("the status item says what it counts, and each problem in words", () => {
+        const counts = { overflow: 2, veneer: 5, "at-risk": 1, fragile: 0 };
+        const scan = parseScanStatus({ buildDirs: ["/b"], scanning: false, counts, unchecked: 3, problems: [],
+                                       artefacts: [{ buildDir: "/b", path: "/b/vmlinux.o", mtime: 1700000000.5 }] });
+        assert.strictEqual(statusText(scan), "reachls $(error) 2 overflows $(warning) 1 at risk");
+        assert.strictEqual(statusText({ ...scan, counts: { ...counts, overflow: 1 } }),
+            "reachls $(error) 1 overflow $(warning) 1 at risk");
+        const tooltip = statusTooltip(scan);
+        for (const line of ["overflow: 2 references", "veneer: 5 references", "at-risk: 1 reference (",
+                            "fragile: 0 references", "3 references not checked", "/b/vmlinux.o, built "]) {
+            assert.ok(tooltip.includes(line), `${line} not in ${tooltip}`);
+        }
+        const unmapped = { kind: "unmapped-sources", buildDir: "/b",
+                           message: "DWARF names /build/linux/arch/arm64/kvm/hyp/entry.S, which maps to no workspace file." };
+        const lost = parseScanStatus({ buildDirs: [], counts: {}, problems: [
+            { kind: "no-build-dir", message: "no build directory found", buildDir: null }, unmapped, { kind: "bogus" }] });
+        assert.strictEqual(statusText(lost), "$(warning) reachls: no build dir (+1)");
+        assert.strictEqual(unmappedPath(lost.problems), "/build/linux/arch/arm64/kvm/hyp/entry.S");
+        assert.deepStrictEqual(suggestMapping(unmappedPath(lost.problems), ["/elsewhere", tree], fs.existsSync),
+            { from: "/build/linux", to: tree });
+        assert.deepStrictEqual(suggestMapping("/build/linux/no/such.c", [tree], fs.existsSync), { from: "/build/linux/no" });
+        assert.strictEqual(parseScanStatus({ buildDirs: [] }), undefined);
     });
 
     await check("a missing server is explained with the install command", async () => {
