@@ -9,13 +9,43 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import attrs
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
-from pytest_lsp import make_test_lsp_client
+from pytest_lsp import LanguageClient, make_test_lsp_client
 
 SERVER_COMMAND = [sys.executable, "-m", "reachls.cli", "serve"]
 _REFERENCED_BY = re.compile(r">>> referenced by \S+ \((.+):(\d+)\)")
+
+
+SCAN_STATUS = "reachls/scanStatus"
+
+
+@attrs.define
+class _PlainNotification:
+    """A notification whose params stay the JSON object sent (pygls turns unknown methods' params
+    into namedtuples, renaming keys such as "at-risk")."""
+
+    method: str
+    jsonrpc: str
+    params: Any = None
+
+
+def collect_scan_status(client: LanguageClient) -> list[dict]:
+    """Every `reachls/scanStatus` the server sends `client`, as sent, in order of arrival."""
+    received: list[dict] = []
+    protocol = client.protocol
+    message_type = protocol.get_message_type
+    protocol.get_message_type = lambda method: _PlainNotification if method == SCAN_STATUS else message_type(method)
+    protocol._converter.register_structure_hook(_PlainNotification, lambda data, cls: cls(**data))
+
+    @client.feature(SCAN_STATUS)
+    def on_scan_status(_client: LanguageClient, params: Any) -> None:
+        received.append(params)
+
+    return received
 
 
 def uri(path: Path) -> str:
@@ -64,10 +94,14 @@ def apply_workspace_edit(edit: types.WorkspaceEdit, source_root: Path, target_ro
 
 
 @contextlib.asynccontextmanager
-async def server_session(command: list[str], params: types.InitializeParams, **popen: object):
+async def server_session(command: list[str], params: types.InitializeParams,
+                         prepare: Callable[[LanguageClient], object] | None = None, **popen: object):
     """A pytest-lsp client on a server started by `command` (`popen`: cwd, env), initialized with
-    `params`; shut down afterwards even when the test failed (a live server would keep `stop` waiting)."""
+    `params`; `prepare` is called on the client before it starts (to add handlers). Shut down
+    afterwards even when the test failed (a live server would keep `stop` waiting)."""
     client = make_test_lsp_client()
+    if prepare is not None:
+        prepare(client)
     await client.start_io(*command, **popen)
     try:
         await client.initialize_session(params)

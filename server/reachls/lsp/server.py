@@ -11,10 +11,10 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,11 @@ from ..findings import Finding, Findings, PathMapper, source_findings
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
-from ..record import DEFAULT_THRESHOLD, MIB, ReachRecord, format_size
-from ..report import text_report, unchecked_note
+from ..record import DEFAULT_THRESHOLD
+from ..report import text_report
 from ..sources.asm import Span
+from .hover import hover_markdown
+from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir, unmapped_sources
 from .watch import BuildWatcher
 
 log = logging.getLogger("reachls.lsp")
@@ -108,8 +110,7 @@ class ReachServer(LanguageServer):
         self.roots: list[Path] = []
         self.published = Published()
         self.build_dirs: list[Path] = []
-        self.reported_errors: set[tuple[Path, str]] = set()
-        self.reported_unchecked: set[Path] = set()
+        self.notices = Notices(self)
         self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reachls-scan")
         self.watcher: BuildWatcher | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -121,6 +122,11 @@ class ReachServer(LanguageServer):
         """(Re)discover build dirs, (re)start the watcher, rescan everything."""
         self.build_dirs = list(self.settings.build_dirs) or discover_build_dirs(self.roots,
                                                                                 self.settings.discovery_depth)
+        self.notices.forget_build_dirs(self.build_dirs)
+        if self.build_dirs:
+            self.notices.clear_problem(ProblemKind.NO_BUILD_DIR)
+        else:
+            self.notices.raise_problem(no_build_dir(self.roots, self.settings.discovery_depth))
         if self.watcher is not None:
             self.watcher.stop()
         self.watcher = BuildWatcher(self.build_dirs, self.settings.debounce_seconds, self._artefact_changed)
@@ -136,22 +142,38 @@ class ReachServer(LanguageServer):
         build_dirs = build_dirs or self.build_dirs
         token = await self._begin_progress(f"Scanning {len(build_dirs)} build dir(s)")
         try:
-            results = dict(self.published.results)
+            results = {d: r for d, r in self.published.results.items() if d in self.build_dirs}
             for build_dir in build_dirs:
-                try:
-                    results[build_dir] = await asyncio.get_running_loop().run_in_executor(
-                        self.scanner, scan, build_dir, ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
-                                                                   threshold=self.settings.threshold))
-                    self.reported_errors = {e for e in self.reported_errors if e[0] != build_dir}
-                    self._report_unchecked_once(build_dir, results[build_dir])
-                except ReachlsError as exc:
-                    self._report_once(build_dir, str(exc))
-            findings = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results)
+                await self._scan_into(build_dir, results)
+            findings, missing = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results)
+            if missing:
+                self.notices.raise_problem(unmapped_sources(missing))
+            else:
+                self.notices.clear_problem(ProblemKind.UNMAPPED_SOURCES)
             self._publish(Published(results, findings))
+            self.notices.send_status(self.build_dirs, results)
         finally:
             self._end_progress(token)
 
-    def _findings(self, results: dict[Path, ScanResult]) -> dict[str, list[tuple[Finding, lsp.Diagnostic]]]:
+    async def _scan_into(self, build_dir: Path, results: dict[Path, ScanResult]) -> None:
+        """Scan one build dir into `results`; a dir that cannot be scanned keeps its last good result."""
+        if not has_artefact(build_dir):
+            self.notices.raise_problem(no_artefact(build_dir))
+            return
+        options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
+                              threshold=self.settings.threshold)
+        started = time.monotonic()
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self.scanner, scan, build_dir, options)
+        except ReachlsError as exc:
+            self.notices.scan_failed(build_dir, exc, time.monotonic() - started, build_dir in results)
+            return
+        results[build_dir] = result
+        self.notices.scanned(build_dir, result, time.monotonic() - started)
+
+    def _findings(self, results: dict[Path, ScanResult]) -> tuple[dict[str, list[tuple[Finding, lsp.Diagnostic]]],
+                                                                  set[str]]:
+        """Diagnostics by document URI, and the DWARF files found in no workspace folder."""
         mapper = PathMapper(self.settings.path_mappings, tuple(self.roots))
         by_uri: dict[str, list[tuple[Finding, lsp.Diagnostic]]] = {}
         missing: set[str] = set()
@@ -161,10 +183,7 @@ class ReachServer(LanguageServer):
             for path, items in findings.by_path.items():
                 uri = from_fs_path(str(path))
                 by_uri.setdefault(uri, []).extend((f, self._diagnostic(f)) for f in items)
-        if missing:
-            self._report_once(None, f"{len(missing)} source file(s) named by DWARF are not in the workspace "
-                                    f"(e.g. {sorted(missing)[0]}); set reachls.pathMappings")
-        return by_uri
+        return by_uri, missing
 
     def _diagnostic(self, finding: Finding) -> lsp.Diagnostic:
         worst = min(finding.records, key=lambda r: r.worst_first)
@@ -183,26 +202,6 @@ class ReachServer(LanguageServer):
                 lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[d for _, d in items]))
         for uri in previous - set(published.by_uri):
             self.text_document_publish_diagnostics(lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
-
-    def _report_once(self, build_dir: Path | None, message: str) -> None:
-        key = (build_dir or Path(), message)
-        if key in self.reported_errors:
-            return
-        self.reported_errors.add(key)
-        log.warning("%s", message)
-        self.window_show_message(lsp.ShowMessageParams(
-            type=lsp.MessageType.Warning if build_dir is None else lsp.MessageType.Error,
-            message=f"reachls: {message}" + ("" if build_dir is None else " (keeping the last good results)")))
-
-    def _report_unchecked_once(self, build_dir: Path, result: ScanResult) -> None:
-        """References the scan could not check: said once per build dir, not again on each rebuild."""
-        note = unchecked_note(result.analysis)
-        if note is None or build_dir in self.reported_unchecked:
-            return
-        self.reported_unchecked.add(build_dir)
-        log.warning("%s: %s", build_dir, note)
-        self.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
-                                                       message=f"reachls: {build_dir}: {note}"))
 
     async def _begin_progress(self, title: str) -> str | None:
         capabilities = self.client_capabilities.window
@@ -226,40 +225,6 @@ class ReachServer(LanguageServer):
         return [(f, d) for f, d in self.published.by_uri.get(uri, [])
                 if d.range.start.line == position.line
                 and (f.role == "site" or d.range.start.character <= position.character <= d.range.end.character)]
-
-    def hover_text(self, finding: Finding) -> str:
-        return "\n\n---\n\n".join(self._record_markdown(r) for r in finding.records)
-
-    def _record_markdown(self, record: ReachRecord) -> str:
-        site, target, kind = record.site, record.target, record.kind
-        built = datetime.fromtimestamp(record.provenance.artefact_mtime).strftime("%Y-%m-%d %H:%M:%S")
-        reach = ("reach", f"{kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else ""))
-        if not record.verified:  # read from a linker log alone: only what the linker printed
-            rows = [
-                ("distance", "not printed by the linker" if record.distance is None else
-                             f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-                reach,
-                ("site", f"`{site.symbol or '?'}`, {site.section}+{site.offset:#x} in `{site.object}`; "
-                         "line as the linker printed it"),
-                ("target", f"`{target.symbol}`" + (f", {target.section}" if target.section else "")),
-                ("verified", "no: the object is not at hand, this is the linker's log as printed"),
-                ("artefact", f"`{record.provenance.artefact}`, written {built}"),
-            ]
-        else:
-            rows = [
-                ("distance", f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-                reach,
-                ("usage", f"{record.usage * 100:.1f} %"),
-                ("headroom", f"{record.headroom} B ({format_size(abs(record.headroom))}"
-                             f"{' over' if record.headroom < 0 else ' left'})"),
-                ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
-                         f"{site.output_section}"),
-                ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
-                ("placed by", record.provenance.placed_by),
-                ("artefact", f"`{record.provenance.artefact}`, built {built}"),
-            ]
-        title = f"**{site.instruction or kind.short_name} → {target.symbol}: {record.status.value}** ({kind.name})"
-        return "\n".join([title, "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
     def code_actions(self, uri: str, span: lsp.Range) -> list[lsp.CodeAction]:
         actions = []
@@ -287,6 +252,8 @@ server = ReachServer()
 @server.feature(lsp.INITIALIZE)
 def on_initialize(ls: ReachServer, params: lsp.InitializeParams) -> None:
     ls.settings = Settings.from_json(params.initialization_options)
+    ls.notices.status_notifications = isinstance(params.initialization_options, dict) and bool(
+        params.initialization_options.get("statusNotifications"))
     folders = params.workspace_folders or []
     ls.roots = [Path(to_fs_path(f.uri)) for f in folders] or (
         [Path(to_fs_path(params.root_uri))] if params.root_uri else [])
@@ -310,7 +277,7 @@ def on_hover(ls: ReachServer, params: lsp.HoverParams) -> lsp.Hover | None:
     found = ls.findings_at(params.text_document.uri, params.position)
     if not found:
         return None
-    text = "\n\n---\n\n".join(ls.hover_text(f) for f, _ in found)
+    text = "\n\n---\n\n".join(hover_markdown(f) for f, _ in found)
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=found[0][1].range)
 
 
