@@ -17,8 +17,10 @@ import {
     PROBLEMS, SCAN_STATUS_METHOD, ScanProblem, ScanStatus, parseScanStatus, suggestMapping, unmappedPath,
 } from "./scanStatus";
 import { INSTALL_FROM_CHECKOUT, resolveServer } from "./server";
-import { PathMappingsSetting, ReachlsConfig, configurationChange, serverSettings, settingPath, withMapping }
-    from "./settings";
+import {
+    PathMappingsSetting, ReachlsConfig, configurationChange, initializationOptions, serverSettings, settingPath,
+    withMapping,
+} from "./settings";
 import { StatusItem } from "./status";
 
 const REPORT_URI = vscode.Uri.parse("reachls-report:/reachls%20report.txt");
@@ -139,8 +141,7 @@ class Extension implements vscode.Disposable {
         };
         const clientOptions: LanguageClientOptions = {
             documentSelector: this.selector,
-            // The server leaves its no-build-dir/unmapped-sources messages to the status item.
-            initializationOptions: { ...currentSettings(), statusNotifications: true },
+            initializationOptions: initializationOptions(currentSettings()),
             outputChannel: this.output,
             middleware: {
                 handleWorkDoneProgress: (token, params, next) => {

@@ -147,6 +147,14 @@ export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly
     };
 }
 
+/**
+ * The initializationOptions: the settings, and `statusNotifications` (the extension shows scan
+ * problems in its status item, so the server sends reachls/scanStatus instead of showMessage).
+ */
+export function initializationOptions(settings: ServerSettings): ServerSettings & { statusNotifications: true } {
+    return { ...settings, statusNotifications: true };
+}
+
 /** The params of workspace/didChangeConfiguration: the server reads `settings.reachls`. */
 export function configurationChange(settings: ServerSettings): { settings: { reachls: ServerSettings } } {
     return { settings: { reachls: settings } };

@@ -17,7 +17,7 @@ const { spawn } = require("child_process");
 const rpc = require("vscode-languageserver-protocol/node");
 
 const { resolveServer } = require("../out/server.js");
-const { serverSettings, configurationChange, settingPath, withMapping } = require("../out/settings.js");
+const { serverSettings, configurationChange, initializationOptions, settingPath, withMapping } = require("../out/settings.js");
 const { parseScanStatus, statusText, statusTooltip, suggestMapping, unmappedPath } = require("../out/scanStatus.js");
 
 const [tree, python] = process.argv.slice(2);
@@ -143,6 +143,7 @@ async function main() {
     const diagnostics = [];          // every publishDiagnostics for entry.S, in order
     const progress = [];             // every $/progress value
     const messages = [];
+    const scanStatuses = [];          // every reachls/scanStatus
     connection.onNotification(rpc.PublishDiagnosticsNotification.type, (params) => {
         if (params.uri === entryUri) {
             diagnostics.push(params.diagnostics);
@@ -150,6 +151,7 @@ async function main() {
     });
     connection.onNotification("$/progress", (params) => progress.push(params));
     connection.onNotification(rpc.ShowMessageNotification.type, (params) => messages.push(params.message));
+    connection.onNotification("reachls/scanStatus", (params) => scanStatuses.push(params));
     connection.onNotification(rpc.LogMessageNotification.type, () => undefined);
     connection.onRequest(rpc.WorkDoneProgressCreateRequest.type, () => null);
     connection.onRequest(rpc.RegistrationRequest.type, () => null);
@@ -166,7 +168,7 @@ async function main() {
                 window: { workDoneProgress: true },
                 textDocument: { publishDiagnostics: { relatedInformation: true }, hover: {}, codeAction: {} },
             },
-            initializationOptions: settings,
+            initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
         await check("initialize: hover, code actions and the two commands", () => {
@@ -191,6 +193,15 @@ async function main() {
             await waitFor("the end of the scan's progress", () => progress.some((p) => p.value.kind === "end"));
             const begin = progress.find((p) => p.value.kind === "begin");
             assert.ok(begin && begin.value.title === "reachls" && String(begin.token).startsWith("reachls-scan-"));
+        });
+
+        await check("reachls/scanStatus after the scan: the build dir, its artefact, overflows counted", async () => {
+            const status = parseScanStatus(await waitFor("reachls/scanStatus", () => scanStatuses[0]));
+            assert.deepStrictEqual(status.buildDirs, [path.join(tree, "out/overflow")]);
+            assert.deepStrictEqual(status.problems, []);
+            assert.deepStrictEqual(status.artefacts.map((a) => a.path), [path.join(tree, "out/overflow/vmlinux.o")]);
+            assert.ok(Math.abs(status.artefacts[0].mtime - fs.statSync(status.artefacts[0].path).mtimeMs / 1000) < 1);
+            assert.match(statusText(status), /^reachls \$\(error\) [1-9]\d* overflows? \$\(warning\) \d+ at risk$/);
         });
 
         await check("the hover names the relink engine set in the settings", async () => {
