@@ -295,9 +295,9 @@ async function main() {
         });
     } finally {
         await browser.close();
+        // All that was seen, up to a failed step too (Monaco renders spaces as no-break spaces).
+        console.log(JSON.stringify(seen, (key, value) => typeof value === "string" ? value.replace(/\u00a0/g, " ") : value));
     }
-    // Monaco renders spaces as no-break spaces.
-    console.log(JSON.stringify(seen, (key, value) => typeof value === "string" ? value.replace(/\u00a0/g, " ") : value));
 }
 
 main().catch((error) => {
