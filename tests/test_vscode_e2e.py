@@ -203,9 +203,12 @@ def test_diagnostics_hover_and_quick_fix_in_vscode(vscode: tuple[str, Path], exa
     assert no_build["status"]["text"].endswith("reachls: no build dir"), no_build
     assert "warning-kind" in no_build["status"]["className"].split(), no_build
     assert "reachls" in no_build["message"] and no_build["buttons"] == ["Set Build Directory…"], no_build
+    assert re.fullmatch(rf"reachls\s+{len(overflows)} overflows?\s+\d+ at risk", no_build["after"]), no_build
+    # ...as Add Path Mapping… wrote its pair, the folder picked where its picker opened.
     settings = json.loads((nobuild / ".vscode" / "settings.json").read_text())
     assert settings["reachls.buildDirs"] == [str(build_dir)], settings
-    assert re.fullmatch(rf"reachls\s+{len(overflows)} overflows?\s+\d+ at risk", no_build["after"]), no_build
+    assert Path(seen["addPathMapping"]["picked"].rstrip("/")) == nobuild, seen["addPathMapping"]
+    assert settings["reachls.pathMappings"] == {"/build/linux": "${workspaceFolder}"}, settings
     # ...and a missing interpreter is explained with the install command; the button opens the settings.
     missing = seen["missingServer"]
     assert "/nonexistent/python3" in missing["message"] and "pip install" in missing["message"], missing

@@ -275,6 +275,26 @@ async function main() {
             return { status, message, buttons, after: (await statusItem().textContent()).trim() };
         });
 
+        // Add Path Mapping…: the build machine's prefix typed, the workspace folder picked (the
+        // picker opens on it); the pair lands in the workspace settings.
+        seen.addPathMapping = await step("add path mapping", async () => {
+            await command("reachls: Add Path Mapping…");
+            const input = page.locator(".quick-input-widget input");
+            await page.locator(".quick-input-widget", { hasText: "Add Path Mapping (1/2)" }).waitFor();
+            await input.fill("/build/linux");
+            await page.keyboard.press("Enter");
+            await page.locator(".quick-input-widget", { hasText: "Add Path Mapping (2/2)" }).waitFor();
+            await page.locator(".quick-input-list .monaco-list-row", { hasText: "arch" }).first().waitFor();
+            const picked = await input.inputValue();
+            await page.locator(".quick-input-widget .monaco-button", { hasText: "Map Here" }).click();
+            const settings = path.join(nobuild, ".vscode", "settings.json");
+            const deadline = Date.now() + TIMEOUT;
+            while (!fs.readFileSync(settings, "utf8").includes("reachls.pathMappings") && Date.now() < deadline) {
+                await page.waitForTimeout(200);
+            }
+            return { picked };
+        });
+
         // A server that cannot be started is explained, with the install command and a button
         // that opens the settings.
         seen.missingServer = await step("missing server", async () => {

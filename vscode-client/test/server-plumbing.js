@@ -202,6 +202,9 @@ async function main() {
             assert.deepStrictEqual(status.artefacts.map((a) => a.path), [path.join(tree, "out/overflow/vmlinux.o")]);
             assert.ok(Math.abs(status.artefacts[0].mtime - fs.statSync(status.artefacts[0].path).mtimeMs / 1000) < 1);
             assert.match(statusText(status), /^reachls \$\(error\) [1-9]\d* overflows? \$\(warning\) \d+ at risk$/);
+            const tooltip = statusTooltip(status);
+            assert.ok(tooltip.includes(`  ${path.join(tree, "out/overflow")}\n    ${status.artefacts[0].path}, built `), tooltip);
+            assert.match(tooltip, /overflow: [1-9]\d* references? \(/);
         });
 
         await check("the hover names the relink engine set in the settings", async () => {
