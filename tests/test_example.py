@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from reachls.findings import PathMapper, source_findings
 from reachls.pipeline import ScanOptions, function_layout, scan
 from reachls.record import Status
 from toolchain import build_example, copy_example, gnu_addr2line, lld_overflows, nm_symbols, objdump_targets
@@ -126,7 +127,7 @@ def test_cli_text_and_json(builds):
     text = subprocess.run(cli, capture_output=True, text=True)
     assert text.returncode == 0, text.stderr
     for error in errors:
-        assert f"is {error.distance} B" in text.stdout
+        assert f"is out of reach: {error.distance} B" in text.stdout
     assert text.stdout.index("entry.S") < text.stdout.index("overflow ")
     failing = subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True)
     assert failing.returncode == 1
@@ -150,3 +151,20 @@ def test_layout_cli_answers_where_a_function_lands(builds):
     functions = json.loads(out.stdout)["functions"]
     assert [f["name"] for f in functions] == ["hyp_panic"]
     assert functions[0]["address"] == nm_symbols(_image(build))["hyp_panic"]
+
+
+def test_the_target_side_is_definite(builds):
+    """The target's sentence follows ld.lld: "out of reach" with the number of errors ld.lld printed
+    for the overflow build; "close to the limit" for the at-risk build, which ld.lld links without
+    an error — the same references, the same code with less filler between them."""
+    errors = lld_overflows((builds["overflow"] / "noinhibit.log").read_text())
+    assert errors and lld_overflows((builds["at-risk"] / "noinhibit.log").read_text()) == []
+    symbol = errors[0].symbol
+    expected = {"overflow": f"{symbol} is out of reach of {len(errors)} references (overflow),",
+                "at-risk": f"{symbol} is close to the limit of {len(errors)} references (at-risk),"}
+    for variant, sentence in expected.items():
+        result = scan(builds[variant])
+        found = source_findings(result.analysis.records, result.arch, PathMapper((), (builds[variant].parent.parent,)))
+        [target] = [f for items in found.by_path.values() for f in items if f.role == "target"]
+        assert target.message.startswith(sentence), target.message
+        assert ("close to" in target.message) == (variant == "at-risk")

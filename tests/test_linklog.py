@@ -302,7 +302,7 @@ def test_cli_reports_a_log_like_a_scan(build):
     text = subprocess.run(cli, capture_output=True, text=True)
     assert text.returncode == 0, text.stderr
     for error in lld_overflows((build / "build.log").read_text()):
-        assert f"is {error.distance} B" in text.stdout
+        assert f"is out of reach: {error.distance} B" in text.stdout
     assert "entry.S" in text.stdout
     failing = subprocess.run([*cli, "--fail-on", "overflow"], capture_output=True, text=True)
     assert failing.returncode == 1

@@ -6,6 +6,7 @@ every quick fix is applied to a copy of the tree, rebuilt and relinked, and the 
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp_support import SERVER_COMMAND, apply_workspace_edit, referenced_lines, uri, wait_for
-from toolchain import lld_overflows, need, run
+from toolchain import LldOverflow, lld_overflows, lld_sites, need, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 SWITCH = Path("arch/arm64/kvm/hyp/vhe/switch.c")
@@ -76,6 +77,50 @@ async def test_hover_carries_the_linker_distance(client: LanguageClient, tree: P
         assert hover is not None
         assert any(f"{distance} B" in hover.contents.value for distance in distances)
         assert "placed by" in hover.contents.value and "vmlinux.o" in hover.contents.value
+
+
+def _usage(overflow: LldOverflow) -> str:
+    """Usage as ld.lld's own numbers give it: the distance over the bound on its side."""
+    bound = overflow.hi if overflow.distance >= 0 else overflow.lo
+    return f"{round(overflow.distance / bound * 100)} % of reach"
+
+
+async def _hover(client: LanguageClient, path: Path, diagnostic: types.Diagnostic) -> str:
+    hover = await client.text_document_hover_async(types.HoverParams(
+        types.TextDocumentIdentifier(uri(path)), diagnostic.range.start))
+    assert hover is not None
+    return hover.contents.value
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_site_wording_is_the_linker_s(client: LanguageClient, tree: Path):
+    """Each site's message and hover name the site as ld.lld prints it (`vmlinux.o:(.text+0x90)`),
+    with ld.lld's distance, and usage as a figure of its own."""
+    sites = {site.line: site for site in lld_sites(_log(tree)) if site.file.endswith(str(ENTRY))}
+    errors = [d for d in await _diagnostics(client, tree / ENTRY) if d.severity == types.DiagnosticSeverity.Error]
+    assert {d.range.start.line + 1 for d in errors} == set(sites)
+    for diagnostic in errors:
+        site = sites[diagnostic.range.start.line + 1]
+        assert f"{site.overflow.distance} B" in diagnostic.message and "out of reach" in diagnostic.message
+        assert _usage(site.overflow) in diagnostic.message
+        assert not re.search(r"reaches [^;]*\(\d+ %\)", diagnostic.message)
+        text = await _hover(client, tree / ENTRY, diagnostic)
+        assert f"`{site.site}`" in text and f"{site.overflow.distance} B" in text and _usage(site.overflow) in text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_target_wording_is_definite_and_lists_each_site_once(client: LanguageClient, tree: Path):
+    sites = lld_sites(_log(tree))
+    [marker] = await _diagnostics(client, tree / SWITCH)
+    symbol = sites[0].overflow.symbol
+    summary = f"{symbol} is out of reach of {len(sites)} references (overflow)"
+    assert marker.message.startswith(summary) and "close to" not in marker.message
+    text = await _hover(client, tree / SWITCH, marker)
+    assert summary in text and "close to" not in text
+    for site in sites:
+        [row] = [line for line in text.split("\n") if f"`{site.site}`" in line]
+        assert f"| {site.overflow.distance} B | {_usage(site.overflow).removesuffix(' of reach')} |" in row
+    assert text.count("placed by") == 1
 
 
 def _gcc_accepts(tree: Path, changed: list[Path]) -> None:

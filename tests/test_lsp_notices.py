@@ -5,13 +5,15 @@ Counts and figures come from ld.lld's `--noinhibit-exec` log of the same build."
 
 from __future__ import annotations
 
+import re
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from lsprotocol import types
 
-from lsp_support import SERVER_COMMAND, collect_scan_status, server_session, uri, wait_for
+from lsp_support import SERVER_COMMAND, collect_scan_status, referenced_lines, server_session, uri, wait_for
 from toolchain import lld_overflows
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
@@ -54,23 +56,58 @@ def _log(tree: Path) -> str:
 @pytest.mark.asyncio
 async def test_scan_status_counts_what_the_linker_counts(tree: Path, tmp_path: Path):
     """A client showing the state itself gets the problems in `reachls/scanStatus`, not as messages;
-    the counts are references (ld.lld's errors), whatever number of diagnostics they make."""
+    the counts are references (ld.lld's errors), whatever number of diagnostics they make. Each
+    scan is logged with what it read, how, how long, and what it found or why it failed."""
     build = tree / "out" / "overflow"
-    empty = tmp_path / "not-built-yet"
+    empty, broken = tmp_path / "not-built-yet", tmp_path / "interrupted"
     empty.mkdir()
+    broken.mkdir()
+    artefact = (build / "vmlinux.o").read_bytes()
+    (broken / "vmlinux.o").write_bytes(artefact[:len(artefact) // 2])
     workspace = _workspace_copy(tree, tmp_path)
-    params = _params(workspace, statusNotifications=True, buildDirs=[str(build), str(empty)])
+    params = _params(workspace, statusNotifications=True, buildDirs=[str(build), str(empty), str(broken)])
     async with server_session(SERVER_COMMAND, params, prepare=lambda c: setattr(c, "statuses", collect_scan_status(c))
                               ) as client:
         status = (await wait_for(lambda: client.statuses, what="reachls/scanStatus"))[0]
         logged = [m.message for m in client.log_messages]
-        shown = list(client.messages)
+        shown = [m.message for m in client.messages]
     overflows = lld_overflows(_log(tree))
-    assert status["buildDirs"] == [str(build), str(empty)]
+    assert status["buildDirs"] == [str(build), str(empty), str(broken)]
     assert status["counts"]["overflow"] == len(overflows) and status["counts"]["veneer"] == 0
-    assert status["artefacts"] == [{"buildDir": str(build), "path": str(build / "vmlinux.o"),
-                                    "mtime": (build / "vmlinux.o").stat().st_mtime}]
-    [problem] = [p for p in status["problems"] if p["kind"] == "no-artefact"]
-    assert problem["buildDir"] == str(empty) and "reachls.buildDirs" in problem["message"]
-    assert not [m for m in shown if problem["message"] in m.message]
-    assert [m for m in logged if problem["message"] in m]
+    mtime = (build / "vmlinux.o").stat().st_mtime
+    assert status["artefacts"] == [{"buildDir": str(build), "path": str(build / "vmlinux.o"), "mtime": mtime}]
+    problems = {p["kind"]: p for p in status["problems"]}
+    assert set(problems) == {"no-artefact", "unreadable"}
+    assert problems["no-artefact"]["buildDir"] == str(empty) and "reachls.buildDirs" in problems["no-artefact"]["message"]
+    assert problems["unreadable"]["buildDir"] == str(broken) and "truncated" in problems["unreadable"]["message"]
+    for problem in problems.values():
+        assert not [m for m in shown if problem["message"] in m]
+        assert len([m for m in logged if problem["message"] in m]) == 1
+
+    [scanned] = [m for m in logged if m.startswith(f"reachls: scanned {build}:")]
+    written = datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{build / 'vmlinux.o'} (written {written})" in scanned
+    assert "placed by relink (ld.lld)" in scanned  # the build's linker, as .vmlinux.cmd names it
+    assert re.search(r", \d+\.\d\d s: ", scanned)
+    assert f"{len(overflows)} overflow, 0 veneer, " in scanned and " unchecked, of " in scanned
+    [failed] = [m for m in logged if m.startswith(f"reachls: scan of {broken} failed after ")]
+    assert "truncated" in failed
+
+
+@pytest.mark.asyncio
+async def test_the_workspace_copy_gets_the_diagnostics(tree: Path, tmp_path: Path):
+    """DWARF names the tree the build was made in, which still exists; the workspace is another copy
+    of it: the diagnostics land on the workspace's files, on the lines ld.lld names, and the log says
+    which prefix was mapped where."""
+    build = tree / "out" / "overflow"
+    workspace = _workspace_copy(tree, tmp_path)
+    async with server_session(SERVER_COMMAND, _params(workspace, buildDirs=[str(build)])) as client:
+        diagnostics = await wait_for(lambda: client.diagnostics.get(uri(workspace / ENTRY)),
+                                     what="diagnostics on the workspace's entry.S")
+        logged = [m.message for m in client.log_messages]
+        on_original = client.diagnostics.get(uri(tree / ENTRY))
+    expected = {line for file, line in referenced_lines(_log(tree)) if file == str(tree / ENTRY)}
+    assert expected and {d.range.start.line + 1 for d in diagnostics
+                         if d.severity == types.DiagnosticSeverity.Error} == expected
+    assert not on_original
+    assert [m for m in logged if f"mapped {tree} → {workspace}" in m]

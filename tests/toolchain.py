@@ -64,6 +64,28 @@ def lld_overflows(log: str) -> list[LldOverflow]:
             for m in _LLD_OVERFLOW.finditer(log)]
 
 
+@dataclass(frozen=True)
+class LldSite:
+    """One out-of-range error of ld.lld with where it says it is: `object:(section+offset)` as printed
+    (the enclosing function left out), and the `referenced by` source line."""
+
+    site: str
+    overflow: LldOverflow
+    file: str
+    line: int
+
+
+_LLD_SITE = re.compile(r"(\S+?):\((?:function [^:]+: )?([^)\s]+)\): relocation (R_\w+) out of range: (-?\d+) is not in "
+                       r"\[(-?\d+), (-?\d+)\]; references '?([^'\s]+)'?\n>>> referenced by \S+ \((.+):(\d+)\)")
+
+
+def lld_sites(log: str) -> list[LldSite]:
+    """Every out-of-range error ld.lld printed with its site and source line."""
+    return [LldSite(f"{m.group(1)}:({m.group(2)})", LldOverflow(m.group(3), int(m.group(4)), int(m.group(5)),
+                                                                int(m.group(6)), m.group(7)), m.group(8), int(m.group(9)))
+            for m in _LLD_SITE.finditer(log)]
+
+
 def link_noinhibit(script: Path, inputs: list[Path], output: Path, *flags: str, linker: str = "ld.lld",
                    require_output: bool = True) -> str:
     """Link with `--noinhibit-exec`: every out-of-range error printed, the output still written.

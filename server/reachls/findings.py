@@ -9,6 +9,7 @@ at-risk reference (range from tree-sitter). DWARF names files as the build machi
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 from .arch import Architecture
 from .fixes import Fix, lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
-from .report import describe
+from .report import describe, linker_site, target_summary
 from .sources.asm import AsmFile, Span, parse_asm
 from .sources.c import CFile, parse_c
 
@@ -27,12 +28,31 @@ TARGET_STATUSES = (Status.OVERFLOW, Status.AT_RISK)
 _MACRO_RE = re.compile(r"^\s*\.macro\s+([A-Za-z_.$][\w.$]*)", re.M)
 
 
-@dataclass(frozen=True)
-class PathMapper:
-    """Build-machine paths → workspace paths, by prefix mappings first, then as they are."""
+WORKSPACE_SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__", ".cache"})
+MIN_TAIL_PARTS = 2  # a directory and a file: a bare file name matches too much to learn a tree from
 
-    mappings: tuple[tuple[str, str], ...] = ()
-    roots: tuple[Path, ...] = ()
+
+class PathMapper:
+    """Build-machine paths → workspace paths: the workspace's own files first.
+
+    In order: explicit `mappings` (prefix → directory; they also settle ambiguity); a path inside
+    a workspace folder, as it is; a path under a build prefix learned before, by that prefix; a
+    path outside the workspace whose tail is a file in it: the prefix is learned once from the
+    longest tail it has in common with a workspace file, the shallowest such file winning
+    (two at equal depth: nothing learned, the ambiguity kept to be said); failing all, the path
+    as it is, when it exists. A workspace copy is preferred even while the build's own tree still
+    exists on disk. What was learned is queued in `notes`, each said once.
+    """
+
+    def __init__(self, mappings: tuple[tuple[str, str], ...] = (), roots: tuple[Path, ...] = (),
+                 depth: int = 4) -> None:
+        self.mappings = mappings
+        self.roots = roots
+        self.depth = depth
+        self.learned: dict[Path, Path] = {}  # build prefix → workspace directory
+        self.ambiguous: dict[Path, tuple[Path, ...]] = {}  # build prefix → workspace directories tied
+        self.notes: list[str] = []
+        self._dirs_by_name: dict[str, list[tuple[int, Path]]] | None = None
 
     def __call__(self, build_path: str) -> Path | None:
         for source, destination in self.mappings:
@@ -41,7 +61,61 @@ class PathMapper:
                 if mapped.is_file():
                     return mapped
         path = Path(build_path)
+        if self.roots and not any(path.is_relative_to(root) for root in self.roots):
+            prefix = next((p for p in (*self.learned, *self.ambiguous) if path.is_relative_to(p)), None)
+            if prefix is None:
+                prefix = self._learn(path)
+            if prefix in self.learned:
+                mapped = self.learned[prefix] / path.relative_to(prefix)
+                return mapped if mapped.is_file() else None
         return path if path.is_file() else None
+
+    def _learn(self, path: Path) -> Path | None:
+        """The build prefix of `path` learned from a workspace file with the longest common tail."""
+        parts = path.parts
+        first = 1 if path.is_absolute() else 0
+        for start in range(first, len(parts) - MIN_TAIL_PARTS + 1):
+            tail = Path(*parts[start:])
+            found = sorted((level, base) for level, base in self._workspace_dirs().get(parts[start], ())
+                           if (base / tail).is_file())
+            if not found:
+                continue
+            prefix = Path(*parts[:start]) if start else Path()
+            tied = tuple(base for level, base in found if level == found[0][0])
+            if len(tied) == 1:
+                self.learned[prefix] = tied[0]
+                self.notes.append(f"mapped {prefix} → {tied[0]} (DWARF names the build's tree; "
+                                  f"the workspace has its files, e.g. {tail})")
+            else:
+                self.ambiguous[prefix] = tied
+            return prefix
+        return None
+
+    def take_notes(self) -> list[str]:
+        """The notes queued since the last call (each is said once)."""
+        notes, self.notes = self.notes, []
+        return notes
+
+    def ambiguity(self) -> str | None:
+        """The tied workspace directories, in words that ask for a mapping; None when there are none."""
+        if not self.ambiguous:
+            return None
+        prefix, tied = next(iter(self.ambiguous.items()))
+        return (f"files under {prefix} are in the workspace twice, in {' and in '.join(map(str, tied))}: "
+                f'set reachls.pathMappings ({{"from": "{prefix}", "to": one of them}})')
+
+    def _workspace_dirs(self) -> dict[str, list[tuple[int, Path]]]:
+        """Directory name → (level, parent) for every directory at most `depth` levels into the
+        workspace: listed once, so a tail is looked up, never searched for."""
+        if self._dirs_by_name is None:
+            self._dirs_by_name = defaultdict(list)
+            for root in self.roots:
+                for current, dirs, _ in os.walk(root):
+                    level = len(Path(current).relative_to(root).parts)
+                    dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < self.depth else []
+                    for name in dirs:
+                        self._dirs_by_name[name].append((level, Path(current)))
+        return self._dirs_by_name
 
     def kernel_root(self, source: Path) -> Path | None:
         """The kernel tree a source file belongs to (the nearest ancestor with include/linux)."""
@@ -193,16 +267,14 @@ def _target_finding(path: Path, line: int, records: list[ReachRecord], mapper: P
     if function is None:
         return None
     worst = min(records, key=lambda r: r.worst_first)
-    count = f"{len(records)} references" if len(records) > 1 else "1 reference"
-    message = (f"{function.name} is out of reach or close to it from {count}; worst: "
-               f"{worst.site.symbol or worst.site.section}: {describe(worst)}")
+    callers = ", ".join(dict.fromkeys(r.site.symbol or r.site.section for r in records))
+    message = f"{target_summary(function.name, records)}, from {callers}"
     related = []
     for record in records:
         site = record.site.location
         site_path = mapper(site.file) if site else None
         if site is not None and site_path is not None:
-            related.append((site_path, site.line, f"{record.site.instruction or record.kind.short_name} in "
-                                                  f"{record.site.symbol or record.site.section}: {describe(record)}"))
+            related.append((site_path, site.line, f"{linker_site(record)}: {describe(record)}"))
     fixes = _target_fixes(worst, mapper, sources)
     if fixes:  # on the function itself, pinning it into .text is the fix of choice
         fixes[0] = dataclasses.replace(fixes[0], preferred=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from collections import defaultdict
 from itertools import chain, zip_longest
 from typing import Any
@@ -72,17 +73,51 @@ def _nothing_reported(analysis: Analysis) -> str:
     return "no short-reach reference could be checked" if analysis.unresolved else "no short-reach references found"
 
 
+STATUS_PHRASES = {
+    Status.OVERFLOW: "is out of reach",
+    Status.VENEER: "needs a linker veneer",
+    Status.AT_RISK: "is close to the limit",
+    Status.FRAGILE: "is in reach, across input sections",
+    Status.OK: "is in reach",
+}
+
+
 def describe(record: ReachRecord) -> str:
-    """One line a kernel developer reads at a glance: what, how far, how far it may go (and, for a
-    record read from a linker log alone, that it is the linker's word, unchecked)."""
+    """One line a kernel developer reads at a glance: what, whether it reaches, how far it is, how
+    much of the reach that uses, and the reach (and, for a record read from a linker log alone, that
+    it is the linker's word, unchecked)."""
     insn = record.site.instruction or record.kind.short_name
     reach = f"{record.kind.short_name} reaches {record.kind.reach_text}"
     if record.distance is None:
         text = f"{insn} → {record.target.symbol} is out of range (the linker printed no distance); {reach}"
     else:
-        text = (f"{insn} → {record.target.symbol} is {record.distance} B ({record.distance_mib:.2f} MiB) away; "
-                f"{reach} ({record.usage * 100:.0f} %)")
+        text = (f"{insn} → {record.target.symbol} {STATUS_PHRASES[record.status]}: {record.distance} B "
+                f"({record.distance_mib:.2f} MiB) away, {record.usage * 100:.0f} % of reach; {reach}")
     return text if record.verified else f"{text} — as the linker printed it, unverified (no object at hand)"
+
+
+def linker_site(record: ReachRecord) -> str:
+    """The site as ld.lld names it in its errors, object and input section + offset
+    (`vmlinux.o:(.text+0x90)`); a linked image's site is its section + offset alone."""
+    site = record.site
+    where = f"{site.section}+{site.offset:#x}"
+    obj = site.object or (Path(record.provenance.artefact).name if record.provenance.mode == "relocatable" else None)
+    return f"{obj}:({where})" if obj else where
+
+
+def _references(count: int) -> str:
+    return f"{count} reference" + ("s" if count != 1 else "")
+
+
+def target_summary(name: str, records: list[ReachRecord]) -> str:
+    """The target side in one definite sentence: out of reach when any reference is, close to the
+    limit only when every reference is in reach."""
+    overflow = sum(r.status is Status.OVERFLOW for r in records)
+    at_risk = sum(r.status is Status.AT_RISK for r in records)
+    if overflow:
+        more = f"; {at_risk} more close to the limit (at-risk)" if at_risk else ""
+        return f"{name} is out of reach of {_references(overflow)} (overflow){more}"
+    return f"{name} is close to the limit of {_references(at_risk)} (at-risk)"
 
 
 def _second_line(record: ReachRecord, site_name: str) -> str:

@@ -1,44 +1,92 @@
-"""Hover text of a finding: the figures of its records, as Markdown."""
+"""Hover text of a finding, as Markdown: each figure once.
+
+A site's hover is its one reference in full: the site as ld.lld names it, target, distance,
+usage, reach, headroom, who placed it and from which artefact. A target's hover says in one
+sentence what the references do to it, then one row per referencing site (site, instruction,
+distance, usage), the facts they share said once around the table.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from ..findings import Finding
-from ..record import MIB, ReachRecord, format_size
+from ..record import MIB, ReachRecord
+from ..report import STATUS_PHRASES, linker_site, target_summary
 
 
 def hover_markdown(finding: Finding) -> str:
-    return "\n\n---\n\n".join(record_markdown(r) for r in finding.records)
+    if finding.role == "target":
+        return _target_markdown(list(finding.records))
+    return "\n\n---\n\n".join(_site_markdown(r) for r in finding.records)
 
 
-def record_markdown(record: ReachRecord) -> str:
-    site, target, kind = record.site, record.target, record.kind
+def _built(record: ReachRecord) -> str:
     built = datetime.fromtimestamp(record.provenance.artefact_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    reach = ("reach", f"{kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else ""))
+    return f"`{record.provenance.artefact}`, written {built}"
+
+
+def _distance(record: ReachRecord) -> str:
+    if record.distance is None:
+        return "not printed by the linker"
+    return f"{record.distance} B ({record.distance / MIB:.2f} MiB)"
+
+
+def _usage(record: ReachRecord) -> str:
+    return "—" if record.usage is None else f"{record.usage * 100:.0f} %"
+
+
+def _reach(record: ReachRecord) -> str:
+    kind = record.kind
+    return f"{kind.name}: {kind.reach_text} `[{kind.lo}, {kind.hi}]`" + (", veneer possible" if kind.thunk else "")
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def _site_markdown(record: ReachRecord) -> str:
+    site, target = record.site, record.target
+    insn = site.instruction or record.kind.short_name
     if not record.verified:  # read from a linker log alone: only what the linker printed
         rows = [
-            ("distance", "not printed by the linker" if record.distance is None else
-                         f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-            reach,
-            ("site", f"`{site.symbol or '?'}`, {site.section}+{site.offset:#x} in `{site.object}`; "
-                     "line as the linker printed it"),
+            ("site", f"`{linker_site(record)}` in `{site.symbol or '?'}`; line as the linker printed it"),
             ("target", f"`{target.symbol}`" + (f", {target.section}" if target.section else "")),
+            ("distance", _distance(record)),
+            ("reach", _reach(record)),
             ("verified", "no: the object is not at hand, this is the linker's log as printed"),
-            ("artefact", f"`{record.provenance.artefact}`, written {built}"),
+            ("artefact", _built(record)),
         ]
-    else:
-        rows = [
-            ("distance", f"{record.distance} B ({record.distance / MIB:.2f} MiB)"),
-            reach,
-            ("usage", f"{record.usage * 100:.1f} %"),
-            ("headroom", f"{record.headroom} B ({format_size(abs(record.headroom))}"
-                         f"{' over' if record.headroom < 0 else ' left'})"),
-            ("site", f"`{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}`, {site.section} → "
-                     f"{site.output_section}"),
-            ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
-            ("placed by", record.provenance.placed_by),
-            ("artefact", f"`{record.provenance.artefact}`, built {built}"),
-        ]
-    title = f"**{site.instruction or kind.short_name} → {target.symbol}: {record.status.value}** ({kind.name})"
-    return "\n".join([title, "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+        return "\n".join([f"**{insn} → {target.symbol}: {record.status.value}**", "", *_table(rows)])
+    headroom = record.headroom
+    rows = [
+        ("site", f"`{linker_site(record)}`, in `{site.symbol}+{site.symbol_offset:#x}` at `{site.address:#x}` "
+                 f"→ {site.output_section}"),
+        ("target", f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}"),
+        ("distance", _distance(record)),
+        ("usage", f"{_usage(record)} of reach"),
+        ("reach", _reach(record)),
+        ("headroom", f"{abs(headroom)} B {'over' if headroom < 0 else 'left'}"),
+        ("placed by", record.provenance.placed_by),
+        ("artefact", _built(record)),
+    ]
+    title = f"**{insn} → {target.symbol} {STATUS_PHRASES[record.status]}** ({record.status.value})"
+    return "\n".join([title, "", *_table(rows)])
+
+
+def _target_markdown(records: list[ReachRecord]) -> str:
+    worst = min(records, key=lambda r: r.worst_first)
+    target = worst.target
+    where = (f"`{target.symbol}` at `{target.address:#x}`, {target.section} → {target.output_section}; "
+             if worst.verified else "")
+    lines = [f"**{target_summary(target.symbol, records)}**", "",
+             f"{where}placed by {worst.provenance.placed_by}; {_built(worst)}", "",
+             "| site | instruction | distance | usage |", "|---|---|---|---|"]
+    for record in sorted(records, key=lambda r: r.worst_first):
+        site = record.site
+        function = f" in `{site.symbol}`" if site.symbol else ""
+        insn = f"{site.instruction or record.kind.short_name} ({record.kind.short_name})"
+        distance = "—" if record.distance is None else f"{record.distance} B"
+        lines.append(f"| `{linker_site(record)}`{function} | {insn} | {distance} | {_usage(record)} |")
+    kinds = {record.kind.short_name: record.kind.reach_text for record in records}
+    return "\n".join([*lines, "", "; ".join(f"{name} reaches {reach}" for name, reach in kinds.items())])

@@ -19,6 +19,7 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
 
+from ..findings import PathMapper
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..pipeline import ScanResult
 from ..record import Status
@@ -76,11 +77,12 @@ def unreadable(build_dir: Path, error: Exception, keeping_last: bool) -> Problem
                                            "rebuild it and the scan runs again", build_dir)
 
 
-def unmapped_sources(missing: set[str]) -> Problem:
-    return Problem(ProblemKind.UNMAPPED_SOURCES,
-                   f"{len(missing)} source file(s) named by DWARF are not in the workspace "
-                   f"(e.g. {sorted(missing)[0]}); open the tree the kernel was built from, or set "
-                   'reachls.pathMappings ({"from": <path in the build>, "to": <workspace folder>})')
+def unmapped_sources(missing: set[str], ambiguity: str | None) -> Problem:
+    """DWARF files no workspace folder holds, and build trees the workspace holds twice."""
+    said = [f"{len(missing)} source file(s) named by DWARF are not in the workspace (e.g. {sorted(missing)[0]}); "
+            "open the tree the kernel was built from, or set reachls.pathMappings "
+            '({"from": <path in the build>, "to": <workspace folder>})'] if missing else []
+    return Problem(ProblemKind.UNMAPPED_SOURCES, "; ".join([*said, *([ambiguity] if ambiguity else [])]))
 
 
 def built_at(mtime: float) -> str:
@@ -141,6 +143,16 @@ class Notices:
         """Problems of build dirs no longer scanned (settings changed) are no longer listed."""
         for key in [key for key in self._problems if key[1] is not None and key[1] not in keep]:
             self.clear_problem(*key)
+
+    def mapped(self, mapper: PathMapper, missing: set[str]) -> None:
+        """What source mapping learned (logged once, as learned) and what it could not map (a problem)."""
+        for note in mapper.take_notes():
+            self.log(note)
+        ambiguity = mapper.ambiguity()
+        if missing or ambiguity:
+            self.raise_problem(unmapped_sources(missing, ambiguity))
+        else:
+            self.clear_problem(ProblemKind.UNMAPPED_SOURCES)
 
     def scanned(self, build_dir: Path, result: ScanResult, seconds: float) -> None:
         self.clear_problem(ProblemKind.NO_ARTEFACT, build_dir)

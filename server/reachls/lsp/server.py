@@ -24,7 +24,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..errors import ReachlsError
-from ..findings import Finding, Findings, PathMapper, source_findings
+from ..findings import WORKSPACE_SKIPPED_DIRS, Finding, Findings, PathMapper, source_findings
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
@@ -32,15 +32,12 @@ from ..record import DEFAULT_THRESHOLD
 from ..report import text_report
 from ..sources.asm import Span
 from .hover import hover_markdown
-from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir, unmapped_sources
+from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
 from .watch import BuildWatcher
-
-log = logging.getLogger("reachls.lsp")
 
 DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "warning", "fragile": "information"}
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "information": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
-SKIPPED_DIRS = {".git", "node_modules", ".venv", "__pycache__", ".cache"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
     for root in roots:
         for current, dirs, files in os.walk(root):
             level = len(Path(current).relative_to(root).parts)
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS) if level < depth else []
+            dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < depth else []
             if any(name in files for name in ARTEFACTS) or (
                     LOG_NAME in files and looks_like_log(Path(current) / LOG_NAME)):
                 found.append(Path(current))
@@ -111,6 +108,7 @@ class ReachServer(LanguageServer):
         self.published = Published()
         self.build_dirs: list[Path] = []
         self.notices = Notices(self)
+        self.mapper = PathMapper()
         self.scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reachls-scan")
         self.watcher: BuildWatcher | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -122,6 +120,7 @@ class ReachServer(LanguageServer):
         """(Re)discover build dirs, (re)start the watcher, rescan everything."""
         self.build_dirs = list(self.settings.build_dirs) or discover_build_dirs(self.roots,
                                                                                 self.settings.discovery_depth)
+        self.mapper = PathMapper(self.settings.path_mappings, tuple(self.roots), self.settings.discovery_depth)
         self.notices.forget_build_dirs(self.build_dirs)
         if self.build_dirs:
             self.notices.clear_problem(ProblemKind.NO_BUILD_DIR)
@@ -145,11 +144,10 @@ class ReachServer(LanguageServer):
             results = {d: r for d, r in self.published.results.items() if d in self.build_dirs}
             for build_dir in build_dirs:
                 await self._scan_into(build_dir, results)
-            findings, missing = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results)
-            if missing:
-                self.notices.raise_problem(unmapped_sources(missing))
-            else:
-                self.notices.clear_problem(ProblemKind.UNMAPPED_SOURCES)
+            mapper = self.mapper
+            findings, missing = await asyncio.get_running_loop().run_in_executor(
+                self.scanner, self._findings, results, mapper)
+            self.notices.mapped(mapper, missing)
             self._publish(Published(results, findings))
             self.notices.send_status(self.build_dirs, results)
         finally:
@@ -171,10 +169,9 @@ class ReachServer(LanguageServer):
         results[build_dir] = result
         self.notices.scanned(build_dir, result, time.monotonic() - started)
 
-    def _findings(self, results: dict[Path, ScanResult]) -> tuple[dict[str, list[tuple[Finding, lsp.Diagnostic]]],
-                                                                  set[str]]:
+    def _findings(self, results: dict[Path, ScanResult], mapper: PathMapper
+                  ) -> tuple[dict[str, list[tuple[Finding, lsp.Diagnostic]]], set[str]]:
         """Diagnostics by document URI, and the DWARF files found in no workspace folder."""
-        mapper = PathMapper(self.settings.path_mappings, tuple(self.roots))
         by_uri: dict[str, list[tuple[Finding, lsp.Diagnostic]]] = {}
         missing: set[str] = set()
         for result in results.values():
