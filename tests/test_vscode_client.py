@@ -21,11 +21,22 @@ from pathlib import Path
 
 import pytest
 
+from reachls.arch import LINKERS
+from reachls.kbuild import ARTEFACTS, LOG_NAME
+from reachls.lsp.server import Settings
+from reachls.pipeline import ENGINES
 from toolchain import build_example, copy_example
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "vscode-client"
 VSIX_NAME = "reachls.vsix"
+#: The language ids of the assembly highlighting extensions users have: x86-64 Assembly (asm),
+#: GNU Assembler x86 (gas), ARM (arm), ARM64 Assembly (arm64), RISC-V Support (riscv), ASM Code Lens
+#: (asm-collection).
+ASSEMBLY_LANGUAGES = ("asm", "gas", "arm", "arm64", "riscv", "asm-collection")
+#: Configuration scopes the Settings editor lists in the User tab of a remote window (code-server's
+#: is one): application, window, resource, language-overridable.
+USER_TAB_SCOPES = {"application", "window", "resource", "language-overridable"}
 STEPS = (("ci", "--no-audit", "--no-fund"), ("run", "lint"), ("run", "typecheck"), ("run", "package"))
 
 
@@ -84,8 +95,7 @@ def example_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_vsix_holds_the_bundle_and_the_marketplace_files(vsix: zipfile.ZipFile):
     names = set(vsix.namelist())
     assert {"extension/package.json", "extension/dist/extension.js", "extension/readme.md",
-            "extension/LICENSE.txt", "extension/icon.png", "extension/language-configuration.json",
-            "extension.vsixmanifest"} <= names
+            "extension/LICENSE.txt", "extension/icon.png", "extension.vsixmanifest"} <= names
     # Bundled: no sources, no node_modules, no test or build scripts in the package.
     assert not [n for n in names if n.startswith(("extension/node_modules/", "extension/src/", "extension/test/",
                                                   "extension/scripts/", "extension/out/"))]
@@ -101,22 +111,57 @@ def test_vsix_manifest_contributes(vsix: zipfile.ZipFile):
     assert manifest["engines"]["vscode"].startswith("^1.")
     assert manifest["publisher"] and manifest["repository"] and manifest["license"] == "MIT"
     assert manifest["main"] == "./dist/extension.js"
-    assert {"onLanguage:c", "onLanguage:asm", "workspaceContains:**/vmlinux.o",
-            "workspaceContains:**/vmlinux"} <= set(manifest["activationEvents"])
     contributes = manifest["contributes"]
-    asm = next(language for language in contributes["languages"] if language["id"] == "asm")
-    assert {".S", ".s"} <= set(asm["extensions"]) and "GNU Assembler" in asm["aliases"]
     assert {c["command"] for c in contributes["commands"]} == {
-        "reachls.rescan", "reachls.showReport", "reachls.restartServer", "reachls.showServerLog"}
+        "reachls.rescan", "reachls.showReport", "reachls.restartServer", "reachls.showServerLog",
+        "reachls.setBuildDirectory", "reachls.addPathMapping"}
     properties = contributes["configuration"]["properties"]
     assert {"reachls.server.path", "reachls.server.pythonPath", "reachls.buildDirs", "reachls.threshold",
-            "reachls.engine", "reachls.pathMappings", "reachls.severity.overflow", "reachls.severity.veneer",
-            "reachls.severity.at-risk", "reachls.severity.fragile", "reachls.trace.server"} <= set(properties)
-    assert properties["reachls.engine"]["enum"] == ["auto", "relink", "model"]
-    assert properties["reachls.threshold"]["default"] == 0.75
-    for status, default in (("overflow", "error"), ("veneer", "information"), ("at-risk", "warning"),
-                            ("fragile", "information")):
+            "reachls.engine", "reachls.linker", "reachls.pathMappings", "reachls.severity.overflow",
+            "reachls.severity.veneer", "reachls.severity.at-risk", "reachls.severity.fragile",
+            "reachls.trace.server"} <= set(properties)
+    assert properties["reachls.engine"]["enum"] == list(ENGINES)
+    assert properties["reachls.linker"]["enum"] == list(LINKERS)
+
+
+def test_activates_on_a_build_and_on_the_languages_users_have(vsix: zipfile.ZipFile):
+    """A workspace holding a build or assembly sources (an `O=` build elsewhere) starts the
+    extension before any file is opened; so does a C file, or an assembly file in the language of
+    any common highlighting extension. Not every start-up of VS Code."""
+    events = set(json.loads(vsix.read("extension/package.json"))["activationEvents"])
+    assert {f"workspaceContains:**/{name}" for name in (*ARTEFACTS, ".vmlinux.cmd", LOG_NAME, "*.S")} <= events
+    assert {f"onLanguage:{language}" for language in ("c", "cpp", *ASSEMBLY_LANGUAGES)} <= events
+    assert not events & {"*", "onStartupFinished"}
+
+
+def test_contributes_no_language_without_a_grammar(vsix: zipfile.ZipFile):
+    """A language without a grammar takes `.S` files away from the user's highlighting extension."""
+    contributes = json.loads(vsix.read("extension/package.json"))["contributes"]
+    with_grammar = {grammar["language"] for grammar in contributes.get("grammars", []) if "language" in grammar}
+    assert [language["id"] for language in contributes.get("languages", [])
+            if language["id"] not in with_grammar] == []
+
+
+def test_settings_are_user_settings_with_the_servers_defaults(vsix: zipfile.ZipFile):
+    """Every setting shows in the Settings editor's User tab, remote windows included (VS Code
+    lists `machine` and `machine-overridable` settings only under Remote there); the defaults
+    are the server's own; path mappings are a string → string object, which the Settings editor
+    edits as a table (a list of objects it only offers to edit as JSON)."""
+    properties = json.loads(vsix.read("extension/package.json"))["contributes"]["configuration"]["properties"]
+    assert {key: p["scope"] for key, p in properties.items()
+            if p.get("scope", "window") not in USER_TAB_SCOPES} == {}
+    defaults = Settings()
+    assert properties["reachls.threshold"]["default"] == defaults.threshold
+    assert properties["reachls.engine"]["default"] == defaults.engine
+    assert properties["reachls.linker"]["default"] == defaults.linker
+    assert properties["reachls.discoveryDepth"]["default"] == defaults.discovery_depth
+    assert properties["reachls.debounceSeconds"]["default"] == defaults.debounce_seconds
+    assert properties["reachls.buildDirs"]["default"] == list(defaults.build_dirs)
+    for status, default in defaults.severity.items():
         assert properties[f"reachls.severity.{status}"]["default"] == default
+    mappings = properties["reachls.pathMappings"]
+    assert mappings["type"] == "object" and mappings["additionalProperties"] == {"type": "string"}
+    assert mappings["default"] == dict(defaults.path_mappings)
 
 
 def test_server_start_and_settings_reach_the_real_server(build: Path, example_tree: Path):

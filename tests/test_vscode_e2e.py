@@ -27,6 +27,21 @@ from toolchain import build_example, copy_example, lld_overflows, need, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 INSTALL_SCRIPT = CLIENT / "scripts" / "install-code-server.sh"
+#: A user's assembly highlighting extension, as ARM64 Assembly is: its own language id for
+#: `.S`/`.s` and a grammar (here one that knows the branch mnemonics the test looks at).
+HIGHLIGHTING = {
+    "name": "arm64-highlighting", "publisher": "fixture", "version": "1.0.0", "engines": {"vscode": "^1.60.0"},
+    "description": "AArch64 assembly highlighting for the reachls tests",
+    "contributes": {
+        "languages": [{"id": "arm64", "aliases": ["ARM64 (test grammar)"], "extensions": [".S", ".s"]}],
+        "grammars": [{"language": "arm64", "scopeName": "source.arm64.fixture", "path": "./arm64.tmLanguage.json"}],
+    },
+}
+GRAMMAR = {
+    "scopeName": "source.arm64.fixture",
+    "patterns": [{"match": r"\b(?:cbz|cbnz|adr|adrp|b|bl|ret)\b", "name": "keyword.control.arm64"},
+                 {"match": "//.*$", "name": "comment.line.double-slash.arm64"}],
+}
 
 
 def code_server() -> str | None:
@@ -63,6 +78,17 @@ def example_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tree
 
 
+def highlighting_extension(build: Path, where: Path) -> Path:
+    """HIGHLIGHTING packaged as a .vsix by the extension's own vsce."""
+    where.mkdir()
+    (where / "package.json").write_text(json.dumps(HIGHLIGHTING))
+    (where / "arm64.tmLanguage.json").write_text(json.dumps(GRAMMAR))
+    (where / "README.md").write_text("Test grammar.\n")
+    run(build / "node_modules" / ".bin" / "vsce", "package", "--allow-missing-repository", "--skip-license",
+        "--out", where / "highlighting.vsix", cwd=where)
+    return where / "highlighting.vsix"
+
+
 @pytest.fixture(scope="module")
 def vscode(tmp_path_factory: pytest.TempPathFactory, example_tree: Path):
     """code-server on 127.0.0.1 (no auth) with the freshly packaged extension; its URL."""
@@ -86,6 +112,7 @@ def vscode(tmp_path_factory: pytest.TempPathFactory, example_tree: Path):
     }))
     dirs = ["--user-data-dir", str(user), "--extensions-dir", str(extensions)]
     run(executable, *dirs, "--install-extension", build / VSIX_NAME)
+    run(executable, *dirs, "--install-extension", highlighting_extension(build, home / "highlighting"))
     port = free_port()
     log = (home / "code-server.log").open("w")
     server = subprocess.Popen(
@@ -117,17 +144,23 @@ def vscode(tmp_path_factory: pytest.TempPathFactory, example_tree: Path):
 
 def test_diagnostics_hover_and_quick_fix_in_vscode(vscode: tuple[str, Path], example_tree: Path, tmp_path: Path):
     need("make")
-    overflows = lld_overflows((example_tree / "out" / "overflow" / "noinhibit.log").read_text())
+    build_dir = example_tree / "out" / "overflow"
+    overflows = lld_overflows((build_dir / "noinhibit.log").read_text())
     assert overflows
+    # The sources alone: the build they belong to is outside this workspace (as an O= build is).
+    nobuild = copy_example(tmp_path / "sources")
     url, build = vscode
-    result = subprocess.run(["node", "test/e2e.js", url, str(example_tree), str(tmp_path), chromium()],
-                            cwd=build, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(["node", "test/e2e.js", url, str(example_tree), str(tmp_path), chromium(), str(nobuild),
+                             str(build_dir)], cwd=build, capture_output=True, text=True, timeout=420)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nscreenshots in {tmp_path}"
     seen = json.loads(result.stdout.strip().splitlines()[-1])
 
-    # The status bar counts the errors of the scan: one per overflow, and the target marker.
-    counts = re.search(r"reachls\D*(\d+)\D*(\d+)", seen["status"])
-    assert counts and int(counts.group(1)) >= len(overflows), seen["status"]
+    # The status bar counts the overflows as ld.lld does: references, not diagnostics.
+    assert re.fullmatch(rf"reachls\s+{len(overflows)} overflows?\s+\d+ at risk", seen["status"]), seen["status"]
+
+    # entry.S keeps the language and highlighting of the user's assembly extension.
+    assert seen["language"]["mode"] == HIGHLIGHTING["contributes"]["languages"][0]["aliases"][0], seen["language"]
+    assert seen["language"]["cbzClass"] not in (None, seen["language"]["plainClass"]), seen["language"]
 
     # Rescan Now spun the status bar item while the server's work-done progress ran;
     # Show Report opened the CLI's text report.
@@ -153,8 +186,29 @@ def test_diagnostics_hover_and_quick_fix_in_vscode(vscode: tuple[str, Path], exa
     after = lld_overflows((example_tree / "out" / "overflow" / "noinhibit.log").read_text())
     assert len(after) == len(overflows) - 1, after
 
+    # Every setting is listed in the Settings editor's User tab; path mappings are edited there
+    # as a table, not "Edit in settings.json".
+    manifest = json.loads((build / "package.json").read_text())
+    assert set(seen["userTab"]["keys"]) == set(manifest["contributes"]["configuration"]["properties"]), seen["userTab"]
+    assert seen["userTab"]["pathMappings"] == {"editAsJson": 0, "addItem": 1}, seen["userTab"]
+
     # Through the Settings editor, without a restart: overflows become warnings...
-    assert re.search(r"reachls\s*0\s*[1-9]", seen["afterSeverityChange"]), seen["afterSeverityChange"]
+    severities = [row.split(" ", 1)[0] for row in seen["afterSeverityChange"] if "hyp_panic" in row]
+    assert severities and "Error" not in severities, seen["afterSeverityChange"]
+
+    # The sources without their build: a warning-coloured item says so, a notification offers
+    # the fix; the item's action asks for the build dir, writes it to the workspace settings,
+    # and the counts are ld.lld's.
+    no_build = seen["noBuildDir"]
+    assert no_build["status"]["text"].endswith("reachls: no build dir"), no_build
+    assert "warning-kind" in no_build["status"]["className"].split(), no_build
+    assert "reachls" in no_build["message"] and no_build["buttons"] == ["Set Build Directory…"], no_build
+    assert re.fullmatch(rf"reachls\s+{len(overflows)} overflows?\s+\d+ at risk", no_build["after"]), no_build
+    # ...as Add Path Mapping… wrote its pair, the folder picked where its picker opened.
+    settings = json.loads((nobuild / ".vscode" / "settings.json").read_text())
+    assert settings["reachls.buildDirs"] == [str(build_dir)], settings
+    assert Path(seen["addPathMapping"]["picked"].rstrip("/")) == nobuild, seen["addPathMapping"]
+    assert settings["reachls.pathMappings"] == {"/build/linux": "${workspaceFolder}"}, settings
     # ...and a missing interpreter is explained with the install command; the button opens the settings.
     missing = seen["missingServer"]
     assert "/nonexistent/python3" in missing["message"] and "pip install" in missing["message"], missing

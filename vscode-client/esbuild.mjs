@@ -1,5 +1,5 @@
 // Bundles the extension (dist/extension.js, `vscode` left to the host) and, for the Node tests,
-// the vscode-free modules on their own (out/settings.js, out/server.js; not packaged).
+// the vscode-free modules on their own (out/settings.js, out/server.js, out/scanStatus.js; not packaged).
 import * as esbuild from "esbuild";
 
 const production = process.argv.includes("--production");
@@ -17,7 +17,7 @@ const common = {
 
 const builds = [
     { ...common, entryPoints: ["src/extension.ts"], outfile: "dist/extension.js", external: ["vscode"] },
-    { ...common, entryPoints: ["src/settings.ts", "src/server.ts"], outdir: "out", minify: false, sourcemap: false },
+    { ...common, entryPoints: ["src/settings.ts", "src/server.ts", "src/scanStatus.ts"], outdir: "out", minify: false, sourcemap: false },
 ];
 
 if (watch) {

@@ -1,7 +1,9 @@
 // The reachls extension: starts `reachls serve`, keeps its settings current, shows scan state.
+import * as fs from "fs";
 import * as vscode from "vscode";
 import {
     DidChangeConfigurationNotification,
+    DocumentSelector,
     DynamicFeature,
     ExecuteCommandRequest,
     LanguageClient,
@@ -11,13 +13,19 @@ import {
     StaticFeature,
 } from "vscode-languageclient/node";
 
+import {
+    PROBLEMS, SCAN_STATUS_METHOD, ScanProblem, ScanStatus, parseScanStatus, suggestMapping, unmappedPath,
+} from "./scanStatus";
 import { INSTALL_FROM_CHECKOUT, resolveServer } from "./server";
-import { ReachlsConfig, configurationChange, serverSettings } from "./settings";
+import {
+    PathMappingsSetting, ReachlsConfig, configurationChange, initializationOptions, serverSettings, settingPath,
+    withMapping,
+} from "./settings";
 import { StatusItem } from "./status";
 
 const REPORT_URI = vscode.Uri.parse("reachls-report:/reachls%20report.txt");
 // Settings the running server takes through didChangeConfiguration; `server.*` needs a restart.
-const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "pathMappings", "severity", "discoveryDepth",
+const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "linker", "pathMappings", "severity", "discoveryDepth",
     "debounceSeconds"];
 
 /**
@@ -39,18 +47,48 @@ function workspaceFolders(): string[] {
     return (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
 }
 
+function folderUri(folder: string | undefined): vscode.Uri | undefined {
+    return folder === undefined ? undefined : vscode.Uri.file(folder);
+}
+
+function isFile(file: string): boolean {
+    try {
+        return fs.statSync(file).isFile();
+    } catch {
+        return false;
+    }
+}
+
+/** Where the commands write: the workspace's settings, or the user's when no folder is open. */
+function settingsTarget(): vscode.ConfigurationTarget {
+    return vscode.workspace.workspaceFolders?.length ? vscode.ConfigurationTarget.Workspace
+        : vscode.ConfigurationTarget.Global;
+}
+
 function currentSettings() {
     const config = vscode.workspace.getConfiguration("reachls");
     const section: ReachlsConfig = {
         buildDirs: config.get("buildDirs"),
         threshold: config.get("threshold"),
         engine: config.get("engine"),
+        linker: config.get("linker"),
         pathMappings: config.get("pathMappings"),
         severity: config.get("severity"),
         discoveryDepth: config.get("discoveryDepth"),
         debounceSeconds: config.get("debounceSeconds"),
     };
     return serverSettings(section, workspaceFolders());
+}
+
+/**
+ * The documents the server is attached to: the languages the extension activates on (C, and the
+ * assembly language ids of the highlighting extensions users have, listed once in package.json's
+ * `onLanguage:` events), and `.S`/`.s`/`.h` files by name whatever language they were given.
+ */
+function documentSelector(activationEvents: readonly string[]): DocumentSelector {
+    const languages = activationEvents.filter((event) => event.startsWith("onLanguage:"))
+        .map((event) => event.slice("onLanguage:".length));
+    return [...languages.map((language) => ({ scheme: "file", language })), { scheme: "file", pattern: "**/*.{S,s,h}" }];
 }
 
 class Extension implements vscode.Disposable {
@@ -60,6 +98,11 @@ class Extension implements vscode.Disposable {
     private readonly reportChanged = new vscode.EventEmitter<vscode.Uri>();
     readonly output = vscode.window.createOutputChannel("reachls");
     readonly status = new StatusItem();
+    /** The last scan status from the server, and the problems already shown as a notification. */
+    private scan: ScanStatus | undefined;
+    private readonly notified = new Set<string>();
+
+    constructor(private readonly selector: DocumentSelector) {}
 
     /** Serialises starts and stops, so a restart never overlaps a start. */
     private queue(step: () => Promise<void>): Promise<void> {
@@ -97,12 +140,8 @@ class Extension implements vscode.Disposable {
             options: { cwd: workspaceFolders()[0] },
         };
         const clientOptions: LanguageClientOptions = {
-            documentSelector: [
-                { scheme: "file", language: "c" },
-                { scheme: "file", language: "asm" },
-                { scheme: "file", pattern: "**/*.{S,s,h}" },
-            ],
-            initializationOptions: currentSettings(),
+            documentSelector: this.selector,
+            initializationOptions: initializationOptions(currentSettings()),
             outputChannel: this.output,
             middleware: {
                 handleWorkDoneProgress: (token, params, next) => {
@@ -113,6 +152,16 @@ class Extension implements vscode.Disposable {
         };
         this.output.appendLine(`reachls: starting ${server.command} ${server.args.join(" ")}`);
         const client = new ReachlsClient("reachls", "reachls", serverOptions, clientOptions);
+        client.onNotification(SCAN_STATUS_METHOD, (params: unknown) => {
+            const scan = parseScanStatus(params);
+            if (scan === undefined) {
+                this.output.appendLine(`reachls: ${SCAN_STATUS_METHOD} with unexpected params: ${JSON.stringify(params)}`);
+                return;
+            }
+            this.scan = scan;
+            this.status.setScan(scan);
+            scan.problems.forEach((problem) => void this.notifyOnce(problem));
+        });
         client.onDidChangeState((event) => {
             if (event.newState === State.Running) {
                 this.status.setProblem(undefined);
@@ -155,6 +204,72 @@ class Extension implements vscode.Disposable {
         } else if (choice === "Copy Install Command") {
             await vscode.env.clipboard.writeText(install);
         }
+    }
+
+    /** A scan problem as a warning with the button that settles it, once per problem per session. */
+    private async notifyOnce(problem: ScanProblem): Promise<void> {
+        const key = `${problem.kind}\0${problem.buildDir ?? ""}`;
+        if (this.notified.has(key)) {
+            return;
+        }
+        this.notified.add(key);
+        const { action, command, label } = PROBLEMS[problem.kind];
+        const choice = await vscode.window.showWarningMessage(`reachls: ${problem.message || label}`, action);
+        if (choice === action) {
+            await vscode.commands.executeCommand(command);
+        }
+    }
+
+    /** Asks for the build directory (a folder picker) and writes it to `reachls.buildDirs`. */
+    async setBuildDirectory(): Promise<string | undefined> {
+        const folders = workspaceFolders();
+        const picked = await vscode.window.showOpenDialog({
+            canSelectFolders: true, canSelectFiles: false, canSelectMany: false,
+            openLabel: "Use as Build Directory", title: "reachls: the build directory (make O=…)",
+            defaultUri: folderUri(folders[0]),
+        });
+        if (picked?.[0] === undefined) {
+            return undefined;
+        }
+        const dir = settingPath(picked[0].fsPath, folders);
+        await vscode.workspace.getConfiguration("reachls").update("buildDirs", [dir], settingsTarget());
+        return dir;
+    }
+
+    /**
+     * Asks for a build-machine path prefix (prefilled from the server's unmapped-sources problem)
+     * and the workspace directory it stands for, and adds the pair to `reachls.pathMappings`.
+     */
+    async addPathMapping(): Promise<{ from: string; to: string } | undefined> {
+        const folders = workspaceFolders();
+        const unmapped = unmappedPath(this.scan?.problems ?? []);
+        const suggested = unmapped === undefined ? undefined : suggestMapping(unmapped, folders, isFile);
+        const from = (await vscode.window.showInputBox({
+            title: "reachls: Add Path Mapping (1/2)",
+            prompt: "A source path prefix as the build machine saw it (as the DWARF of vmlinux.o names it)",
+            placeHolder: "/build/linux",
+            value: suggested?.from ?? "",
+            ignoreFocusOut: true,
+            validateInput: (value) => value.trim() === "" ? "A path prefix, e.g. /build/linux" : undefined,
+        }))?.trim();
+        if (!from) {
+            return undefined;
+        }
+        const picked = await vscode.window.showOpenDialog({
+            canSelectFolders: true, canSelectFiles: false, canSelectMany: false,
+            openLabel: "Map Here", title: `reachls: Add Path Mapping (2/2): the workspace directory for ${from}`,
+            defaultUri: folderUri(suggested?.to ?? folders[0]),
+        });
+        if (picked?.[0] === undefined) {
+            return undefined;
+        }
+        const to = settingPath(picked[0].fsPath, folders);
+        const config = vscode.workspace.getConfiguration("reachls");
+        const target = settingsTarget();
+        const current = config.inspect<PathMappingsSetting>("pathMappings");
+        const existing = target === vscode.ConfigurationTarget.Workspace ? current?.workspaceValue : current?.globalValue;
+        await config.update("pathMappings", withMapping(existing, from, to), target);
+        return { from, to };
     }
 
     /** Runs a command of the server; undefined (after saying why) when it is not running. */
@@ -215,7 +330,8 @@ class Extension implements vscode.Disposable {
 let extension: Extension | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
-    const ext = new Extension();
+    const ext = new Extension(documentSelector((context.extension.packageJSON as { activationEvents: string[] })
+        .activationEvents));
     extension = ext;
     context.subscriptions.push(
         ext,
@@ -224,6 +340,8 @@ export function activate(context: vscode.ExtensionContext): void {
         vscode.commands.registerCommand("reachls.showReport", () => ext.showReport()),
         vscode.commands.registerCommand("reachls.restartServer", () => ext.restart()),
         vscode.commands.registerCommand("reachls.showServerLog", () => ext.output.show(true)),
+        vscode.commands.registerCommand("reachls.setBuildDirectory", () => ext.setBuildDirectory()),
+        vscode.commands.registerCommand("reachls.addPathMapping", () => ext.addPathMapping()),
         vscode.workspace.onDidChangeConfiguration((event) => ext.configurationChanged(event)),
         // The server learns its workspace roots (where it looks for build dirs) at start-up.
         vscode.workspace.onDidChangeWorkspaceFolders(() => void ext.restart()),

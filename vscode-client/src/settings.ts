@@ -7,15 +7,23 @@ import * as path from "path";
 export const STATUSES = ["overflow", "veneer", "at-risk", "fragile"] as const;
 export const SEVERITIES = ["error", "warning", "information", "hint"] as const;
 export const ENGINES = ["auto", "relink", "model"] as const;
+export const LINKERS = ["auto", "lld", "gnu"] as const;
 
 export type Status = (typeof STATUSES)[number];
 export type Severity = (typeof SEVERITIES)[number];
 export type Engine = (typeof ENGINES)[number];
+export type Linker = (typeof LINKERS)[number];
 
 export interface PathMapping {
     from: string;
     to: string;
 }
+
+/**
+ * `reachls.pathMappings`: build-machine prefix → workspace directory, an object so the Settings
+ * editor can edit it as a table; the list of `{from, to}` of earlier versions is still read.
+ */
+export type PathMappingsSetting = Record<string, string> | PathMapping[];
 
 /** The `reachls` configuration section as VS Code returns it (dotted keys become nested objects). */
 export interface ReachlsConfig {
@@ -23,7 +31,8 @@ export interface ReachlsConfig {
     buildDirs?: string[];
     threshold?: number;
     engine?: string;
-    pathMappings?: PathMapping[];
+    linker?: string;
+    pathMappings?: PathMappingsSetting;
     severity?: Partial<Record<string, string>>;
     discoveryDepth?: number;
     debounceSeconds?: number;
@@ -34,6 +43,7 @@ export interface ServerSettings {
     buildDirs: string[];
     threshold: number;
     engine: Engine;
+    linker: Linker;
     pathMappings: PathMapping[];
     severity: Record<Status, Severity>;
     discoveryDepth: number;
@@ -44,6 +54,7 @@ export const DEFAULTS: ServerSettings = {
     buildDirs: [],
     threshold: 0.75,
     engine: "auto",
+    linker: "auto",
     pathMappings: [],
     severity: { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" },
     discoveryDepth: 4,
@@ -78,6 +89,38 @@ export function expandPath(value: string, workspaceFolders: readonly string[], h
     return expanded;
 }
 
+/** The mappings of the setting, in either form, as `{from, to}` pairs (malformed entries left out). */
+export function mappingList(setting: PathMappingsSetting | undefined): PathMapping[] {
+    const pairs: unknown[] = Array.isArray(setting) ? setting
+        : setting && typeof setting === "object" ? Object.entries(setting).map(([from, to]) => ({ from, to })) : [];
+    return pairs.filter((m): m is PathMapping => typeof m === "object" && m !== null &&
+        typeof (m as PathMapping).from === "string" && typeof (m as PathMapping).to === "string" &&
+        (m as PathMapping).from !== "");
+}
+
+/** The setting with `from` → `to` added (or replaced), in the object form whatever form it had. */
+export function withMapping(setting: PathMappingsSetting | undefined, from: string, to: string): Record<string, string> {
+    const mappings = Object.fromEntries(mappingList(setting).map((m) => [m.from, m.to]));
+    return { ...mappings, [from]: to };
+}
+
+/**
+ * A directory as a setting names it: `${workspaceFolder}/…` when it lies inside the first
+ * workspace folder (so the setting works in another checkout), the absolute path otherwise.
+ */
+export function settingPath(dir: string, workspaceFolders: readonly string[]): string {
+    const first = workspaceFolders[0];
+    if (first === undefined) {
+        return dir;
+    }
+    const relative = path.relative(first, dir);
+    if (relative === "") {
+        return "${workspaceFolder}";
+    }
+    const outside = relative === ".." || relative.startsWith(`..${path.sep}`) || path.isAbsolute(relative);
+    return outside ? dir : `\${workspaceFolder}/${relative.split(path.sep).join("/")}`;
+}
+
 export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly string[],
                                home = os.homedir()): ServerSettings {
     const severity = { ...DEFAULTS.severity };
@@ -95,13 +138,21 @@ export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly
         // Accept 75 as well as 0.75, as the CLI accepts "75%".
         threshold: threshold > 1 && threshold <= 100 ? threshold / 100 : Math.min(threshold, 1),
         engine: isOneOf(ENGINES, config.engine) ? config.engine : DEFAULTS.engine,
-        pathMappings: (config.pathMappings ?? [])
-            .filter((m) => m && typeof m.from === "string" && typeof m.to === "string" && m.from !== "")
+        linker: isOneOf(LINKERS, config.linker) ? config.linker : DEFAULTS.linker,
+        pathMappings: mappingList(config.pathMappings)
             .map((m) => ({ from: m.from, to: expandPath(m.to, workspaceFolders, home) })),
         severity,
         discoveryDepth: Math.floor(finite(config.discoveryDepth, DEFAULTS.discoveryDepth)),
         debounceSeconds: finite(config.debounceSeconds, DEFAULTS.debounceSeconds),
     };
+}
+
+/**
+ * The initializationOptions: the settings, and `statusNotifications` (the extension shows scan
+ * problems in its status item, so the server sends reachls/scanStatus instead of showMessage).
+ */
+export function initializationOptions(settings: ServerSettings): ServerSettings & { statusNotifications: true } {
+    return { ...settings, statusNotifications: true };
 }
 
 /** The params of workspace/didChangeConfiguration: the server reads `settings.reachls`. */

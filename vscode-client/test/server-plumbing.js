@@ -17,7 +17,8 @@ const { spawn } = require("child_process");
 const rpc = require("vscode-languageserver-protocol/node");
 
 const { resolveServer } = require("../out/server.js");
-const { serverSettings, configurationChange } = require("../out/settings.js");
+const { serverSettings, configurationChange, initializationOptions, settingPath, withMapping } = require("../out/settings.js");
+const { parseScanStatus, statusText, statusTooltip, suggestMapping, unmappedPath } = require("../out/scanStatus.js");
 
 const [tree, python] = process.argv.slice(2);
 if (!tree || !python) {
@@ -60,8 +61,9 @@ async function main() {
         buildDirs: ["${workspaceFolder}/out/overflow"],
         threshold: 75,
         engine: "relink",
+        linker: "lld",
         severity: { overflow: "error", "at-risk": "bogus" },
-        pathMappings: [{ from: "/build/linux", to: "." }],
+        pathMappings: { "/build/linux": ".", "": "/ignored" },
     };
     const settings = serverSettings(userSettings, [tree]);
 
@@ -72,6 +74,47 @@ async function main() {
         assert.deepStrictEqual(settings.severity,
             { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" });
         assert.deepStrictEqual(settings.pathMappings, [{ from: "/build/linux", to: tree }]);
+        assert.strictEqual(settings.linker, "lld");
+        assert.strictEqual(serverSettings({ linker: "bfd" }, [tree]).linker, "auto");
+    });
+
+    await check("path mappings: the list form of earlier versions is still read, and added to", () => {
+        const listed = [{ from: "/build/linux", to: "${workspaceFolder}" }, { to: "/no/from" }];
+        assert.deepStrictEqual(serverSettings({ pathMappings: listed }, [tree]).pathMappings,
+            [{ from: "/build/linux", to: tree }]);
+        assert.deepStrictEqual(withMapping(listed, "/ci/src", "${workspaceFolder}/linux"),
+            { "/build/linux": "${workspaceFolder}", "/ci/src": "${workspaceFolder}/linux" });
+    });
+
+    await check("a picked directory is written relative to the workspace folder when inside it", () => {
+        assert.strictEqual(settingPath(path.join(tree, "out", "overflow"), [tree]), "${workspaceFolder}/out/overflow");
+        assert.strictEqual(settingPath(tree, [tree]), "${workspaceFolder}");
+        assert.strictEqual(settingPath(`${tree}-build`, [tree]), `${tree}-build`);
+        assert.strictEqual(settingPath(path.dirname(tree), [tree]), path.dirname(tree));
+    });
+
+    await check("the status item says what it counts, and each problem in words", () => {
+        const counts = { overflow: 2, veneer: 5, "at-risk": 1, fragile: 0 };
+        const scan = parseScanStatus({ buildDirs: ["/b"], scanning: false, counts, unchecked: 3, problems: [],
+                                       artefacts: [{ buildDir: "/b", path: "/b/vmlinux.o", mtime: 1700000000.5 }] });
+        assert.strictEqual(statusText(scan), "reachls $(error) 2 overflows $(warning) 1 at risk");
+        assert.strictEqual(statusText({ ...scan, counts: { ...counts, overflow: 1 } }),
+            "reachls $(error) 1 overflow $(warning) 1 at risk");
+        const tooltip = statusTooltip(scan);
+        for (const line of ["overflow: 2 references", "veneer: 5 references", "at-risk: 1 reference (",
+                            "fragile: 0 references", "3 references not checked", "/b/vmlinux.o, built "]) {
+            assert.ok(tooltip.includes(line), `${line} not in ${tooltip}`);
+        }
+        const unmapped = { kind: "unmapped-sources", buildDir: "/b",
+                           message: "DWARF names /build/linux/arch/arm64/kvm/hyp/entry.S, which maps to no workspace file." };
+        const lost = parseScanStatus({ buildDirs: [], counts: {}, problems: [
+            { kind: "no-build-dir", message: "no build directory found", buildDir: null }, unmapped, { kind: "bogus" }] });
+        assert.strictEqual(statusText(lost), "$(warning) reachls: no build dir (+1)");
+        assert.strictEqual(unmappedPath(lost.problems), "/build/linux/arch/arm64/kvm/hyp/entry.S");
+        assert.deepStrictEqual(suggestMapping(unmappedPath(lost.problems), ["/elsewhere", tree], fs.existsSync),
+            { from: "/build/linux", to: tree });
+        assert.deepStrictEqual(suggestMapping("/build/linux/no/such.c", [tree], fs.existsSync), { from: "/build/linux/no" });
+        assert.strictEqual(parseScanStatus({ buildDirs: [] }), undefined);
     });
 
     await check("a missing server is explained with the install command", async () => {
@@ -100,6 +143,7 @@ async function main() {
     const diagnostics = [];          // every publishDiagnostics for entry.S, in order
     const progress = [];             // every $/progress value
     const messages = [];
+    const scanStatuses = [];          // every reachls/scanStatus
     connection.onNotification(rpc.PublishDiagnosticsNotification.type, (params) => {
         if (params.uri === entryUri) {
             diagnostics.push(params.diagnostics);
@@ -107,6 +151,7 @@ async function main() {
     });
     connection.onNotification("$/progress", (params) => progress.push(params));
     connection.onNotification(rpc.ShowMessageNotification.type, (params) => messages.push(params.message));
+    connection.onNotification("reachls/scanStatus", (params) => scanStatuses.push(params));
     connection.onNotification(rpc.LogMessageNotification.type, () => undefined);
     connection.onRequest(rpc.WorkDoneProgressCreateRequest.type, () => null);
     connection.onRequest(rpc.RegistrationRequest.type, () => null);
@@ -123,7 +168,7 @@ async function main() {
                 window: { workDoneProgress: true },
                 textDocument: { publishDiagnostics: { relatedInformation: true }, hover: {}, codeAction: {} },
             },
-            initializationOptions: settings,
+            initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
         await check("initialize: hover, code actions and the two commands", () => {
@@ -148,6 +193,18 @@ async function main() {
             await waitFor("the end of the scan's progress", () => progress.some((p) => p.value.kind === "end"));
             const begin = progress.find((p) => p.value.kind === "begin");
             assert.ok(begin && begin.value.title === "reachls" && String(begin.token).startsWith("reachls-scan-"));
+        });
+
+        await check("reachls/scanStatus after the scan: the build dir, its artefact, overflows counted", async () => {
+            const status = parseScanStatus(await waitFor("reachls/scanStatus", () => scanStatuses[0]));
+            assert.deepStrictEqual(status.buildDirs, [path.join(tree, "out/overflow")]);
+            assert.deepStrictEqual(status.problems, []);
+            assert.deepStrictEqual(status.artefacts.map((a) => a.path), [path.join(tree, "out/overflow/vmlinux.o")]);
+            assert.ok(Math.abs(status.artefacts[0].mtime - fs.statSync(status.artefacts[0].path).mtimeMs / 1000) < 1);
+            assert.match(statusText(status), /^reachls \$\(error\) [1-9]\d* overflows? \$\(warning\) \d+ at risk$/);
+            const tooltip = statusTooltip(status);
+            assert.ok(tooltip.includes(`  ${path.join(tree, "out/overflow")}\n    ${status.artefacts[0].path}, built `), tooltip);
+            assert.match(tooltip, /overflow: [1-9]\d* references? \(/);
         });
 
         await check("the hover names the relink engine set in the settings", async () => {
