@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 EXAMPLE := examples/hyp-lto
 
-.PHONY: all deps toolchain code-server real-kernel demo test bench clean
+.PHONY: all deps toolchain code-server real-kernel demo test bench fuzz clean
 
 all: test
 
@@ -37,6 +37,16 @@ demo: deps
 
 test: deps code-server real-kernel
 	$(BIN)/python -m pytest
+
+# A long fuzz campaign (tests/fuzz): FUZZ_EXAMPLES cases per property, seed FUZZ_SEED; prints the
+# table of outcomes per family. Reproducers it finds go to tests/fuzz/regressions/<family>/.
+FUZZ_EXAMPLES ?= 2500
+FUZZ_SEED ?= 20261129
+fuzz: deps
+	rm -f fuzz-tally.jsonl
+	REACHLS_FUZZ_PROFILE=campaign REACHLS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) REACHLS_FUZZ_TALLY=$(CURDIR)/fuzz-tally.jsonl \
+		$(BIN)/python -m pytest tests/fuzz -q --hypothesis-seed=$(FUZZ_SEED); status=$$?; \
+		$(BIN)/python tests/fuzz/contract.py fuzz-tally.jsonl; exit $$status
 
 bench: deps
 	$(BIN)/python bench/run_bench.py
