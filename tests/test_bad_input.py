@@ -183,3 +183,60 @@ def test_symbol_in_a_section_past_the_last(small_object, tmp_path):
     bad = tmp_path / "beyond.o"
     bad.write_bytes(_with_symbol_section(bytearray(small_object.read_bytes()), "far_away", 0xFE00))
     assert_one_line_error(reachls("layout", bad, "--engine", "model"), str(bad), "section 65024")
+
+
+# A symbol and a DWARF file name holding bytes that are not UTF-8 (clang writes the `.file` string's
+# `\377` as the byte 0xff, and a quoted symbol name's raw bytes as they are).
+NOT_UTF8_SOURCE = (b'.file 1 "/src/dir\\377" "name\\376.S"\n.text\n.globl "far\xff\xfe"\n'
+                   b'.type "far\xff\xfe", %function\n"far\xff\xfe":\n.loc 1 5\n  nop\n  ret\n'
+                   b'.globl caller\n.type caller, %function\ncaller:\n.loc 1 10\n  cbz x0, "far\xff\xfe"\n  ret\n')
+
+
+def _shown(raw: bytes) -> str:
+    """How a report writes a name: each byte that is not UTF-8 as `\\xNN`."""
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def test_names_that_are_not_utf8_are_written_on_a_strict_utf8_stdout(tmp_path):
+    """Every report (text, JSON, layout) of an object whose symbol, DWARF file names and path are
+    not UTF-8, on the stdout of most desktop locales (strict UTF-8): written, and the JSON valid."""
+    need("clang", "llvm-nm", "llvm-dwarfdump")
+    directory = tmp_path / os.fsdecode(b"out\xfd")
+    directory.mkdir()
+    (directory / "v.s").write_bytes(NOT_UTF8_SOURCE)
+    obj = compile_aarch64(directory / "v.s", directory / "v.o")
+    raw_symbols = subprocess.run(["llvm-nm", obj], capture_output=True, check=True).stdout
+    [far] = [line.split()[-1] for line in raw_symbols.splitlines() if line.split()[-1].startswith(b"far")]
+    assert far == b"far\xff\xfe"
+    line_table = subprocess.run(["llvm-dwarfdump", "--debug-line", obj], capture_output=True, check=True).stdout
+    octal = re.compile(rb"\\([0-7]{3})")  # llvm-dwarfdump prints such a byte as an octal escape
+    names = list(dict.fromkeys(octal.sub(lambda m: bytes([int(m[1], 8)]), m[1]) for m in re.finditer(
+        rb'(?:include_directories\[\s*1\] =|name:) "([^"]*)"', line_table)))
+    assert names == [b"/src/dir\xff", b"name\xfe.S"], names
+    source = _shown(names[0] + b"/" + names[1])
+    symbol_forms = {_shown(far), far.decode("utf-8", "replace")}  # kept as bytes, or replaced, by the reader
+    strict = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+
+    text = reachls("scan", obj, "--all", "--engine", "model", env=strict)
+    assert text.returncode == 0 and not text.stderr, text.stderr
+    assert f"{source}:10" in text.stdout and _shown(bytes(obj)) in text.stdout.splitlines()[0]
+    assert any(f"cbz → {symbol} " in text.stdout for symbol in symbol_forms), text.stdout
+
+    scanned = reachls("scan", obj, "--all", "--engine", "model", "--format", "json", env=strict)
+    assert scanned.returncode == 0 and not scanned.stderr, scanned.stderr
+    document = json.loads(scanned.stdout)
+    json.dumps(document, ensure_ascii=False).encode("utf-8")  # every string is one UTF-8 can hold
+    [record] = document["records"]
+    assert (record["site"]["source"]["file"], record["target"]["source"]["file"]) == (source, source)
+    assert record["target"]["symbol"] in symbol_forms
+    assert document["artefact"] == _shown(bytes(obj))
+
+    ascii_only = reachls("scan", obj, "--all", "--engine", "model", env={**strict, "PYTHONIOENCODING": "ascii:strict"})
+    assert ascii_only.returncode == 0 and not ascii_only.stderr, ascii_only.stderr
+    assert f"{source}:10" in ascii_only.stdout and "cbz \\u2192 far" in ascii_only.stdout  # `→` escaped
+
+    for layout in (("layout", obj, "--engine", "model"), ("layout", obj, "--engine", "model", "--format", "json")):
+        listed = reachls(*layout, env=strict)
+        assert listed.returncode == 0 and not listed.stderr, listed.stderr
+        shown = {f["name"] for f in json.loads(listed.stdout)["functions"]} if "json" in layout else listed.stdout
+        assert any(symbol in shown for symbol in symbol_forms), shown

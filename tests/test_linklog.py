@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from lsprotocol import types
 from lsp_support import SERVER_COMMAND, referenced_lines, server_session, uri, wait_for
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import Status
-from toolchain import build_example, copy_example, lld_overflows, need, nm_symbols, run
+from toolchain import build_example, copy_example, final_link, lld_overflows, need, nm_symbols, run
 
 GNU_LD = "aarch64-linux-gnu-ld"
 
@@ -40,17 +39,11 @@ def build(tmp_path_factory) -> Path:
     return build
 
 
-def _final_link(build: Path) -> list[str]:
-    """The final link as the build recorded it in .vmlinux.cmd (run in the build dir)."""
-    line = (build / ".vmlinux.cmd").read_text().partition(":=")[2]
-    return shlex.split(line)
-
-
 @pytest.fixture(scope="module")
 def gnu_log(build: Path) -> Path:
     """GNU ld running the build's own final link (same script, flags and vmlinux.o) instead of ld.lld."""
     need(GNU_LD)
-    argv = [GNU_LD, *_final_link(build)[1:]]
+    argv = [GNU_LD, *final_link(build)[1:]]
     argv[argv.index("-o") + 1] = "vmlinux.gnu"
     result = run(*argv, cwd=build, check=False)
     assert result.returncode != 0 and "relocation truncated to fit" in result.stderr, result.stderr
@@ -126,7 +119,7 @@ def test_undefined_references_are_not_reach_problems(build, tmp_path):
     need(GNU_LD)
     objects = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
                *sorted(str(p) for p in (build.parent / "filler").rglob("filler_*.o")), "init/main.o"]
-    flags = _final_link(build)[1:-3]  # without `-o vmlinux vmlinux.o`
+    flags = final_link(build)[1:-3]  # without `-o vmlinux vmlinux.o`
     result = run(GNU_LD, *flags, "-o", tmp_path / "undefined.img", *objects, cwd=build, check=False)
     text = result.stdout + result.stderr
     assert "undefined reference to `hyp_panic'" in text
@@ -230,7 +223,7 @@ def test_objects_at_hand_are_checked_the_others_printed(build, tmp_path):
     objects = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
                *sorted(str(p.relative_to(build.parent)) for p in (build.parent / "filler").rglob("filler_*.o")),
                "init/main.o", "arch/arm64/kvm/hyp/vhe/switch.o"]
-    flags = _final_link(build)[1:-3]
+    flags = final_link(build)[1:-3]
     inputs = [o if (build / o).is_file() else f"../{o}" for o in objects]  # relative, as kbuild links
     separate = run("ld.lld", *flags, "-o", tmp_path / "separate.img", *inputs, cwd=build, check=False).stderr
     assert "arch/arm64/kvm/hyp/entry.o:(function" in separate
@@ -282,7 +275,7 @@ def test_build_dir_without_vmlinux_o_reads_its_log_per_object(build, tmp_path):
     order = ["arch/arm64/kernel/head.o", "arch/arm64/kvm/hyp/entry.o", "arch/arm64/kvm/hyp/fpsimd.o",
              *sorted(str(p.relative_to(objs)) for p in objs.rglob("filler_*.o")), "init/main.o",
              "arch/arm64/kvm/hyp/vhe/switch.o"]
-    flags = _final_link(build)[1:-3]
+    flags = final_link(build)[1:-3]
     result = run("ld.lld", *flags, "-o", "vmlinux", *order, cwd=objs, check=False)
     (objs / "build.log").write_text(result.stdout + result.stderr)
     printed = lld_overflows(result.stderr)

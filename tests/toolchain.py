@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -150,6 +151,12 @@ def build_example(tree: Path, variant: str) -> Path:
     need("clang", "ld.lld", "make")
     run("make", "-s", "-C", tree, f"VARIANT={variant}", "vmlinux.o", "noinhibit")
     return tree / "out" / variant
+
+
+def final_link(build: Path) -> list[str]:
+    """The final link as the build recorded it in .vmlinux.cmd (run in the build dir)."""
+    line = (build / ".vmlinux.cmd").read_text().partition(":=")[2]
+    return shlex.split(line)
 
 
 REAL_KERNEL_SCRIPT = ROOT / "scripts" / "build-real-kernel.sh"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import sys
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .errors import ReachlsError
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
-from .report import json_report, layout_json, layout_text, text_report
+from .report import json_report, layout_json, layout_text, printable, text_report
 
 FAIL_ON = {"overflow": Status.OVERFLOW, "veneer": Status.VENEER, "at-risk": Status.AT_RISK}
 
@@ -78,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     # kernel with --all) and keeps them to the end: with the default young-generation threshold
     # (700 allocations) the collector rescans them over and over, ~15% of such a run.
     gc.set_threshold(50_000, 10, 10)
+    # A report is all text; what the stream's encoding cannot write (an ASCII locale's `→`) is
+    # written as a backslash escape rather than ending the command.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
                           include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
                           linker=args.linker)
@@ -99,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(layout_json(placement, functions) if args.format == "json" else layout_text(placement, functions))
         return 0
     except ReachlsError as exc:
-        print(f"reachls: error: {exc}", file=sys.stderr)
+        print(printable(f"reachls: error: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

@@ -52,32 +52,46 @@ LLD = "ld.lld"
 GNU = "GNU ld"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# Numbers are bounded where they are read: an offset or addend fits 64 bits (16 hex digits), a
+# distance or bound 20 decimal digits, a line number 10; a longer one is not a number a linker
+# prints (and past 4 300 digits Python's int() refuses it), so its line is skipped.
+_HEX = r"[0-9a-fA-F]{1,16}"
+_INT = r"-?\d{1,20}"
+_LINE = r"\d{1,10}"
 # ld.lld: `[PROG: ]error|warning: OBJ:([function FN: ]SEC+0xOFF): relocation R_X out of range:
 #          D is not in [LO, HI][; references S]` (S quoted in newer releases)
 _LLD_RANGE = re.compile(
     r"^(?:\S+: )?(?P<severity>error|warning): (?P<obj>.+?):\((?:function (?P<function>.+?): )?"
-    r"(?P<section>[^()\s]+)\+0x(?P<offset>[0-9a-fA-F]+)\): relocation (?P<type>\S+) out of range: "
-    r"(?P<value>-?\d+) is not in \[(?P<lo>-?\d+), (?P<hi>-?\d+)\](?:; references (?P<symbol>.+?))?"
+    rf"(?P<section>[^()\s]+)\+0x(?P<offset>{_HEX})\): relocation (?P<type>\S+) out of range: "
+    rf"(?P<value>{_INT}) is not in \[(?P<lo>{_INT}), (?P<hi>{_INT})\](?:; references (?P<symbol>.+?))?"
     r"(?:; consider recompiling .*)?$")
-_LLD_REFERENCED = re.compile(r"^>>> referenced by (?P<short>\S+?)(?::(?P<short_line>\d+))?"
-                             r"(?: \((?P<path>.+):(?P<line>\d+)\))?$")
+_LLD_REFERENCED = re.compile(rf"^>>> referenced by (?P<short>\S+?)(?::(?P<short_line>{_LINE}))?"
+                             rf"(?: \((?P<path>.+):(?P<line>{_LINE})\))?$")
 _LLD_DEFINED = re.compile(r"^>>> defined in (?P<obj>.+)$")
 _LLD_UNDEFINED = re.compile(r"^(?:\S+: )?(?:error|warning): undefined (?:hidden )?symbol: (?P<symbol>.+)$")
 _LLD_LIMIT = re.compile(r"too many errors emitted, stopping now")
 # GNU ld: the program name prefixes its own errors (`aarch64-linux-gnu-ld: `), not the overflow lines.
 _GNU_PROGRAM = re.compile(r"^(?:\S*/)?[\w.+-]*\bld(?:\.bfd)?: (?:warning: )?")
 _GNU_FUNCTION = re.compile(r"^(?P<obj>.+?): in function [`'](?P<function>.*)':$")
-_GNU_AT = re.compile(r"^(?P<where>.*?)\((?P<section>[^()\s]+)\+0x(?P<offset>[0-9a-fA-F]+)\): (?P<message>.*)$")
+_GNU_AT = re.compile(rf"^(?P<where>.*?)\((?P<section>[^()\s]+)\+0x(?P<offset>{_HEX})\): (?P<message>.*)$")
+_GNU_WHERE_LINE = re.compile(r"(.*):(\d+)")
 _GNU_TRUNCATED = re.compile(r"^relocation truncated to fit: (?P<type>\S+)(?: \((?P<qualifier>[^)]*)\))? "
                             r"against (?P<against>.*)$")
-_GNU_UNDEFINED_SYMBOL = re.compile(r"^undefined symbol [`'](?P<symbol>.+)'(?:\+[0-9a-fA-F]+)?$")
+_GNU_UNDEFINED_SYMBOL = re.compile(rf"^undefined symbol [`'](?P<symbol>.+)'(?:\+{_HEX})?$")
 _GNU_DEFINED_SYMBOL = re.compile(r"^symbol [`'](?P<symbol>.+?)' defined in (?P<section>\S+) section in "
-                                 r"(?P<obj>.+?)(?:\+(?P<addend>[0-9a-fA-F]+))?$")
-_GNU_LOCAL = re.compile(r"^[`'](?P<symbol>.+?)'(?:\+(?P<addend>[0-9a-fA-F]+))?$")
+                                 rf"(?P<obj>.+?)(?:\+(?P<addend>{_HEX}))?$")
+_GNU_LOCAL = re.compile(rf"^[`'](?P<symbol>.+?)'(?:\+(?P<addend>{_HEX}))?$")
 _GNU_UNDEFINED_REFERENCE = re.compile(r"undefined reference to [`'](?P<symbol>.+)'$")
 _GNU_OMITTED = "additional relocation overflows omitted from the output"
 # What an object (rather than a source file) looks like where GNU ld may print either first.
 _OBJECT_NAME = re.compile(r"\.(?:o|obj|lo|a)(?:\(.*\))?$|(?:^|/)vmlinux(?:\.o)?$")
+# The messages this module reads, found anywhere in a line: a line holding one that is not read
+# in full is skipped and counted, never silently passed over.
+_DIAGNOSTIC = re.compile(r"relocation \S+ out of range: |relocation truncated to fit: |undefined reference to |"
+                         r"undefined symbol: ")
+#: Characters of a log line read at most. Linkers print paths and symbol names, well under this;
+#: a longer line is skipped (when it holds a diagnostic, counted), which bounds the matching work.
+MAX_LINE = 16 << 10
 
 
 @dataclass(frozen=True)
@@ -102,94 +116,145 @@ class LoggedOverflow:
 
 @dataclass(frozen=True)
 class ParsedLog:
-    """Everything `parse_log` understood in a log; lines it did not are left alone."""
+    """Everything `parse_log` understood in a log; lines without a linker message are left alone."""
 
     overflows: tuple[LoggedOverflow, ...]
     undefined: tuple[str, ...] = field(default=())  # symbols with undefined references, in log order
     truncated_undefined: int = 0  # GNU ld's "relocation truncated" lines against undefined symbols
     incomplete: tuple[str, ...] = field(default=())  # why the log may not list every overflow
+    skipped: tuple[int, ...] = field(default=())  # lines holding a linker message that could not be read
 
     @property
     def linkers(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(o.linker for o in self.overflows))
 
+    def skipped_note(self) -> str | None:
+        """What the skipped lines cost: the overflows they may hold are not in the report."""
+        if not self.skipped:
+            return None
+        shown = ", ".join(map(str, self.skipped[:5])) + (", …" if len(self.skipped) > 5 else "")
+        return (f"{len(self.skipped)} line(s) of the log hold a linker message that could not be read, skipped "
+                f"(line {shown}): over {MAX_LINE} characters, a number no linker prints, or not in the form "
+                "ld.lld or GNU ld prints it; what they report is not in this report")
 
-def parse_log(text: str, where: str = "log") -> ParsedLog:
-    """The overflows of an ld.lld and/or GNU ld log, in log order (repeats of one site dropped:
-    a log may hold several links, such as the kernel's kallsyms passes)."""
-    overflows: list[LoggedOverflow] = []
-    undefined: list[str] = []
-    truncated_undefined = 0
-    incomplete: list[str] = []
-    header_obj: str | None = None  # GNU ld's `OBJ: in function `FN':` applies until the next one
-    header_function: str | None = None
-    in_block = False  # the `>>>` lines that follow belong to the last overflow
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = _ANSI.sub("", raw).rstrip()
-        in_block = in_block and line.startswith(">>> ")
+
+class _Unreadable(Exception):
+    """A line holding a linker message that cannot be read in full: it is skipped and counted."""
+
+
+class _LogReader:
+    """The state of a log read line by line: overflows so far, GNU ld's function context, and
+    whether `>>>` lines belong to the last ld.lld overflow."""
+
+    def __init__(self) -> None:
+        self.overflows: list[LoggedOverflow] = []
+        self.undefined: list[str] = []
+        self.truncated_undefined = 0
+        self.incomplete: list[str] = []
+        self.header_obj: str | None = None  # GNU ld's `OBJ: in function `FN':` applies until the next one
+        self.header_function: str | None = None
+        self.in_block = False  # the `>>>` lines that follow belong to the last overflow
+
+    def read(self, number: int, line: str) -> None:
+        """Take in one line (ANSI colours and trailing blanks removed); `_Unreadable` when it holds a
+        linker message in a form that cannot be read."""
+        self.in_block = self.in_block and line.startswith(">>> ")
         if (m := _LLD_RANGE.match(line)) is not None:
-            in_block = True
-            symbol = m["symbol"]
-            if symbol and symbol.startswith("section "):
-                symbol = None
-            overflows.append(LoggedOverflow(
-                LLD, number, m["obj"], m["section"], int(m["offset"], 16), m["type"],
-                _unquote(symbol) if symbol else None, int(m["value"]), (int(m["lo"]), int(m["hi"])),
-                _unquote(m["function"]) if m["function"] else None, None))
-            continue
-        if line.startswith(">>> "):  # the lines under an ld.lld message, here the last range error
-            if not in_block:
-                continue
-            if (m := _LLD_REFERENCED.match(line)) is not None and overflows[-1].printed_source is None:
+            self._lld_overflow(number, m)
+        elif line.startswith(">>> "):  # the lines under an ld.lld message, here the last range error
+            if self.in_block:
+                self._lld_detail(line)
+        elif (m := _LLD_UNDEFINED.match(line)) is not None:
+            self.undefined.append(m["symbol"].strip("'"))
+        elif _LLD_LIMIT.search(line):
+            self.incomplete.append("ld.lld stopped after its error limit (link with --error-limit=0 to see every "
+                                   "error)")
+        elif not self._gnu(number, _GNU_PROGRAM.sub("", line, count=1)) and _DIAGNOSTIC.search(line):
+            raise _Unreadable
+
+    def _lld_overflow(self, number: int, m: re.Match[str]) -> None:
+        lo, hi = int(m["lo"]), int(m["hi"])
+        if not lo <= 0 < hi:  # ld.lld's bounds always hold 0; others would make a reach of nothing
+            raise _Unreadable
+        self.in_block = True
+        symbol = m["symbol"]
+        if symbol and symbol.startswith("section "):
+            symbol = None
+        self.overflows.append(LoggedOverflow(
+            LLD, number, m["obj"], m["section"], int(m["offset"], 16), m["type"],
+            _unquote(symbol) if symbol else None, int(m["value"]), (lo, hi),
+            _unquote(m["function"]) if m["function"] else None, None))
+
+    def _lld_detail(self, line: str) -> None:
+        last = self.overflows[-1]
+        if (m := _LLD_REFERENCED.match(line)) is not None:
+            if last.printed_source is None:
                 source = (m["path"], int(m["line"])) if m["path"] else (
                     (m["short"], int(m["short_line"])) if m["short_line"] else None)
-                overflows[-1] = dataclasses.replace(overflows[-1], printed_source=source)
-            elif (m := _LLD_DEFINED.match(line)) is not None:
-                overflows[-1] = dataclasses.replace(overflows[-1], defined_in=m["obj"])
-            continue
-        if (m := _LLD_UNDEFINED.match(line)) is not None:
-            undefined.append(m["symbol"].strip("'"))
-            continue
-        if _LLD_LIMIT.search(line):
-            incomplete.append("ld.lld stopped after its error limit (link with --error-limit=0 to see every error)")
-            continue
-        body = _GNU_PROGRAM.sub("", line, count=1)
+                self.overflows[-1] = dataclasses.replace(last, printed_source=source)
+        elif (m := _LLD_DEFINED.match(line)) is not None:
+            self.overflows[-1] = dataclasses.replace(last, defined_in=m["obj"])
+        elif line.startswith(">>> referenced by "):
+            raise _Unreadable
+
+    def _gnu(self, number: int, body: str) -> bool:
+        """Read a GNU ld line; whether it was one of its messages."""
         if (m := _GNU_FUNCTION.match(body)) is not None:
-            header_obj, header_function = m["obj"], m["function"]
-            continue
+            self.header_obj, self.header_function = m["obj"], m["function"]
+            return True
         if (m := _GNU_UNDEFINED_REFERENCE.search(body)) is not None:
-            undefined.append(m["symbol"])
-            continue
+            self.undefined.append(m["symbol"])
+            return True
         if (m := _GNU_AT.match(body)) is None:
-            continue
+            return False
         message = m["message"]
         if message.startswith(_GNU_OMITTED):
-            incomplete.append("GNU ld omitted further relocation overflows from its output")
-            continue
+            self.incomplete.append("GNU ld omitted further relocation overflows from its output")
+            return True
         if (t := _GNU_TRUNCATED.match(message)) is None:
-            continue
+            return False
         against = t["against"]
         if (u := _GNU_UNDEFINED_SYMBOL.match(against)) is not None:
-            truncated_undefined += 1
-            undefined.append(u["symbol"])
-            continue
+            self.truncated_undefined += 1
+            self.undefined.append(u["symbol"])
+            return True
         d = _GNU_DEFINED_SYMBOL.match(against) or _GNU_LOCAL.match(against)
         found = d.groupdict() if d is not None else {}
         symbol, defined_in, addend = found.get("symbol"), found.get("obj"), found.get("addend")
-        obj, source, own_header = _gnu_site(m["where"], header_obj)
-        if obj is None:
-            raise ReachlsError("cannot tell which object this GNU ld message is about (no `in function` line "
-                               "before it)", f"{where}:{number}")
-        overflows.append(LoggedOverflow(GNU, number, obj, m["section"], int(m["offset"], 16), t["type"], symbol,
-                                        None, None, None if own_header else header_function, source, defined_in,
-                                        found.get("section"), int(addend, 16) if addend else None))
+        obj, source, own_header = _gnu_site(m["where"], self.header_obj)
+        if obj is None:  # no `in function` line before it to say which object
+            raise _Unreadable
+        self.overflows.append(LoggedOverflow(
+            GNU, number, obj, m["section"], int(m["offset"], 16), t["type"], symbol, None, None,
+            None if own_header else self.header_function, source, defined_in, found.get("section"),
+            int(addend, 16) if addend else None))
         if own_header:  # GNU ld forgets its function context after printing an object inline
-            header_obj = header_function = None
+            self.header_obj = self.header_function = None
+        return True
+
+
+def parse_log(text: str) -> ParsedLog:
+    """The overflows of an ld.lld and/or GNU ld log, in log order (repeats of one site dropped:
+    a log may hold several links, such as the kernel's kallsyms passes). A line holding a linker
+    message that cannot be read costs that line (`ParsedLog.skipped`), never the rest."""
+    reader = _LogReader()
+    skipped: list[int] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if len(raw) > MAX_LINE:
+            reader.in_block = False
+            if _DIAGNOSTIC.search(raw):
+                skipped.append(number)
+            continue
+        try:
+            reader.read(number, _ANSI.sub("", raw).rstrip())
+        except _Unreadable:
+            reader.in_block = False
+            skipped.append(number)
     unique: dict[tuple[str, str, int, str], LoggedOverflow] = {}
-    for overflow in overflows:
+    for overflow in reader.overflows:
         unique.setdefault((overflow.obj, overflow.section, overflow.offset, overflow.type), overflow)
-    return ParsedLog(tuple(unique.values()), tuple(dict.fromkeys(undefined)), truncated_undefined,
-                     tuple(dict.fromkeys(incomplete)))
+    return ParsedLog(tuple(unique.values()), tuple(dict.fromkeys(reader.undefined)), reader.truncated_undefined,
+                     tuple(dict.fromkeys(reader.incomplete)), tuple(skipped))
 
 
 def _unquote(text: str) -> str:
@@ -204,7 +269,9 @@ def _gnu_site(where: str, header_obj: str | None) -> tuple[str | None, tuple[str
     """
     where = where.removesuffix(":")
     line = None
-    if (m := re.fullmatch(r"(.*):(\d+)", where)) is not None:
+    if (m := _GNU_WHERE_LINE.fullmatch(where)) is not None:
+        if len(m[2]) > 10:  # no source file has that many lines
+            raise _Unreadable
         where, line = m[1], int(m[2])
     obj, _, file = where.partition(":")
     if where and (_OBJECT_NAME.search(obj) or header_obj is None):
@@ -225,8 +292,7 @@ def looks_like_log(path: Path) -> bool:
             text = (head + b"\n" + stream.read()).decode("utf-8", "replace")
     except OSError:
         return False
-    return bool(re.search(r"relocation \S+ out of range: |relocation truncated to fit: |undefined reference to |"
-                          r"undefined symbol: ", text))
+    return _DIAGNOSTIC.search(text) is not None
 
 
 # ----- records -----
@@ -241,14 +307,17 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
 
     log = log.resolve()
     build_dir = build_dir.resolve() if build_dir is not None else None
+    if not log.is_file():  # a FIFO or device would block the read, or never end
+        raise ReachlsError("not a regular file", str(log))
     try:
-        text = log.read_text(errors="replace")
+        text = log.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ReachlsError(f"cannot read the linker log: {exc.strerror}", str(log)) from None
     if build_dir is None and any((log.parent / name).exists() for name in (*ARTEFACTS, ".vmlinux.cmd")):
         build_dir = log.parent
-    parsed = parse_log(text, str(log))
-    if text.strip() and not (parsed.overflows or parsed.undefined or parsed.incomplete):  # empty: a clean link
+    parsed = parse_log(text)
+    if text.strip() and not (parsed.overflows or parsed.undefined or parsed.incomplete or parsed.skipped):
+        # an empty log is a clean link's
         raise ReachlsError("no linker diagnostic in it (no `relocation ... out of range`, `relocation truncated "
                            "to fit` or undefined reference): not a linker log of a failed link", str(log))
     provenance = Provenance(str(log), log.stat().st_mtime, "log", ENGINE)
@@ -264,28 +333,34 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     unverified = 0
     for name, overflows in by_object.items():
         path = _find_object(name, bases)
-        if path is None:  # a log copied alone: what the linker printed, marked as such
-            found, more_notes, lost, printed_arch = _unverified_records(name, overflows, bases, provenance)
-            records += found
-            notes += more_notes
-            for type_name, reason, example in lost:
-                unchecked.add(type_name, reason, 1, [example])
-            unverified += len(found)
-            arch = arch or printed_arch
-            continue
-        with ElfInput(path) as obj:
-            obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
-                "gnu" if overflows[0].linker == GNU else "lld")
-            arch = arch or obj_arch
-            if path.stat().st_mtime > provenance.artefact_mtime:
-                notes.append(f"{name} is newer than the log: the log may be from an earlier build")
-            found, more_notes, lost, mapped = _object_records(obj, obj_arch, name, overflows, build_dir, engine,
-                                                              script, provenance, bases)
-            records += found
-            notes += more_notes
-            for type_name, reason, example in lost:
-                unchecked.add(type_name, reason, 1, [example])
-            has_dwarf = has_dwarf and mapped
+        absent = f"{name} is not there (looked in {', '.join(str(b) for b in bases)})"
+        if path is not None:
+            try:
+                with ElfInput(path) as obj:
+                    obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
+                        "gnu" if overflows[0].linker == GNU else "lld")
+                    found, more_notes, lost, mapped = _object_records(obj, obj_arch, name, overflows, build_dir,
+                                                                      engine, script, provenance, bases)
+            except ReachlsError as exc:  # what the log says of it stands without it
+                absent = f"{name} cannot be read as the object the linker read ({exc})"
+            else:
+                arch = arch or obj_arch
+                if path.stat().st_mtime > provenance.artefact_mtime:
+                    notes.append(f"{name} is newer than the log: the log may be from an earlier build")
+                records += found
+                notes += more_notes
+                for type_name, reason, example in lost:
+                    unchecked.add(type_name, reason, 1, [example])
+                has_dwarf = has_dwarf and mapped
+                continue
+        # a log copied alone (or naming what is not its object): what the linker printed, marked as such
+        found, more_notes, lost, printed_arch = _unverified_records(name, overflows, absent, provenance)
+        records += found
+        notes += more_notes
+        for type_name, reason, example in lost:
+            unchecked.add(type_name, reason, 1, [example])
+        unverified += len(found)
+        arch = arch or printed_arch
     if arch is None:
         arch = _build_arch(build_dir)
     linkers = parsed.linkers
@@ -303,6 +378,8 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
         notes.append(f"undefined references to {shown}: a missing definition, not a reach problem "
                      f"(not reported){noise}")
     notes += parsed.incomplete
+    if (skipped := parsed.skipped_note()) is not None:
+        notes.append(skipped)
     if not has_dwarf:
         notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
     records.sort(key=lambda r: (r.worst_first, r.site.address or 0))
@@ -322,17 +399,21 @@ def _find_object(name: str, bases: list[Path]) -> Path | None:
     for candidate in candidates:
         path = Path(candidate)
         for base in ([Path("/")] if path.is_absolute() else bases):
-            if (base / path).is_file():
-                return (base / path).resolve()
+            try:
+                if (base / path).is_file():
+                    return (base / path).resolve()
+            except OSError:  # a name the file system cannot hold (ENAMETOOLONG) or reach: not at hand
+                continue
     return None
 
 
-def _unverified_records(name: str, overflows: list[LoggedOverflow], bases: list[Path], provenance: Provenance
+def _unverified_records(name: str, overflows: list[LoggedOverflow], absent: str, provenance: Provenance
                         ) -> tuple[list[ReachRecord], list[str], list[tuple[str, UncheckedReason, UncheckedExample]],
                                    Architecture | None]:
     """Records of the overflows in an object that is not at hand (a log copied from CI or a mailing
     list): type, distance and range, target, section+offset and source line exactly as the linker
-    printed them, marked unverified. (records, notes, the overflows of unknown types, architecture of the types.)"""
+    printed them, marked unverified; `absent` says why the object is not used. (records, notes, the overflows
+    of unknown types, architecture of the types.)"""
     records: list[ReachRecord] = []
     notes: list[str] = []
     skipped: list[tuple[str, UncheckedReason, UncheckedExample]] = []
@@ -358,8 +439,7 @@ def _unverified_records(name: str, overflows: list[LoggedOverflow], bases: list[
         records.append(ReachRecord(kind, site, target, _printed_distance(kind, overflow), Status.OVERFLOW,
                                    provenance, verified=False))
     linkers = " and ".join(dict.fromkeys(o.linker for o in overflows))
-    looked = ", ".join(str(b) for b in bases)
-    notes.insert(0, f"{name} is not there (looked in {looked}): its {len(records)} out-of-range relocation(s) are "
+    notes.insert(0, f"{absent}: its {len(records)} out-of-range relocation(s) are "
                     f"as {linkers} printed them (type, distance and range, target, section+offset, and the "
                     f"linker's own source line), unverified; put {name} next to the log to check them")
     missing = sum(r.distance is None for r in records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from collections import defaultdict
 from itertools import chain, zip_longest
@@ -16,6 +17,27 @@ from .record import ReachRecord, Status
 from .sourcemap import SourceLocation
 
 JSON_SCHEMA = 1
+
+# A byte of a name that is not UTF-8 (a symbol, a DWARF file name, a path) is kept in a `str` as a
+# lone surrogate by `surrogateescape`; no UTF-8 stream can write one, and strict JSON readers refuse
+# its `\udcXX` escape. Reports write such a byte as the four characters `\xNN`.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+# In `json`'s ASCII output: an escaped backslash, a surrogate pair (a real character), or a lone
+# escaped byte; scanned left to right, so `\\udcff` (a backslash, then text) is never taken for one.
+_JSON_ESCAPES = re.compile(r"\\\\|\\ud[89ab][0-9a-f]{2}\\udc[0-9a-f]{2}|\\udc([89a-f][0-9a-f])")
+
+
+def printable(text: str) -> str:
+    """`text` with each byte that was not UTF-8 written `\\xNN`: what any UTF-8 stream can write."""
+    return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
+
+
+def _printable_json(text: str) -> str:
+    """JSON text (ASCII, as `json` writes it) whose strings say a byte that was not UTF-8 as `\\xNN`,
+    as the text report does, instead of a lone surrogate escape."""
+    if "\\udc" not in text:
+        return text
+    return _JSON_ESCAPES.sub(lambda m: f"\\\\x{m[1]}" if m[1] else m[0], text)
 
 
 def _where(location: SourceLocation | None) -> str | None:
@@ -155,7 +177,7 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
                 lines.append(f"           fix: {hint}")
     if not result.analysis.records:
         lines += ["", _nothing_reported(result.analysis)]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def json_report(result: ScanResult) -> str:
@@ -184,9 +206,9 @@ def _json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
     the C encoder, and a row per line still reads well and diffs line by line."""
     head = json.dumps(document, indent=2)[:-2]
     if not rows:
-        return f'{head},\n  "{key}": []\n}}\n'
+        return _printable_json(f'{head},\n  "{key}": []\n}}\n')
     body = ",\n    ".join(rows)
-    return f'{head},\n  "{key}": [\n    {body}\n  ]\n}}\n'
+    return _printable_json(f'{head},\n  "{key}": [\n    {body}\n  ]\n}}\n')
 
 
 def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str:
@@ -197,7 +219,7 @@ def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str
         kind = "" if fn.is_function else "  notype"
         lines.append(f"{fn.address:#18x}  {offset:>10}  {fn.size:>8}  {fn.output_section or '-':<12} {fn.name}{kind}")
     lines += [f"note: {note}" for note in placement.notes]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines) + "\n")
 
 
 def layout_json(placement: Placement, functions: list[FunctionPlacement]) -> str:
