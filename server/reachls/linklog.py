@@ -59,12 +59,16 @@ _HEX = r"[0-9a-fA-F]{1,16}"
 _INT = r"-?\d{1,20}"
 _LINE = r"\d{1,10}"
 # ld.lld: `[PROG: ]error|warning: OBJ:([function FN: ]SEC+0xOFF): relocation R_X out of range:
-#          D is not in [LO, HI][; references S]` (S quoted in newer releases)
+#          D is not in [LO, HI][; references S][; consider recompiling ...]` (S quoted in newer releases).
+# Read in two parts, each in one pass: the message after `SEC` (the first place it matches), then
+# the head before it split at the first `:(` and the last `: ` (one pattern for the whole line
+# retries the lazy object and function names at every `:(` and `: `, quadratic in the line).
+_LLD_SEVERITY = re.compile(r"^(?:\S+: )?(?P<severity>error|warning): ")
 _LLD_RANGE = re.compile(
-    r"^(?:\S+: )?(?P<severity>error|warning): (?P<obj>.+?):\((?:function (?P<function>.+?): )?"
-    rf"(?P<section>[^()\s]+)\+0x(?P<offset>{_HEX})\): relocation (?P<type>\S+) out of range: "
-    rf"(?P<value>{_INT}) is not in \[(?P<lo>{_INT}), (?P<hi>{_INT})\](?:; references (?P<symbol>.+?))?"
-    r"(?:; consider recompiling .*)?$")
+    rf"\+0x(?P<offset>{_HEX})\): relocation (?P<type>\S+) out of range: (?P<value>{_INT}) is not in "
+    rf"\[(?P<lo>{_INT}), (?P<hi>{_INT})\](?:; references (?P<symbol>.*))?$")
+_LLD_ADVICE = re.compile(r"; consider recompiling .*$")
+_NOT_IN_SECTION_NAME = re.compile(r"[()\s]")
 _LLD_REFERENCED = re.compile(rf"^>>> referenced by (?P<short>\S+?)(?::(?P<short_line>{_LINE}))?"
                              rf"(?: \((?P<path>.+):(?P<line>{_LINE})\))?$")
 _LLD_DEFINED = re.compile(r"^>>> defined in (?P<obj>.+)$")
@@ -72,7 +76,7 @@ _LLD_UNDEFINED = re.compile(r"^(?:\S+: )?(?:error|warning): undefined (?:hidden 
 _LLD_LIMIT = re.compile(r"too many errors emitted, stopping now")
 # GNU ld: the program name prefixes its own errors (`aarch64-linux-gnu-ld: `), not the overflow lines.
 _GNU_PROGRAM = re.compile(r"^(?:\S*/)?[\w.+-]*\bld(?:\.bfd)?: (?:warning: )?")
-_GNU_FUNCTION = re.compile(r"^(?P<obj>.+?): in function [`'](?P<function>.*)':$")
+_GNU_FUNCTION = re.compile(r"^(?P<obj>.+?): in function [`'](?P<function>.*)':$")  # tried on `...':` only
 _GNU_AT = re.compile(rf"^(?P<where>.*?)\((?P<section>[^()\s]+)\+0x(?P<offset>{_HEX})\): (?P<message>.*)$")
 _GNU_WHERE_LINE = re.compile(r"(.*):(\d+)")
 _GNU_TRUNCATED = re.compile(r"^relocation truncated to fit: (?P<type>\S+)(?: \((?P<qualifier>[^)]*)\))? "
@@ -159,8 +163,9 @@ class _LogReader:
         """Take in one line (ANSI colours and trailing blanks removed); `_Unreadable` when it holds a
         linker message in a form that cannot be read."""
         self.in_block = self.in_block and line.startswith(">>> ")
-        if (m := _LLD_RANGE.match(line)) is not None:
-            self._lld_overflow(number, m)
+        if (overflow := _lld_range(number, line)) is not None:
+            self.in_block = True
+            self.overflows.append(overflow)
         elif line.startswith(">>> "):  # the lines under an ld.lld message, here the last range error
             if self.in_block:
                 self._lld_detail(line)
@@ -171,19 +176,6 @@ class _LogReader:
                                    "error)")
         elif not self._gnu(number, _GNU_PROGRAM.sub("", line, count=1)) and _DIAGNOSTIC.search(line):
             raise _Unreadable
-
-    def _lld_overflow(self, number: int, m: re.Match[str]) -> None:
-        lo, hi = int(m["lo"]), int(m["hi"])
-        if not lo <= 0 < hi:  # ld.lld's bounds always hold 0; others would make a reach of nothing
-            raise _Unreadable
-        self.in_block = True
-        symbol = m["symbol"]
-        if symbol and symbol.startswith("section "):
-            symbol = None
-        self.overflows.append(LoggedOverflow(
-            LLD, number, m["obj"], m["section"], int(m["offset"], 16), m["type"],
-            _unquote(symbol) if symbol else None, int(m["value"]), (lo, hi),
-            _unquote(m["function"]) if m["function"] else None, None))
 
     def _lld_detail(self, line: str) -> None:
         last = self.overflows[-1]
@@ -199,7 +191,7 @@ class _LogReader:
 
     def _gnu(self, number: int, body: str) -> bool:
         """Read a GNU ld line; whether it was one of its messages."""
-        if (m := _GNU_FUNCTION.match(body)) is not None:
+        if body.endswith("':") and (m := _GNU_FUNCTION.match(body)) is not None:
             self.header_obj, self.header_function = m["obj"], m["function"]
             return True
         if (m := _GNU_UNDEFINED_REFERENCE.search(body)) is not None:
@@ -231,6 +223,28 @@ class _LogReader:
         if own_header:  # GNU ld forgets its function context after printing an object inline
             self.header_obj = self.header_function = None
         return True
+
+
+def _lld_range(number: int, line: str) -> LoggedOverflow | None:
+    """ld.lld's out-of-range message on a line, if it is one; `_Unreadable` when its bounds are not
+    bounds (ld.lld's always hold 0: a reach either side of the place)."""
+    if (severity := _LLD_SEVERITY.match(line)) is None or (m := _LLD_RANGE.search(line, severity.end())) is None:
+        return None
+    obj, opened, site = line[severity.end():m.start()].partition(":(")
+    function, section = None, site
+    if site.startswith("function "):
+        function, _, section = site[len("function "):].rpartition(": ")
+    if not (obj and opened and section) or _NOT_IN_SECTION_NAME.search(section):
+        return None
+    lo, hi = int(m["lo"]), int(m["hi"])
+    if not lo <= 0 < hi:
+        raise _Unreadable
+    symbol = _LLD_ADVICE.sub("", m["symbol"]) if m["symbol"] else None
+    if symbol and symbol.startswith("section "):
+        symbol = None
+    return LoggedOverflow(LLD, number, obj, section, int(m["offset"], 16), m["type"],
+                          _unquote(symbol) if symbol else None, int(m["value"]), (lo, hi),
+                          _unquote(function) if function else None, None)
 
 
 def parse_log(text: str) -> ParsedLog:
