@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,27 @@ def test_bounds_without_zero_cost_their_line(build, tmp_path):
     result = scan(_alone(tmp_path, "\n".join(lines).encode()))
     assert result.analysis.records == []
     assert any(n.startswith("1 line(s)") and "(line 1)" in n for n in result.notes), result.notes
+
+
+def test_long_lines_cost_time_in_proportion(build, tmp_path):
+    """A megabyte of lines just under the length read, each an ld.lld message with `:(function `
+    repeated in its function name and its closing `]` lost: a pattern retrying the object and
+    function names at every repeat is quadratic (half a second a line). Those lines are skipped and
+    counted, the real message after them read."""
+    message = _first_message(build)
+    head, _, tail = message[0].partition("(function ")
+    repeats = (MAX_LINE - len(head) - len(tail)) // len("x: a:(function ") - 1
+    near_miss = (head + "(function " + "x: a:(function " * repeats + tail).replace("]", "", 1)
+    assert len(near_miss) <= MAX_LINE and "relocation R_" in near_miss
+    count = (1 << 20) // MAX_LINE
+    log = _alone(tmp_path, "\n".join([near_miss] * count + message).encode())
+    started = time.perf_counter()
+    result = scan(log)
+    assert time.perf_counter() - started < 3
+    [record] = result.analysis.records
+    assert (record.kind.name, record.distance) == (lld_overflows(message[0])[0].type,
+                                                   lld_overflows(message[0])[0].distance)
+    assert any(n.startswith(f"{count} line(s)") for n in result.notes), result.notes
 
 
 def test_a_log_of_nothing_but_unreadable_messages_is_a_result_with_a_note(build, tmp_path):
