@@ -169,7 +169,7 @@ def test_mutated_logs_keep_the_contract(build, logs, tmp_path_factory):
 def test_mutated_logs_keep_the_contract_on_a_strict_utf8_stdout(build, logs, tmp_path_factory):
     scratch = tmp_path_factory.mktemp("strict")
 
-    @settings(max_examples=max(3, settings().max_examples // 12))
+    @settings(max_examples=max(3, settings().max_examples // 20))
     @given(mutated_logs(logs), st.sampled_from(["text", "json"]))
     def case(content: bytes, format: str) -> None:
         for log in (_alone(scratch / "alone", content), _beside_the_objects(build, content)):
