@@ -38,6 +38,7 @@ from elftools.dwarf.structs import DWARFStructs
 from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets,
                         line_header, line_rows)
 from .elf import U64, ElfInput
+from .errors import ReachlsError
 
 SHF_COMPRESSED = 0x800
 # The data relocation types found in debug sections: (byte width, operation). "set" writes S+A,
@@ -406,7 +407,10 @@ class SourceMap:
     def _raw(self, name: str) -> memoryview | bytes:
         """Section bytes (zero-copy from the mapping), inflated if SHF_COMPRESSED (zlib, as -gz makes)."""
         sec = self.obj.sections[self._index[name]]
-        data = self.obj.section_data(sec.index)
+        try:
+            data = self.obj.section_data(sec.index)
+        except ReachlsError as error:  # cut short: what ElfInput finds, as damage to this debug section only
+            raise DamagedDwarf(str(error).removeprefix(f"{error.where}: ")) from None
         if not sec.flags & SHF_COMPRESSED:
             return data
         if len(data) < 4 or (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
@@ -653,7 +657,9 @@ class SourceMap:
         addr, file, line, column, end, defined = self._rows(offset)
         seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(end) else end.astype(np.int64)
         hi = addr[end]
-        keep = ~end & (seq < len(hi))  # rows after the last end_sequence belong to no sequence
+        if len(end) and not end[-1]:  # a sequence without its end: the program was cut short
+            raise DamagedDwarf("line program ends inside a sequence (no DW_LNE_end_sequence after its last rows)")
+        keep = ~end
         idx = np.flatnonzero(keep)[np.lexsort((addr[keep], seq[keep]))]  # lexsort is stable
         first = np.searchsorted(seq[idx], np.arange(len(hi) + 1))
         lo, nonempty = hi.copy(), first[:-1] < first[1:]

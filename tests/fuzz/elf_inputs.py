@@ -1,8 +1,8 @@
 """The ELF / DWARF family's inputs and mutators.
 
 Inputs are small real builds: the example tree's `vmlinux.o` and linked `vmlinux` (no filler:
-~15 KB and ~270 KB, with DWARF 5), a RISC-V object (DWARF 5 with ADD/SUB debug relocations) and a
-32-bit Arm object (REL tables, DWARF 4). They are built once with the real toolchain and cached
+~15 KB and ~270 KB, with DWARF 5), a RISC-V object (DWARF 5 with ADD/SUB debug relocations), a
+32-bit Arm object (REL tables, DWARF 4) and an arm64 object with zlib-compressed debug sections. They are built once with the real toolchain and cached
 under ${REACHLS_CACHE:-~/.cache/reachls}/fuzz-elf-<hash of sources, recipe and toolchain>.
 
 A mutation is plain JSON data naming what it changes by structure — a header field, a field of
@@ -41,6 +41,7 @@ int other(int y) { return caller(y) - far_away(y); }
 OBJECTS = {
     "rv64.o": ("clang", "--target=riscv64-linux-gnu", "-O1", "-g", "-c"),
     "arm.o": ("clang", "--target=armv7a-linux-gnueabihf", "-O1", "-gdwarf-4", "-c"),
+    "gz.o": ("clang", "--target=aarch64-linux-gnu", "-O1", "-g", "-gz=zlib", "-c"),
 }
 INPUTS = ("vmlinux.o", "vmlinux", *OBJECTS)
 SCRIPT = "vmlinux.lds"
