@@ -244,7 +244,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         if is_placed[site_section]:
             reason = symbol_reason[np.minimum(sym, len(syms))]
             in_table = sym < len(syms)
-            linker_resolves = in_table & resolvable_weak[np.where(in_table, sym, 0)] \
+            linker_resolves = np.append(resolvable_weak, False)[np.minimum(sym, len(syms))] \
                 & (weak_offset[relocs.type[chosen]] >= 0) & (relocs.addend[chosen] == 0)
             reason[linker_resolves] = -1
             reason[is_got_type[relocs.type[chosen]] & in_table] = got_reason

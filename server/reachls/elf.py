@@ -224,7 +224,7 @@ class ElfInput:
 
     def section_data(self, index: int) -> bytes:
         """The bytes of one section (empty for NOBITS)."""
-        sec = self.section(index, "a table")
+        sec = self.section(index, "a reference to a section")
         if sec.sh_type == SHT_NOBITS:
             return b""
         return self._slice(sec.offset, sec.size, f"section {sec.name}")
