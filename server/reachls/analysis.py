@@ -211,6 +211,9 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     base = np.zeros(len(obj.sections), dtype=np.uint64)
     is_placed = np.zeros(len(obj.sections), dtype=bool)
     for index, address in placement.section_address.items():
+        if address > U64:  # sizes near 2**64 in a relocatable input: no link can place what follows them
+            raise ReachlsError(f"section {obj.sections[index].name} would be placed at {address:#x}, past the "
+                               "64-bit address space (a section size near 2**64?)", str(obj.path))
         base[index] = 0 if linked else address
         is_placed[index] = True
     syms = obj.symbols
@@ -231,9 +234,6 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     records: list[ReachRecord] = []
     missed: list[tuple[np.ndarray, ...]] = []  # per table: (site section, offset, sym, addend, type, reason)
     for site_section, rel_section in sorted(obj.relocation_sections().items()):
-        if site_section >= len(obj.sections):
-            raise ReachlsError(f"relocation section {rel_section.name} applies to section {site_section}, "
-                               "which does not exist", str(obj.path))
         if not obj.sections[site_section].is_alloc or not len(kind_numbers):
             continue  # not part of the image: nothing the linker checks
         relocs = obj.relocations(rel_section)
@@ -244,7 +244,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         if is_placed[site_section]:
             reason = symbol_reason[np.minimum(sym, len(syms))]
             in_table = sym < len(syms)
-            linker_resolves = in_table & resolvable_weak[np.where(in_table, sym, 0)] \
+            linker_resolves = np.append(resolvable_weak, False)[np.minimum(sym, len(syms))] \
                 & (weak_offset[relocs.type[chosen]] >= 0) & (relocs.addend[chosen] == 0)
             reason[linker_resolves] = -1
             reason[is_got_type[relocs.type[chosen]] & in_table] = got_reason
@@ -360,7 +360,7 @@ def got_entries(obj: ElfInput, arch: Architecture) -> int:
     if not got_types:
         return 0
     tables = [obj.relocations(table) for site, table in obj.relocation_sections().items()
-              if site < len(obj.sections) and obj.sections[site].is_alloc]
+              if obj.sections[site].is_alloc]
     if not tables:
         return 0
     types = np.concatenate([relocs.type for relocs in tables])

@@ -12,9 +12,10 @@ tests/test_dwarfline.py."""
 
 from __future__ import annotations
 
+import functools
 from collections import namedtuple
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
@@ -23,6 +24,33 @@ from elftools.dwarf.enums import ENUM_DW_AT, ENUM_DW_FORM, ENUM_DW_TAG
 # each DW_LNS_copy, special opcode and DW_LNE_end_sequence (end=True); `defined` holds the
 # (name, dir_index) of DW_LNE_define_file entries, which continue the header's file table.
 LineRows = namedtuple("LineRows", "address file line column end defined")
+
+
+class DamagedDwarf(Exception):
+    """Bytes of a debug section that do not read as DWARF, said in a few words: they cost the source
+    lines of the unit holding them, never the scan."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reading(what: str) -> Callable[[F], F]:
+    """A byte walk over `what` that runs off the end of its bytes (IndexError, a string without its
+    terminator) or meets a number no table can hold is damaged DWARF: said once, here, for every
+    read in the walk."""
+    def wrap(walk: F) -> F:
+        @functools.wraps(walk)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return walk(*args, **kwargs)
+            except IndexError:
+                raise DamagedDwarf(f"{what} runs past the end of its bytes") from None
+            except ValueError:
+                raise DamagedDwarf(f"{what} has a string without its terminating NUL") from None
+            except OverflowError:
+                raise DamagedDwarf(f"{what} holds a number too large for its field") from None
+        return checked  # type: ignore[return-value]
+    return wrap
 
 
 def _uleb(data: bytes, pos: int) -> tuple[int, int]:
@@ -43,12 +71,15 @@ def _sleb(data: bytes, pos: int) -> tuple[int, int]:
     return (value - (1 << bits) if value >> (bits - 1) & 1 else value), pos
 
 
+@_reading("line program")
 def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows | None:
     """Decode the opcodes of one line program (`program`: its bytes after the header, relocations
     applied; `header`: pyelftools' parsed header) as pyelftools' `get_entries()` does, addresses
     wrapped to `mask`. None if maximum_operations_per_instruction != 1 (VLIW op_index: not here)."""
     if header["maximum_operations_per_instruction"] != 1:
         return None
+    if header["line_range"] == 0:
+        raise DamagedDwarf("line program header with line_range 0")
     base, span, unit = header["opcode_base"], header["line_range"], header["minimum_instruction_length"]
     operands = header["standard_opcode_lengths"]
     step, lstep = [0] * 256, [0] * 256  # special opcodes: address and line advance
@@ -136,6 +167,7 @@ _FORM_STRING, _FORM_STRP, _FORM_LINE_STRP, _FORM_UDATA = 0x08, 0x0E, 0x1F, 0x0F
 _FORM_DATA = {0x0B: 1, 0x05: 2, 0x06: 4, 0x07: 8, 0x1E: 16}  # data1/2/4/8/16 (MD5 is data16)
 
 
+@_reading("line program header")
 def line_header(data: bytes, offset: int, little: bool,
                 string: Callable[[str, int], bytes]) -> dict[str, Any] | None:
     """The header of the line program at `offset` of .debug_line (`data`, relocations applied), as the
@@ -154,11 +186,15 @@ def line_header(data: bytes, offset: int, little: bool,
         length, pos = number(pos, 8)
         offset_size = 8
     end = pos + length
+    if end > len(data):
+        raise DamagedDwarf(f"line program at {offset:#x}: unit_length {length:#x} runs past the end of .debug_line")
     version, pos = number(pos, 2)
     if version >= 5:
         pos += 2  # address_size, segment_selector_size
     header_length, pos = number(pos, offset_size)
     start = pos + header_length
+    if start > end:
+        raise DamagedDwarf(f"line program at {offset:#x}: header_length {header_length:#x} runs past its unit")
     header: dict[str, Any] = {"version": version, "program_start": start, "program_end": end}
     header["minimum_instruction_length"], pos = data[pos], pos + 1
     header["maximum_operations_per_instruction"], pos = (data[pos], pos + 1) if version >= 4 else (1, pos)
@@ -193,6 +229,8 @@ def line_header(data: bytes, offset: int, little: bool,
             form, pos = _uleb(data, pos)
             formats.append((kind, form))
         count, pos = _uleb(data, pos)
+        if count > end - pos:  # every entry takes a byte at least
+            raise DamagedDwarf(f"line program at {offset:#x}: {count} entries in {end - pos} bytes")
         entries = []
         for _ in range(count):
             entry: dict[int, Any] = {}
@@ -235,6 +273,7 @@ class Abbreviation(NamedTuple):
     specs: tuple[tuple[str | int, str | int, int | None], ...]
 
 
+@_reading("abbreviation table")
 def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
     """The abbreviation table at `offset` of .debug_abbrev, code → declaration. pyelftools parses one
     with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
@@ -292,6 +331,7 @@ def _form_sizes(address_size: int, offset_size: int, version: int) -> dict[str, 
             "DW_FORM_ref_addr": address_size if version == 2 else offset_size}
 
 
+@_reading("DIE tree")
 def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: Callable[[Abbreviation], bool],
                 address_size: int, offset_size: int, version: int, little: bool,
                 skip_children: Callable[[Abbreviation], bool] = lambda decl: False) -> list[int] | None:
@@ -357,6 +397,7 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
     return found
 
 
+@_reading("DIE")
 def die_attributes(unit: bytes, pos: int, abbrev: dict[int, Abbreviation], address_size: int, offset_size: int,
                    version: int, little: bool) -> dict[str, tuple[str, int | bytes | None]] | None:
     """Attribute name → (form, raw value) of the DIE at `pos` in `unit`, as pyelftools' `raw_value`:

@@ -203,16 +203,28 @@ class ElfInput:
         names_hdr = table[shstrndx]
         names = self._slice(int(names_hdr["offset"]), int(names_hdr["size"]), "section name table")
         sections = []
+        address_space = 1 << (64 if self.is64 else 32)
         for i, row in enumerate(table.tolist()):
             name_off, sh_type, flags, addr, offset, size, link, info, align, entsize = row
             end = names.find(b"\0", name_off)
-            sections.append(InputSection(i, names[name_off:end].decode("utf-8", "replace"), sh_type, flags,
-                                         addr, offset, size, align or 1, link, info, entsize))
+            name = names[name_off:end].decode("utf-8", "replace")
+            if flags & SHF_ALLOC and addr + size > address_space:
+                raise ReachlsError(f"section {i} ({name}) at {addr:#x} of {size:#x} bytes ends past the "
+                                   f"{address_space.bit_length() - 1}-bit address space", str(self.path))
+            sections.append(InputSection(i, name, sh_type, flags, addr, offset, size, align or 1, link, info, entsize))
         return sections
+
+    def section(self, index: int, named_by: str) -> InputSection:
+        """Section `index` as a field of the file names it (sh_link, sh_info, st_shndx): the one place
+        such an index is checked against the section header table."""
+        if not 0 <= index < len(self.sections):
+            raise ReachlsError(f"{named_by} names section {index}, the file has {len(self.sections)}",
+                               str(self.path))
+        return self.sections[index]
 
     def section_data(self, index: int) -> bytes:
         """The bytes of one section (empty for NOBITS)."""
-        sec = self.sections[index]
+        sec = self.section(index, "a reference to a section")
         if sec.sh_type == SHT_NOBITS:
             return b""
         return self._slice(sec.offset, sec.size, f"section {sec.name}")
@@ -234,7 +246,7 @@ class ElfInput:
         symtab = self._symtab
         if symtab is None:
             return b""
-        return self.section_data(symtab.link)
+        return self.section_data(self.section(symtab.link, f"the sh_link of {symtab.name}").index)
 
     @cached_property
     def symbol_sections(self) -> np.ndarray:
@@ -274,8 +286,8 @@ class ElfInput:
         return self.symbol_string_table[start:end].decode("utf-8", "replace")
 
     def relocation_sections(self) -> dict[int, InputSection]:
-        """Relocation sections keyed by the section they apply to."""
-        return {s.info: s for s in self.sections
+        """Relocation sections keyed by the section they apply to (checked to be a section of the file)."""
+        return {self.section(s.info, f"the sh_info of {s.name}").index: s for s in self.sections
                 if s.sh_type in (SHT_RELA, SHT_REL) and s.link == (self._symtab.index if self._symtab else -1)}
 
     def relocations(self, rel_section: InputSection) -> Relocations:

@@ -144,7 +144,7 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
     inputs, obj, arch, flavour = open_input(path, options)
     with obj:
         decoded = not obj.is_relocatable and not any(
-            obj.sections[target].is_code for target in obj.relocation_sections() if target < len(obj.sections))
+            obj.sections[target].is_code for target in obj.relocation_sections())
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
@@ -162,7 +162,8 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         if has_dwarf and not decoded:
             analysis = dataclasses.replace(
                 analysis, records=attach_sources(analysis.records, sourcemap, not obj.is_relocatable))
-        notes = () if has_dwarf else ("no DWARF line information: sites are given as symbol+offset (build with -g)",)
+        notes = sourcemap.notes if has_dwarf else (
+            "no DWARF line information: sites are given as symbol+offset (build with -g)",)
     return ScanResult(inputs, arch, analysis, has_dwarf, notes)
 
 

@@ -19,6 +19,7 @@ Three traps shape this module:
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import struct
@@ -27,15 +28,16 @@ from bisect import bisect_right
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+from elftools.common.exceptions import DWARFError, ELFError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import (Abbreviation, LineRows, abbreviations, die_attributes, die_offsets, line_header,
-                        line_rows)
-from .elf import ElfInput
+from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets,
+                        line_header, line_rows)
+from .elf import U64, ElfInput
 from .errors import ReachlsError
 
 SHF_COMPRESSED = 0x800
@@ -192,6 +194,46 @@ def _memo(method: Callable) -> Callable:
     return cached
 
 
+#: What reading one unit's untrusted bytes raises when they are not DWARF: the walks here and in
+#: `dwarfline`, and pyelftools (its parse errors, and the asserts, lookups and attribute accesses it
+#: makes on values it did not check). Caught per unit (`_per_unit`), never around the whole scan.
+_UNREADABLE = (DamagedDwarf, ELFError, DWARFError, struct.error, zlib.error, IndexError, KeyError, ValueError,
+               TypeError, OverflowError, ZeroDivisionError, AssertionError, AttributeError)
+
+
+def _damage(error: Exception) -> str:
+    """One line on what is wrong with a unit."""
+    if isinstance(error, DamagedDwarf):
+        return str(error)
+    said = " ".join(str(error).split())[:120]
+    return f"unreadable ({type(error).__name__}{': ' + said if said else ''})"
+
+
+def _per_unit(section: str, empty: Callable[[], Any]) -> Callable[[Callable], Callable]:
+    """A decoder of one unit of `section` (a line program, a CU) by its offset: bytes of that unit
+    that do not read as DWARF cost what it covers — `empty()` stands for it, and
+    `SourceMap.notes` says which unit and why — while every other unit is read as usual."""
+    def wrap(decode: Callable) -> Callable:
+        @functools.wraps(decode)
+        def guarded(self: SourceMap, offset: int) -> Any:
+            try:
+                return decode(self, offset)
+            except _UNREADABLE as error:
+                self._damaged.setdefault(section, {}).setdefault(offset, _damage(error))
+                return empty()
+        return guarded
+    return wrap
+
+
+def _no_lines() -> _Lines:
+    empty = np.zeros(0, np.uint64)
+    return _Lines(empty, empty, np.zeros(1, np.int64), empty, *(np.zeros(0, np.int64),) * 3, [])
+
+
+def _no_subprograms() -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
+    return np.zeros(0, np.uint64), np.zeros(0, np.uint64), []
+
+
 def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value or "")
 
@@ -204,26 +246,50 @@ class SourceMap:
         self._index = {s.name: s.index for s in obj.sections if s.name in _DEBUG and s.size}
         self._e = "<" if obj.little else ">"
         self._is_code = np.array([s.is_code for s in obj.sections] + [False])  # [-1] (no section): False
+        self._damaged: dict[str, dict[int, str]] = {}  # section → unit offset → what is wrong with it
+        self._unusable: str | None = None  # why no source line could be given at all
 
     def has_dwarf(self) -> bool:
         return ".debug_line" in self._index
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What damaged DWARF cost the lookups so far: one note per debug section (its damaged units,
+        the first few named), or one for DWARF that could not be used at all."""
+        if self._unusable is not None:
+            return (f"DWARF not usable ({self._unusable}): no source lines are given",)
+        found = []
+        for section, units in sorted(self._damaged.items()):
+            shown = "; ".join(f"at {offset:#x}: {why}" for offset, why in list(units.items())[:3])
+            more = f"; and {len(units) - 3} more" if len(units) > 3 else ""
+            found.append(f"{section}: {len(units)} damaged unit{'s' if len(units) > 1 else ''} ({shown}{more}): "
+                         "the source lines of the code they cover are not given")
+        return tuple(found)
+
     def code_addresses(self, sections: np.ndarray | list[int], offsets: np.ndarray | list[int]) -> np.ndarray:
         """Addresses as DWARF gives them of (section index, offset) pairs: final addresses in a linked
         image, synthetic ones in a relocatable input (trap 1)."""
-        base = self._bases[np.asarray(sections, dtype=np.int64)].view(np.int64)
-        return (base + np.asarray(offsets, dtype=np.int64)).view(np.uint64)
+        base = self._bases[np.asarray(sections, dtype=np.int64)]
+        if not isinstance(offsets, np.ndarray):  # a record's offset is any int (an addend may wrap past 2**63)
+            offsets = np.array([offset & U64 for offset in offsets], dtype=np.uint64)
+        return base + offsets.astype(np.uint64)
 
     def locations_for(self, sites: np.ndarray, targets: np.ndarray) -> tuple[list[SourceLocation | None],
                                                                                list[SourceLocation | None]]:
         """The line of each site address, and for each target address the declaration of the function
-        there, else its line; addresses as `code_addresses` gives them, all looked up at once."""
+        there, else its line; addresses as `code_addresses` gives them, all looked up at once.
+        DWARF whose tables cannot be used at all (a debug section or its relocations unreadable)
+        gives no line, said in `notes`; a damaged unit costs only the addresses it covers."""
         targets = np.asarray(targets, dtype=np.uint64)
-        declared = self.declarations_at(targets)
-        undeclared = [i for i, loc in enumerate(declared) if loc is None]
-        for i, loc in zip(undeclared, self.lines_at(targets[undeclared])):
-            declared[i] = loc
-        return self.lines_at(sites), declared
+        try:
+            declared = self.declarations_at(targets)
+            undeclared = [i for i, loc in enumerate(declared) if loc is None]
+            for i, loc in zip(undeclared, self.lines_at(targets[undeclared])):
+                declared[i] = loc
+            return self.lines_at(sites), declared
+        except DamagedDwarf as damage:
+            self._unusable = str(damage)
+            return [None] * len(sites), [None] * len(targets)
 
     def line_for(self, section_index: int, offset: int) -> SourceLocation | None:
         """Line of the code at `offset` in section `section_index` (any ELF type)."""
@@ -341,12 +407,18 @@ class SourceMap:
     def _raw(self, name: str) -> memoryview | bytes:
         """Section bytes (zero-copy from the mapping), inflated if SHF_COMPRESSED (zlib, as -gz makes)."""
         sec = self.obj.sections[self._index[name]]
-        data = self.obj.section_data(sec.index)
+        try:
+            data = self.obj.section_data(sec.index)
+        except ReachlsError as error:  # cut short: what ElfInput finds, as damage to this debug section only
+            raise DamagedDwarf(str(error).removeprefix(f"{error.where}: ")) from None
         if not sec.flags & SHF_COMPRESSED:
             return data
-        if (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
-            raise ReachlsError(f"{name}: unsupported compression type {ch_type}", str(self.obj.path))
-        return zlib.decompress(data[24 if self.obj.is64 else 12:])
+        if len(data) < 4 or (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
+            raise DamagedDwarf(f"{name}: compressed, not with zlib")
+        try:
+            return zlib.decompress(data[24 if self.obj.is64 else 12:])
+        except zlib.error as error:
+            raise DamagedDwarf(f"{name}: does not inflate ({error})") from None
 
     @_memo
     def _bytes(self, name: str) -> bytes:
@@ -381,6 +453,9 @@ class SourceMap:
         if relsec is None:
             return None
         r = self.obj.relocations(relsec)
+        if len(r.sym) and (beyond := int(r.sym.max())) >= len(self.obj.symbols):
+            raise DamagedDwarf(f"{relsec.name}: a relocation names symbol {beyond}, the symbol table has "
+                               f"{len(self.obj.symbols)}")
         addend = r.addend
         if not r.explicit_addend:  # REL: the addend is what the field holds
             width, _ = self._operations(name, r.type)
@@ -394,8 +469,8 @@ class SourceMap:
         """(width, operation) per relocation; an unknown type is a clear error, never a wrong line."""
         known = _RELOC_OPS.get(self.obj.machine, {})
         if unknown := sorted(set(np.unique(types).tolist()) - set(known)):
-            raise ReachlsError(f"{name}: unsupported relocation type(s) {unknown} for {self.obj.machine}",
-                               str(self.obj.path))
+            raise DamagedDwarf(f"{name}: relocation type(s) {unknown} not used in debug sections of "
+                               f"{self.obj.machine}")
         width = np.zeros(len(types), dtype=np.int64)
         operation = np.full(len(types), _SET, dtype=object)
         for rtype, (w, op) in known.items():
@@ -404,7 +479,7 @@ class SourceMap:
 
     def _check_inside(self, name: str, offsets: np.ndarray, width: np.ndarray, size: int) -> None:
         if ((offsets + width > size) | (offsets < 0)).any():
-            raise ReachlsError(f"{name}: relocation outside the section", str(self.obj.path))
+            raise DamagedDwarf(f"{name}: a relocation outside the section")
 
     @_memo
     def _patched(self, name: str) -> bytes | memoryview:
@@ -452,15 +527,21 @@ class SourceMap:
         """Offsets of the units of .debug_line / .debug_info, from the unit_length fields alone."""
         data, starts, off = self._raw(name), [], 0
         while off + 4 <= len(data):
-            starts.append(off)
             length = struct.unpack_from(self._e + "I", data, off)[0]
             wide = length == 0xFFFFFFFF  # 64-bit DWARF
+            if wide and off + 12 > len(data):
+                break
+            starts.append(off)
             off += 12 + struct.unpack_from(self._e + "Q", data, off + 4)[0] if wide else 4 + length
         return np.array(starts, dtype=np.int64)
 
     def _owner(self, name: str, offsets: np.ndarray) -> np.ndarray:
+        """The unit of `name` holding each offset (of a relocation, or a pointer into the section)."""
         starts = self._unit_starts(name)
-        return starts[np.searchsorted(starts, offsets, "right") - 1]
+        k = np.searchsorted(starts, offsets, "right") - 1
+        if len(offsets) and (not len(starts) or (k < 0).any()):
+            raise DamagedDwarf(f"{name} has {len(starts)} units and its relocations point before them")
+        return starts[k]
 
     def _code_addresses(self, rel: _Rel) -> tuple[np.ndarray, np.ndarray]:
         """(mask of relocations against code, the code addresses they produce, as DWARF will see them)."""
@@ -539,6 +620,7 @@ class SourceMap:
         return strings[offset:strings.find(b"\0", offset)]
 
     @_memo
+    @_per_unit(".debug_line", list)
     def _files(self, offset: int) -> list[str]:
         return self._file_paths(offset)
 
@@ -556,6 +638,7 @@ class SourceMap:
                     comp, dirs[f[1] or 0] if (f[1] or 0) < len(dirs) else "", _text(f[0])))
                 for f in files]
 
+    @_per_unit(".debug_line", str)
     def _comp_dir(self, program: int) -> str:
         if (cu := self._cu_of_program.get(program)) is None:
             return ""
@@ -567,13 +650,16 @@ class SourceMap:
         return _text(value)
 
     @_memo
+    @_per_unit(".debug_line", _no_lines)
     def _lines(self, offset: int) -> _Lines:
         """Rows of one line program, each sequence sorted by address (stable: of rows at one address
         the last one wins, as in GNU addr2line); end_sequence rows only bound their sequence."""
         addr, file, line, column, end, defined = self._rows(offset)
         seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(end) else end.astype(np.int64)
         hi = addr[end]
-        keep = ~end & (seq < len(hi))  # rows after the last end_sequence belong to no sequence
+        if len(end) and not end[-1]:  # a sequence without its end: the program was cut short
+            raise DamagedDwarf("line program ends inside a sequence (no DW_LNE_end_sequence after its last rows)")
+        keep = ~end
         idx = np.flatnonzero(keep)[np.lexsort((addr[keep], seq[keep]))]  # lexsort is stable
         first = np.searchsorted(seq[idx], np.arange(len(hi) + 1))
         lo, nonempty = hi.copy(), first[:-1] < first[1:]
@@ -609,6 +695,7 @@ class SourceMap:
         return False, None
 
     @_memo
+    @_per_unit(".debug_info", _no_subprograms)
     def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
         """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
         lows, highs, decls = [], [], []
@@ -670,13 +757,16 @@ class SourceMap:
 
     def _cu_of(self, offset: int) -> int:
         """The CU holding .debug_info `offset` (one offset per DIE read: a bisect, not a numpy call)."""
-        return self._cu_starts[bisect_right(self._cu_starts, offset) - 1]
+        if (k := bisect_right(self._cu_starts, offset) - 1) < 0:
+            raise DamagedDwarf(f"DIE at {offset:#x} is in no unit of .debug_info")
+        return self._cu_starts[k]
 
     @cached_property
     def _cu_starts(self) -> list[int]:
         return self._unit_starts(".debug_info").tolist()
 
     @_memo
+    @_per_unit(".debug_info", lambda: None)
     def _stmt_list(self, cu_offset: int) -> int | None:
         """DW_AT_stmt_list of a CU: the line program whose file table its declarations index."""
         stmt = self._die(self._unit(cu_offset).cu.cu_die_offset).get("DW_AT_stmt_list")

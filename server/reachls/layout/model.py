@@ -263,7 +263,7 @@ def _eh_frame_size(obj: ElfInput, index: int, live_sections: set[int], flavour: 
             cie_at[offset] = key = (data[offset:offset + size], target)
             cies.setdefault(key, [])
         elif (key := cie_at.get(offset + 4 - ident)) is not None and target is not None \
-                and int(obj.symbol_sections[target]) in live_sections:
+                and target < len(obj.symbols) and int(obj.symbol_sections[target]) in live_sections:
             cies[key].append(size)
         offset += size
     pad, terminator = (8, 4) if flavour == "lld" else (1, 0)
