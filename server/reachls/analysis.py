@@ -59,6 +59,7 @@ class UncheckedReason(str, Enum):
     LOG_TYPE_UNKNOWN = "log-type-unknown"
     LOG_RELOCATION_NOT_FOUND = "log-relocation-not-found"
     LOG_NO_PLACEMENT = "log-no-placement"
+    LOG_LINE_UNREADABLE = "log-line-unreadable"
 
     @property
     def why(self) -> str:
@@ -85,6 +86,9 @@ _UNCHECKED_WHY = {
                                               "is from another build)",
     UncheckedReason.LOG_NO_PLACEMENT: "GNU ld printed no distance and the site or target has no placement to "
                                       "compute it from",
+    UncheckedReason.LOG_LINE_UNREADABLE: "a line of the linker log holds a linker message that could not be read "
+                                         "(too long, a number no linker prints, or not in the form ld.lld or GNU "
+                                         "ld prints it)",
 }
 _UNCHECKED_CODES = list(UncheckedReason)
 _UNCHECKED_CODE = {reason: code for code, reason in enumerate(_UNCHECKED_CODES)}

@@ -127,6 +127,7 @@ class ParsedLog:
     truncated_undefined: int = 0  # GNU ld's "relocation truncated" lines against undefined symbols
     incomplete: tuple[str, ...] = field(default=())  # why the log may not list every overflow
     skipped: tuple[int, ...] = field(default=())  # lines holding a linker message that could not be read
+    lost: tuple[int, ...] = field(default=())  # those of them that were a message (not a `>>>` detail of one)
 
     @property
     def linkers(self) -> tuple[str, ...]:
@@ -143,7 +144,12 @@ class ParsedLog:
 
 
 class _Unreadable(Exception):
-    """A line holding a linker message that cannot be read in full: it is skipped and counted."""
+    """A line holding a linker message that cannot be read in full: it is skipped and counted.
+    `detail`: the line is a `>>>` detail of a message read already, which stands without it."""
+
+    def __init__(self, detail: bool = False) -> None:
+        super().__init__()
+        self.detail = detail
 
 
 class _LogReader:
@@ -187,7 +193,7 @@ class _LogReader:
         elif (m := _LLD_DEFINED.match(line)) is not None:
             self.overflows[-1] = dataclasses.replace(last, defined_in=m["obj"])
         elif line.startswith(">>> referenced by "):
-            raise _Unreadable
+            raise _Unreadable(detail=True)
 
     def _gnu(self, number: int, body: str) -> bool:
         """Read a GNU ld line; whether it was one of its messages."""
@@ -253,22 +259,27 @@ def parse_log(text: str) -> ParsedLog:
     message that cannot be read costs that line (`ParsedLog.skipped`), never the rest."""
     reader = _LogReader()
     skipped: list[int] = []
+    lost: list[int] = []
     for number, raw in enumerate(text.splitlines(), 1):
         if len(raw) > MAX_LINE:
             reader.in_block = False
             if _DIAGNOSTIC.search(raw):
                 skipped.append(number)
+                if not raw.startswith(">>> "):
+                    lost.append(number)
             continue
         try:
             reader.read(number, _ANSI.sub("", raw).rstrip())
-        except _Unreadable:
+        except _Unreadable as unreadable:
             reader.in_block = False
             skipped.append(number)
+            if not unreadable.detail:
+                lost.append(number)
     unique: dict[tuple[str, str, int, str], LoggedOverflow] = {}
     for overflow in reader.overflows:
         unique.setdefault((overflow.obj, overflow.section, overflow.offset, overflow.type), overflow)
     return ParsedLog(tuple(unique.values()), tuple(dict.fromkeys(reader.undefined)), reader.truncated_undefined,
-                     tuple(dict.fromkeys(reader.incomplete)), tuple(skipped))
+                     tuple(dict.fromkeys(reader.incomplete)), tuple(skipped), tuple(lost))
 
 
 def _unquote(text: str) -> str:
@@ -394,6 +405,8 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
     notes += parsed.incomplete
     if (skipped := parsed.skipped_note()) is not None:
         notes.append(skipped)
+        unchecked.add("unknown", UncheckedReason.LOG_LINE_UNREADABLE, len(parsed.lost),
+                      (UncheckedExample(f"{log.name} line {line}", 0, None, "?") for line in parsed.lost))
     if not has_dwarf:
         notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
     records.sort(key=lambda r: (r.worst_first, r.site.address or 0))
@@ -552,6 +565,11 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         section, row = match
         relocs = tables[section]
         sym, addend, bias = int(relocs.sym[row]), int(relocs.addend[row]), 0
+        if sym >= len(obj.symbol_sections):
+            notes.append(f"{where}: its relocation names symbol {sym}, past the symbol table of {obj.path} "
+                         "(not reported)")
+            skipped.append((overflow.type, UncheckedReason.SYMBOL_OUT_OF_RANGE, example))
+            continue
         if not relocs.explicit_addend and arch.implicit_addend is not None:  # SHT_REL: the addend is in the code
             rows = slice(row, row + 1)
             addend = int(implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
@@ -663,6 +681,7 @@ def _find_relocation(obj: ElfInput, rel_sections: dict, tables: dict, overflow: 
         rows = np.flatnonzero((relocs.offset == overflow.offset) & (relocs.type == number))
         matches += [(section.index, int(row)) for row in rows]
     if len(matches) > 1 and overflow.symbol:
-        named = [(s, r) for s, r in matches if obj.symbol_name(int(tables[s].sym[r])) == overflow.symbol]
+        named = [(s, r) for s, r in matches if int(tables[s].sym[r]) < len(obj.symbol_sections)
+                 and obj.symbol_name(int(tables[s].sym[r])) == overflow.symbol]
         matches = named or matches
     return matches[0] if matches else None

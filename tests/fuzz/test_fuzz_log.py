@@ -23,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import cli_holds, holds, regression_cases
+from reachls.analysis import UncheckedReason
 from reachls.errors import ReachlsError
 from reachls.linklog import MAX_LINE
 from reachls.pipeline import ScanOptions, ScanResult, scan
@@ -217,6 +218,7 @@ def test_a_number_no_linker_prints_costs_its_line(build, tmp_path):
     assert record.site.location is None
     [note] = [n for n in result.notes if "could not be read" in n]
     assert note.startswith("1 line(s)") and f"(line {referenced + 1})" in note
+    assert result.analysis.unresolved == 0  # the overflow it details was read and reported
 
 
 def test_a_gnu_ld_message_without_its_object_costs_its_line(build, logs, tmp_path):
@@ -231,6 +233,7 @@ def test_a_gnu_ld_message_without_its_object_costs_its_line(build, logs, tmp_pat
     result = scan(_alone(tmp_path, "\n".join([bare, *lines]).encode()))
     skipped = [n for n in result.notes if "could not be read" in n]
     assert len(skipped) == 1 and skipped[0].startswith("1 line(s)") and "(line 1)" in skipped[0], result.notes
+    assert result.analysis.unresolved == 1  # the overflow it held is unchecked, and `--fail-on` says so
     assert sum(r.status is Status.OVERFLOW for r in result.analysis.records) == len(truncated)
 
 
@@ -285,6 +288,7 @@ def test_a_log_of_nothing_but_unreadable_messages_is_a_result_with_a_note(build,
     result = scan(_alone(tmp_path, "\n".join(lines).encode()))
     assert result.analysis.records == []
     assert any(n.startswith("1 line(s)") and f"over {MAX_LINE} characters" in n for n in result.notes)
+    assert [(g.reason, g.count) for g in result.analysis.unchecked] == [(UncheckedReason.LOG_LINE_UNREADABLE, 1)]
     clean = tmp_path / "clean"
     _alone(clean, b"make: Nothing to be done for 'all'.\n" + b"x" * (2 * MAX_LINE) + b"\n")
     with pytest.raises(ReachlsError, match="no linker diagnostic"):
