@@ -413,7 +413,7 @@ class SourceMap:
             raise DamagedDwarf(str(error).removeprefix(f"{error.where}: ")) from None
         if not sec.flags & SHF_COMPRESSED:
             return data
-        if len(data) < 4 or (ch_type := struct.unpack_from(self._e + "I", data)[0]) != 1:
+        if len(data) < 4 or struct.unpack_from(self._e + "I", data)[0] != 1:  # ch_type ELFCOMPRESS_ZLIB
             raise DamagedDwarf(f"{name}: compressed, not with zlib")
         try:
             return zlib.decompress(data[24 if self.obj.is64 else 12:])
