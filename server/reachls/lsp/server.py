@@ -180,6 +180,8 @@ class ReachServer(LanguageServer):
             return
         options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
                               threshold=self.settings.threshold)
+        # TO WIRE once pipeline.ScanOptions has `untrusted_roots` (branch w-f-build), as one line:
+        # options = dataclasses.replace(options, untrusted_roots=self.linker_untrusted_roots())
         started = time.monotonic()
         try:
             result = await self._in_worker(scan, build_dir, options)
@@ -188,6 +190,11 @@ class ReachServer(LanguageServer):
             return
         results[build_dir] = result
         self.notices.scanned(build_dir, result, time.monotonic() - started)
+
+    def linker_untrusted_roots(self) -> tuple[Path, ...]:
+        """The folders no linker may be run from: the workspace's, unless `allowWorkspaceLinker`
+        (opening an unreviewed tree in an editor must not run a program from it)."""
+        return () if self.settings.allow_workspace_linker else tuple(self.roots)
 
     async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
         """`function` on the scan worker. After `shutdown` the worker is gone and the scan is
