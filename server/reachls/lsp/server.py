@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from .. import __version__
 from ..anchor import SourceTexts
@@ -33,7 +33,7 @@ from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..report import text_report
-from .documents import Documents, Shown
+from .documents import Documents, Shown, local_path
 from .hover import hover_markdown
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
 from .settings import Settings, read_settings
@@ -69,12 +69,6 @@ def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
                     LOG_NAME in files and looks_like_log(Path(current) / LOG_NAME)):
                 found.append(Path(current))
     return found
-
-
-def local_path(uri: str) -> Path | None:
-    """The file a `file:` URI names; None for any other scheme (an untitled buffer, a remote file)."""
-    path = to_fs_path(uri)
-    return Path(path) if path and "\0" not in path else None
 
 
 def workspace_roots(params: lsp.InitializeParams) -> tuple[list[Path], list[str]]:
