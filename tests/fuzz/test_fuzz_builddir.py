@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from contract import holds, regression_cases
@@ -258,7 +258,6 @@ def case_strategy(built: Path):
 
 
 def test_mutated_build_dirs_keep_the_contract(built: Path, case_strategy) -> None:
-    @settings(max_examples=settings().max_examples * 4)
     @given(case=case_strategy)
     def check(case: dict) -> None:
         run_case(built, case)
@@ -269,3 +268,36 @@ def test_mutated_build_dirs_keep_the_contract(built: Path, case_strategy) -> Non
 @pytest.mark.parametrize("reproducer", regression_cases(FAMILY), ids=lambda path: path.stem)
 def test_regression(built: Path, reproducer: Path) -> None:
     run_case(built, json.loads(reproducer.read_text(encoding="utf-8")))
+
+
+# --- the objects of a GCC kernel's vmlinux.a ----------------------------------------------------------
+
+def _thin_archive(built: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A thin archive (as kbuild makes vmlinux.a) of one of the example's objects, and that object."""
+    need("llvm-ar")
+    member = tmp_path / "head.o"
+    shutil.copy(built / "arch/arm64/kernel/head.o", member)
+    archive = tmp_path / "vmlinux.a"
+    subprocess.run(["llvm-ar", "cDPrST", str(archive), str(member)], check=True)
+    return archive, member
+
+
+def test_an_archive_member_that_is_a_fifo_is_refused_not_opened(built: Path, tmp_path: Path) -> None:
+    from reachls.layout.members import linked_objects
+
+    archive, member = _thin_archive(built, tmp_path)
+    member.unlink()
+    os.mkfifo(member)
+    error = holds(FAMILY, lambda: linked_objects(("--whole-archive", str(archive))), seconds=5)
+    assert "not a regular file" in str(error)
+
+
+def test_an_archive_header_with_a_size_that_is_no_number_is_one_line(built: Path, tmp_path: Path) -> None:
+    from reachls.layout.members import linked_objects
+
+    archive, _ = _thin_archive(built, tmp_path)
+    data = bytearray(archive.read_bytes())
+    data[8 + 48:8 + 58] = b"size?     "  # the first member header's size field
+    archive.write_bytes(bytes(data))
+    error = holds(FAMILY, lambda: linked_objects(("--whole-archive", str(archive))))
+    assert "malformed archive" in str(error)
