@@ -233,7 +233,7 @@ def script_edits(built: Path):
     long_expression = st.sampled_from([50, 300, 1_000_000]).map(
         lambda n: [text, assignment, "1", {"repeat": "+1", "times": n}, ";\n"])
     prefixed = st.sampled_from(["\xef\xbb\xbf", "/* caf\xe9 */\n", "\xe9", "\x00"]).map(lambda prefix: [prefix, text])
-    return st.one_of(token_edits(tokens, ["(", ")", "{", "}", "/*", "a", "\xe9"]), nested, long_expression,
+    return st.one_of(token_edits(tokens, ["(", ")", "{", "}", "/*", "/* ", "a", "\xe9"]), nested, long_expression,
                      prefixed).map(lambda content: {"path": SCRIPT, "content": content})
 
 
