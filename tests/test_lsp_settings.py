@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from lsp_support import SERVER_COMMAND, server_session, uri, wait_for
+from lsp_support import SERVER_COMMAND, collect_scan_status, server_session, uri, wait_for
 from reachls.lsp.server import ReachServer
 from reachls.lsp.settings import Settings, read_settings
+from test_relink import build_dir_with_its_own_linker
 
 PREVIOUS = Settings(threshold=0.5, engine="model", path_mappings=(("/b", "/w"),),
                     severity={"overflow": "warning", "veneer": "hint", "at-risk": "warning", "fragile": "hint"},
@@ -86,3 +87,23 @@ def test_no_linker_from_the_workspace_unless_allowed(tmp_path: Path):
     assert server.linker_untrusted_roots() == (tmp_path / "linux", tmp_path / "other")
     server.settings = read_settings({"allowWorkspaceLinker": True}, Settings()).settings
     assert server.linker_untrusted_roots() == ()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("allowed", [False, True], ids=["default", "allowWorkspaceLinker"])
+async def test_a_linker_inside_the_workspace_runs_only_when_allowed(tree: Path, tmp_path: Path, allowed: bool):
+    """Opening a tree whose build names a program of its own as the linker runs nothing from it;
+    the user may allow it. The oracle is the program itself: it leaves a mark when it runs."""
+    build, mark = build_dir_with_its_own_linker(tree, tmp_path)
+    statuses: list[list[dict]] = []
+    params = types.InitializeParams(capabilities=types.ClientCapabilities(), root_uri=uri(tmp_path),
+                                    initialization_options={"buildDirs": [str(build)], "engine": "relink",
+                                                            "allowWorkspaceLinker": allowed})
+    async with server_session(SERVER_COMMAND, params, prepare=lambda c: statuses.append(collect_scan_status(c))):
+        status = await wait_for(lambda: statuses[0] and statuses[0][0], timeout=120, what="reachls/scanStatus")
+    problems = [p["message"] for p in status["problems"] if p["kind"] == "unreadable"]
+    if allowed:
+        assert mark.exists() and problems == []
+    else:
+        assert not mark.exists()
+        assert any("ld.lld-wrapper" in p and "untrusted" in p for p in problems), problems

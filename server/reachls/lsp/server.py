@@ -173,9 +173,7 @@ class ReachServer(LanguageServer):
             self.notices.raise_problem(no_artefact(build_dir))
             return
         options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
-                              threshold=self.settings.threshold)
-        # TO WIRE once pipeline.ScanOptions has `untrusted_roots` (branch w-f-build), as one line:
-        # options = dataclasses.replace(options, untrusted_roots=self.linker_untrusted_roots())
+                              threshold=self.settings.threshold, untrusted_roots=self.linker_untrusted_roots())
         started = time.monotonic()
         try:
             result = await self._in_worker(scan, build_dir, options)
