@@ -261,6 +261,18 @@ class ReachProtocol(LanguageServerProtocol):
             return
         yield from super().lsp_text_document__did_change(params)
 
+    @lsp_method(lsp.SHUTDOWN)
+    def lsp_shutdown(self, *args: Any) -> Generator[Any, Any, None]:
+        """pygls's, cancelling the other requests in flight from a copy of their table: a cancelled
+        request is answered, and leaves the table, at once (pygls iterates the table itself)."""
+        if (user_handler := self.fm.features.get(lsp.SHUTDOWN)) is not None:
+            yield user_handler, args, None
+        current_id = self.msg_id
+        for msg_id, future in list(self._request_futures.items()):
+            if msg_id != current_id and not future.done():
+                future.cancel()
+        self._shutdown = True
+
     def _send_handler_result(self, future: Future[Any], *, msg_id: int | str) -> None:
         """A handler's refusal (a JSON-RPC error it raised, e.g. an unknown command) is an answer, not
         a server fault: sent without pygls's traceback. Anything else goes the usual way."""
