@@ -217,6 +217,55 @@ def test_a_relink_that_fails_for_another_reason_than_reach(tree: Path, tmp_path:
         assert "note: placed by the model: the relink did not run (" in result.stdout
 
 
+# --- a linker the workspace names ------------------------------------------------------------------
+
+WRAPPER = "./ld.lld-wrapper"
+
+
+def build_dir_with_its_own_linker(tree: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A build dir whose .vmlinux.cmd links with a program of its own, which leaves a mark when it runs."""
+    need("ld.lld")
+    build = build_dir_linked_by(tree, tmp_path, [WRAPPER, *LDFLAGS])
+    mark = tmp_path / "wrapper-ran"
+    wrapper = build / WRAPPER
+    wrapper.write_text(f"#!/bin/sh\ntouch {shlex.quote(str(mark))}\nexec {shutil.which('ld.lld')} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return build, mark
+
+
+@pytest.mark.parametrize("engine", ["relink", "auto"])
+def test_a_linker_inside_an_untrusted_root_never_runs(tree: Path, tmp_path: Path, engine: str):
+    """The language server's case: `relink` refuses in one line, `auto` uses the model and says why."""
+    from reachls.errors import ReachlsError
+    from reachls.pipeline import ScanOptions, scan
+
+    build, mark = build_dir_with_its_own_linker(tree, tmp_path)
+    options = ScanOptions(engine=engine, untrusted_roots=(tmp_path,))
+    if engine == "relink":
+        with pytest.raises(ReachlsError, match="untrusted") as error:
+            scan(build, options)
+        assert "\n" not in str(error.value) and WRAPPER in str(error.value)
+    else:
+        result = scan(build, options)
+        assert {r.provenance.engine for r in result.analysis.records} == {"model"}
+        assert any("relink did not run" in note and "untrusted" in note for note in
+                   place_notes(build, options))
+    assert not mark.exists()
+
+
+def place_notes(build: Path, options) -> tuple[str, ...]:
+    from reachls.pipeline import function_layout
+
+    return function_layout(build, options)[0].notes
+
+
+def test_the_cli_runs_the_linker_the_build_names(tree: Path, tmp_path: Path):
+    """From the CLI the build dir is the user's own choice: its linker (relative to it) relinks."""
+    build, mark = build_dir_with_its_own_linker(tree, tmp_path)
+    document = layout(build, "--engine", "relink")
+    assert document["engine"] == "relink" and mark.exists()
+
+
 # --- an object the two linkers lay out differently ------------------------------------------------
 
 STRINGS = r"""

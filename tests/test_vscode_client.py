@@ -157,11 +157,27 @@ def test_settings_are_user_settings_with_the_servers_defaults(vsix: zipfile.ZipF
     assert properties["reachls.discoveryDepth"]["default"] == defaults.discovery_depth
     assert properties["reachls.debounceSeconds"]["default"] == defaults.debounce_seconds
     assert properties["reachls.buildDirs"]["default"] == list(defaults.build_dirs)
+    assert properties["reachls.allowWorkspaceLinker"]["default"] == defaults.allow_workspace_linker
     for status, default in defaults.severity.items():
         assert properties[f"reachls.severity.{status}"]["default"] == default
     mappings = properties["reachls.pathMappings"]
     assert mappings["type"] == "object" and mappings["additionalProperties"] == {"type": "string"}
     assert mappings["default"] == dict(defaults.path_mappings)
+
+
+def test_untrusted_workspaces_run_no_linker(vsix: zipfile.ZipFile):
+    """VS Code asks before running an extension in a workspace nobody trusted: reachls runs there,
+    limited (the model engine, forced in the settings it sends; see the plumbing test), and a
+    workspace's own settings cannot pick the server binary or allow a linker from inside it."""
+    manifest = json.loads(vsix.read("extension/package.json"))
+    untrusted = manifest["capabilities"]["untrustedWorkspaces"]
+    assert untrusted["supported"] == "limited"
+    assert "linker" in untrusted["description"] and "model" in untrusted["description"]
+    assert set(untrusted["restrictedConfigurations"]) == {
+        "reachls.server.path", "reachls.server.pythonPath", "reachls.allowWorkspaceLinker"}
+    assert set(untrusted["restrictedConfigurations"]) <= set(manifest["contributes"]["configuration"]["properties"])
+    bundle = vsix.read("extension/dist/extension.js").decode()
+    assert "isTrusted" in bundle and "onDidGrantWorkspaceTrust" in bundle
 
 
 def test_server_start_and_settings_reach_the_real_server(build: Path, example_tree: Path):

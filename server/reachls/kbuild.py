@@ -4,12 +4,20 @@ Kernel build dirs record each command in `.<target>.cmd` files (`savedcmd_vmlinu
 kernels `cmd_vmlinux := …`); newer kernels link through `scripts/link-vmlinux.sh "LD" "LDFLAGS"
 "LDFLAGS_vmlinux"` and add `-T arch/<arch>/kernel/vmlinux.lds` inside that script. The line is
 split with `shlex` and never run by a shell.
+
+A build dir may be half-written or hostile: every file is checked to be a regular file before it
+is opened (a FIFO would block the open forever), a file or directory that cannot be read is one
+error naming it, and a link line is refused past `MAX_LINK_LINE_CHARS` (`shlex` takes time
+quadratic in a token's length: a 10 MB line would take hours; a kernel's is a few hundred bytes).
 """
 
 from __future__ import annotations
 
 import itertools
 import shlex
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +26,10 @@ from .layout.linkopts import LinkCommand, safe_link_command
 
 ARTEFACTS = ("vmlinux.o", "vmlinux")
 LOG_NAME = "build.log"  # the final link's output, as the example (and `make ... 2>&1 | tee build.log`) keeps it
+#: Longest link line read from a `.cmd` file, and largest `.cmd` file: far above any kernel's.
+MAX_LINK_LINE_CHARS = 128 * 1024
+MAX_CMD_FILE_BYTES = 16 * 1024 * 1024
+_SHOWN_NAME_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -38,18 +50,35 @@ class BuildInputs:
     partial_link: LinkCommand | None = None  # the `ld -r` that made vmlinux.o (.vmlinux.o.cmd), when links_objects
 
 
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """An OS error (unreadable, a name too long, a symlink loop) as one line naming its file."""
+    try:
+        yield
+    except OSError as exc:
+        name = str(exc.filename or path)
+        shown = name if len(name) <= _SHOWN_NAME_CHARS else f"{name[:_SHOWN_NAME_CHARS // 2]}...{name[-_SHOWN_NAME_CHARS // 2:]}"
+        raise ReachlsError(f"cannot read: {exc.strerror or exc}", shown) from None
+
+
 def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
     """Resolve a scan PATH (a build dir or an ELF file) into the inputs of the analysis."""
+    with _reading(path):
+        return _find_inputs(path, script)
+
+
+def _find_inputs(path: Path, script: Path | None) -> BuildInputs:
     if not path.exists():
         raise ReachlsError("no such file or directory", str(path))
     path = path.resolve()  # the relink runs in a temp dir: every path it is given must be absolute
     if path.is_dir():
-        artefact = next((path / name for name in ARTEFACTS if (path / name).is_file()), None)
+        artefact = next((path / name for name in ARTEFACTS if (path / name).exists()), None)
         if artefact is None:
             raise ReachlsError(f"no {' or '.join(ARTEFACTS)} in this build directory", str(path))
         build_dir = path
     else:
-        artefact, build_dir = path, path.parent if (path.parent / ".vmlinux.cmd").is_file() else None
+        artefact, build_dir = path, path.parent if (path.parent / ".vmlinux.cmd").exists() else None
+    _require_regular(artefact)
     command = read_link_command(build_dir) if build_dir else None
     if script is None:
         script = command.script if command and command.script else _default_script(build_dir)
@@ -58,6 +87,12 @@ def find_inputs(path: Path, script: Path | None = None) -> BuildInputs:
     links_objects = artefact.name == "vmlinux.o" and build_dir is not None and _links_objects(build_dir)
     partial = read_link_command(build_dir, "vmlinux.o") if links_objects else None
     return BuildInputs(artefact, build_dir, script, command, links_objects, partial)
+
+
+def _require_regular(path: Path) -> None:
+    """Refuse what is not a regular file before anything opens it (opening a FIFO blocks)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise ReachlsError("not a regular file", str(path))
 
 
 _VMLINUX_O_LINKED_WITH = ("CONFIG_LTO_CLANG=y", "CONFIG_X86_KERNEL_IBT=y")
@@ -78,6 +113,11 @@ def find_log(path: Path, name: str | None = None) -> Path | None:
     read when asked for (`--log`), or when the dir has no vmlinux.o/vmlinux but has `build.log`.
     A file that is not ELF is a log when asked for, or when it holds a linker diagnostic.
     """
+    with _reading(path):
+        return _find_log(path, name)
+
+
+def _find_log(path: Path, name: str | None) -> Path | None:
     if not path.exists():
         return None
     if path.is_file():
@@ -102,16 +142,21 @@ def find_log(path: Path, name: str | None = None) -> Path | None:
 
 
 def _default_script(build_dir: Path | None) -> Path | None:
-    if build_dir is None:
+    """`arch/*/kernel/vmlinux.lds`, listed so that an unreadable `arch/` is an error, not "no script"."""
+    if build_dir is None or not (build_dir / "arch").is_dir():
         return None
-    return next(iter(sorted(build_dir.glob("arch/*/kernel/vmlinux.lds"))), None)
+    scripts = (arch / "kernel/vmlinux.lds" for arch in sorted((build_dir / "arch").iterdir()))
+    return next((script for script in scripts if script.is_file()), None)
 
 
 def read_link_command(build_dir: Path, target: str = "vmlinux") -> LinkCommand | None:
     """The link that made `target` (the final link, or `vmlinux.o`'s `ld -r`) from `.<target>.cmd`."""
     cmd_file = build_dir / f".{target}.cmd"
-    if not cmd_file.is_file():
+    if not cmd_file.exists():
         return None
+    _require_regular(cmd_file)
+    if cmd_file.stat().st_size > MAX_CMD_FILE_BYTES:
+        raise ReachlsError(f"larger than {MAX_CMD_FILE_BYTES >> 20} MiB: not a kbuild command file", str(cmd_file))
     for line in cmd_file.read_text(errors="replace").splitlines():
         name, sep, value = line.partition(":=")
         if sep and name.strip() in (f"savedcmd_{target}", f"cmd_{target}"):
@@ -121,14 +166,17 @@ def read_link_command(build_dir: Path, target: str = "vmlinux") -> LinkCommand |
 
 def parse_link_line(line: str, build_dir: Path, where: str) -> LinkCommand:
     """Split a recorded link line, unwrapping `link-vmlinux.sh "LD" "FLAGS" "FLAGS"`."""
+    if len(line) > MAX_LINK_LINE_CHARS:
+        raise ReachlsError(f"link command of {len(line)} characters (more than {MAX_LINK_LINE_CHARS}): "
+                           "not a kernel's link line", where)
     try:
         lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
         lexer.whitespace_split = True
         tokens = list(itertools.takewhile(lambda token: token.strip(";&|"), lexer))  # the first command only
+        if tokens and tokens[0].endswith("link-vmlinux.sh"):
+            tokens = [tokens[1], *(part for arg in tokens[2:] for part in shlex.split(arg))] if len(tokens) > 1 else []
     except ValueError as exc:
         raise ReachlsError(f"cannot parse the link command: {exc}", where) from None
-    if tokens and tokens[0].endswith("link-vmlinux.sh"):
-        tokens = [tokens[1], *(part for arg in tokens[2:] for part in shlex.split(arg))] if len(tokens) > 1 else []
     if not tokens:
         raise ReachlsError("empty link command", where)
     return safe_link_command(tokens, build_dir)

@@ -32,12 +32,22 @@ ENGINES = ("auto", "relink", "model")
 
 @dataclass(frozen=True)
 class ScanOptions:
+    """How to scan.
+
+    `untrusted_roots`: directories whose programs must not run. The relink runs the linker the
+    build recorded (`.vmlinux.cmd`) only when it resolves, on PATH or as a path, outside all of
+    them; otherwise `--engine relink` fails saying so and `auto` uses the model with a note. The
+    language server passes its workspace folders (opening an unreviewed tree must not run a
+    binary from it); the CLI passes none: the build dir the user names is the user's choice.
+    """
+
     engine: str = "auto"
     script: Path | None = None
     threshold: float = DEFAULT_THRESHOLD
     include_ok: bool = False
     log: str | None = None  # read this linker log of a build dir (or PATH itself) instead of the ELF
     linker: str = "auto"  # whose veneers and ranges decide veneer vs overflow: lld, gnu, or from the build
+    untrusted_roots: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,20 +69,23 @@ def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput,
     return inputs, obj, arch.for_linker(flavour), flavour
 
 
-def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None = None) -> Placement:
+def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None = None,
+          untrusted_roots: tuple[Path, ...] = ()) -> Placement:
     """Where every input section lands: read from a linked image, or from one of the two engines.
 
     `flavour` (`lld`/`gnu`, default: the build's linker) decides whose layout: the relink runs
     that linker, the model follows its placement rules. `auto` relinks when that linker is
     installed, and falls back to the model, saying why in a note, when it is not or when the
     relink fails for a reason of its own (the relink never fails for reach: --noinhibit-exec).
+    A linker inside `untrusted_roots` never runs (`ScanOptions.untrusted_roots`).
     """
     if engine not in ENGINES:
         raise ReachlsError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
     if not obj.is_relocatable:
         return linked_placement(obj)
     flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
-    placement = _place_relocatable(obj, for_machine(obj.machine, str(obj.path)), inputs, engine, flavour)
+    placement = _place_relocatable(obj, for_machine(obj.machine, str(obj.path)), inputs, engine, flavour,
+                                   untrusted_roots)
     if inputs.links_objects and not placement.pieces:
         placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
     return placement
@@ -91,7 +104,7 @@ def _replays_objects(inputs: BuildInputs, flavour: str) -> bool:
 
 
 def _place_relocatable(obj: ElfInput, arch: Architecture, inputs: BuildInputs, engine: str,
-                       flavour: str) -> Placement:
+                       flavour: str, untrusted_roots: tuple[Path, ...]) -> Placement:
     if engine == "model":
         return _model(obj, arch, inputs, flavour)
     command = inputs.link_command or LinkCommand(LINKER_NAMES[flavour], (), inputs.script, flavour=flavour)
@@ -99,7 +112,7 @@ def _place_relocatable(obj: ElfInput, arch: Architecture, inputs: BuildInputs, e
     if inputs.script is not None:
         command = dataclasses.replace(command, script=inputs.script)
     try:
-        linker = find_linker(flavour, inputs.link_command, arch.gnu_ld)
+        linker = find_linker(flavour, inputs.link_command, arch.gnu_ld, untrusted_roots)
         if _replays_objects(inputs, flavour):
             return relink_objects_layout(obj, command, inputs.partial_link, linker)
         return relink_layout(obj, command, linker)
@@ -148,7 +161,7 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
-        placement = place(obj, inputs, options.engine, flavour)
+        placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
                                 "relocatable" if obj.is_relocatable else "linked",
                                 "decoded" if decoded else placement.engine, placement.linker)
@@ -184,7 +197,7 @@ def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[P
     from the start of its output section."""
     inputs, obj, _, flavour = open_input(path, options)
     with obj:
-        placement = place(obj, inputs, options.engine, flavour)
+        placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
         functions = []
         for label in obj.code_labels():
             if label.section not in placement.section_address:

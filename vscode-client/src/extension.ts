@@ -19,14 +19,14 @@ import {
 import { INSTALL_FROM_CHECKOUT, resolveServer } from "./server";
 import {
     PathMappingsSetting, ReachlsConfig, configurationChange, initializationOptions, serverSettings, settingPath,
-    withMapping,
+    untrustedSettings, withMapping,
 } from "./settings";
 import { StatusItem } from "./status";
 
 const REPORT_URI = vscode.Uri.parse("reachls-report:/reachls%20report.txt");
 // Settings the running server takes through didChangeConfiguration; `server.*` needs a restart.
 const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "linker", "pathMappings", "severity", "discoveryDepth",
-    "debounceSeconds"];
+    "debounceSeconds", "allowWorkspaceLinker"];
 
 /**
  * The server advertises `reachls.rescan` and `reachls.report` as LSP commands. The stock client
@@ -76,8 +76,10 @@ function currentSettings() {
         severity: config.get("severity"),
         discoveryDepth: config.get("discoveryDepth"),
         debounceSeconds: config.get("debounceSeconds"),
+        allowWorkspaceLinker: config.get("allowWorkspaceLinker"),
     };
-    return serverSettings(section, workspaceFolders());
+    const settings = serverSettings(section, workspaceFolders());
+    return vscode.workspace.isTrusted ? settings : untrustedSettings(settings);
 }
 
 /**
@@ -151,6 +153,10 @@ class Extension implements vscode.Disposable {
             },
         };
         this.output.appendLine(`reachls: starting ${server.command} ${server.args.join(" ")}`);
+        if (!vscode.workspace.isTrusted) {
+            this.output.appendLine("reachls: this workspace is not trusted: no linker runs, the linker-script model " +
+                "places the sections (trust the workspace to relink with the build's linker)");
+        }
         const client = new ReachlsClient("reachls", "reachls", serverOptions, clientOptions);
         client.onNotification(SCAN_STATUS_METHOD, (params: unknown) => {
             const scan = parseScanStatus(params);
@@ -309,10 +315,15 @@ class Extension implements vscode.Disposable {
         if (event.affectsConfiguration("reachls.server")) {
             void this.restart();
         } else if (SERVER_SETTINGS.some((key) => event.affectsConfiguration(`reachls.${key}`))) {
-            if (this.client?.isRunning()) {
-                void this.client.sendNotification(DidChangeConfigurationNotification.type,
-                    configurationChange(currentSettings()));
-            }
+            this.sendSettings();
+        }
+    }
+
+    /** The server's settings changed (or the workspace became trusted): tell the running server. */
+    sendSettings(): void {
+        if (this.client?.isRunning()) {
+            void this.client.sendNotification(DidChangeConfigurationNotification.type,
+                configurationChange(currentSettings()));
         }
     }
 
@@ -343,6 +354,8 @@ export function activate(context: vscode.ExtensionContext): void {
         vscode.commands.registerCommand("reachls.setBuildDirectory", () => ext.setBuildDirectory()),
         vscode.commands.registerCommand("reachls.addPathMapping", () => ext.addPathMapping()),
         vscode.workspace.onDidChangeConfiguration((event) => ext.configurationChanged(event)),
+        // Trusted now: the build's own linker may relink.
+        vscode.workspace.onDidGrantWorkspaceTrust(() => ext.sendSettings()),
         // The server learns its workspace roots (where it looks for build dirs) at start-up.
         vscode.workspace.onDidChangeWorkspaceFolders(() => void ext.restart()),
     );

@@ -36,9 +36,10 @@ export interface ReachlsConfig {
     severity?: Partial<Record<string, string>>;
     discoveryDepth?: number;
     debounceSeconds?: number;
+    allowWorkspaceLinker?: boolean;
 }
 
-/** What the server's `Settings.from_json` reads. */
+/** What the server's `read_settings` reads. */
 export interface ServerSettings {
     buildDirs: string[];
     threshold: number;
@@ -48,6 +49,7 @@ export interface ServerSettings {
     severity: Record<Status, Severity>;
     discoveryDepth: number;
     debounceSeconds: number;
+    allowWorkspaceLinker: boolean;
 }
 
 export const DEFAULTS: ServerSettings = {
@@ -59,6 +61,7 @@ export const DEFAULTS: ServerSettings = {
     severity: { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" },
     discoveryDepth: 4,
     debounceSeconds: 0.5,
+    allowWorkspaceLinker: false,
 };
 
 function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
@@ -144,7 +147,16 @@ export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly
         severity,
         discoveryDepth: Math.floor(finite(config.discoveryDepth, DEFAULTS.discoveryDepth)),
         debounceSeconds: finite(config.debounceSeconds, DEFAULTS.debounceSeconds),
+        allowWorkspaceLinker: config.allowWorkspaceLinker === true,
     };
+}
+
+/**
+ * The settings in a workspace the user has not trusted: sections placed by the linker-script
+ * model, so no linker runs at all (a build's link command may name a program inside the workspace).
+ */
+export function untrustedSettings(settings: ServerSettings): ServerSettings {
+    return { ...settings, engine: "model", allowWorkspaceLinker: false };
 }
 
 /**

@@ -17,7 +17,9 @@ const { spawn } = require("child_process");
 const rpc = require("vscode-languageserver-protocol/node");
 
 const { resolveServer } = require("../out/server.js");
-const { serverSettings, configurationChange, initializationOptions, settingPath, withMapping } = require("../out/settings.js");
+const {
+    serverSettings, configurationChange, initializationOptions, settingPath, untrustedSettings, withMapping,
+} = require("../out/settings.js");
 const { parseScanStatus, statusText, statusTooltip, suggestMapping, unmappedPath } = require("../out/scanStatus.js");
 
 const [tree, python] = process.argv.slice(2);
@@ -76,6 +78,13 @@ async function main() {
         assert.deepStrictEqual(settings.pathMappings, [{ from: "/build/linux", to: tree }]);
         assert.strictEqual(settings.linker, "lld");
         assert.strictEqual(serverSettings({ linker: "bfd" }, [tree]).linker, "auto");
+        assert.strictEqual(settings.allowWorkspaceLinker, false);
+        assert.strictEqual(serverSettings({ allowWorkspaceLinker: true }, [tree]).allowWorkspaceLinker, true);
+    });
+
+    await check("an untrusted workspace: the model engine, no linker from the workspace", () => {
+        const asked = serverSettings({ ...userSettings, allowWorkspaceLinker: true }, [tree]);
+        assert.deepStrictEqual(untrustedSettings(asked), { ...asked, engine: "model", allowWorkspaceLinker: false });
     });
 
     await check("path mappings: the list form of earlier versions is still read, and added to", () => {
@@ -236,6 +245,23 @@ async function main() {
             const hover = await connection.sendRequest(rpc.HoverRequest.type,
                 { textDocument: { uri: entryUri }, position: errors[0].range.start });
             assert.match(hover.contents.value, /placed by \| model/);
+        });
+
+        // The workspace stops being trusted (a new window on it): what the extension then sends.
+        const rescanned = async (next) => {
+            const scans = scanStatuses.length;
+            await connection.sendNotification(rpc.DidChangeConfigurationNotification.type, configurationChange(next));
+            await waitFor("a scan after didChangeConfiguration", () => scanStatuses.length > scans);
+            const hover = await connection.sendRequest(rpc.HoverRequest.type,
+                { textDocument: { uri: entryUri }, position: errors[0].range.start });
+            return hover.contents.value;
+        };
+        const trusted = serverSettings({ ...userSettings, allowWorkspaceLinker: true }, [tree]);
+        await check("trusted again: the relink engine", async () => {
+            assert.match(await rescanned(trusted), /placed by \| relink/);
+        });
+        await check("untrusted: placed by the model, whatever the settings ask", async () => {
+            assert.match(await rescanned(untrustedSettings(trusted)), /placed by \| model/);
         });
         await check("no error messages from the server", () => assert.deepStrictEqual(messages, []));
 

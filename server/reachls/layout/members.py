@@ -18,6 +18,7 @@ checked: the pieces, concatenated per name in input order with each one's alignm
 from __future__ import annotations
 
 import re
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,14 +55,35 @@ class _Archive:
     index: list[tuple[str, int]]  # (symbol, member number), in the index's order
 
 
+def _regular(path: Path) -> Path:
+    """`path`, once known to be a regular file: an archive names its members, which may be anything
+    (opening a FIFO blocks)."""
+    try:
+        is_regular = stat.S_ISREG(path.stat().st_mode)
+    except OSError as exc:
+        raise ReachlsError(f"cannot read: {exc.strerror or exc}", str(path)) from None
+    except ValueError:  # a NUL byte in the name
+        raise ReachlsError("not a file name", repr(str(path))) from None
+    if not is_regular:
+        raise ReachlsError("not a regular file", str(path))
+    return path
+
+
 def _read_archive(path: Path) -> _Archive:
     """A thin GNU archive (kbuild's `ar cDPrST`): its members are paths beside it, not contents."""
     try:
-        data = path.read_bytes()
+        data = _regular(path).read_bytes()
     except OSError as exc:
         raise ReachlsError(f"cannot read the archive: {exc.strerror}", str(path)) from None
     if not data.startswith(b"!<thin>\n"):
         raise ReachlsError("not a thin archive (the model reads kbuild's thin archives only)", str(path))
+    try:
+        return _parse_thin_archive(path, data)
+    except (ValueError, struct.error) as exc:  # a size that is not a number, a name not found or not UTF-8
+        raise ReachlsError(f"malformed archive: {exc}", str(path)) from None
+
+
+def _parse_thin_archive(path: Path, data: bytes) -> _Archive:
     position, long_names, raw_index, raw_index_width = 8, b"", b"", 4
     members: list[Path] = []
     member_at: dict[int, int] = {}
@@ -117,7 +139,7 @@ class _Resolution:
         self.loaded: list[Path] = []
 
     def load(self, path: Path) -> None:
-        with ElfInput(path) as obj:
+        with ElfInput(_regular(path)) as obj:
             defined, referenced = _symbol_states(obj)
         for name in defined:
             self.state[name] = _DEFINED
@@ -198,7 +220,7 @@ def object_sections(objects: list[tuple[int, Path]]) -> list[ObjectSection]:
     """Every allocated section of `objects` (rank, path), object by object, each object's in its own order."""
     sections = []
     for rank, path in objects:
-        with ElfInput(path) as obj:
+        with ElfInput(_regular(path)) as obj:
             sections += [ObjectSection(rank, s.index, s.name, s.flags, s.sh_type, s.align, s.size)
                          for s in obj.sections if s.flags & SHF_ALLOC]
     return sections

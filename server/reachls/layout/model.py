@@ -31,6 +31,7 @@ import fnmatch
 import operator
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -535,15 +536,16 @@ class _Layout:
                          got_address=got.addr if got is not None and id(got.output) in placed_ids else None)
 
 
-def _walk(expr: Expr):
-    yield expr
+def _walk(expr: Expr) -> Iterator[Expr]:
+    """Every node of `expr`, parents first, without recursion."""
     children = {Unary: ("operand",), Binary: ("left", "right"), Ternary: ("condition", "then", "otherwise")}
-    for attr in children.get(type(expr), ()):
-        yield from _walk(getattr(expr, attr))
-    if isinstance(expr, Call):
-        for arg in expr.args:
-            if not isinstance(arg, str):
-                yield from _walk(arg)
+    pending = [expr]
+    while pending:
+        node = pending.pop()
+        yield node
+        pending += reversed([getattr(node, attr) for attr in children.get(type(node), ())])
+        if isinstance(node, Call):
+            pending += reversed([arg for arg in node.args if not isinstance(arg, str)])
 
 
 def _command_expressions(command) -> list[Expr]:

@@ -29,6 +29,7 @@ from . import LINKER_NAMES, Placement, undefined_symbols
 from .linkopts import LinkCommand, build_flavour
 from .members import final_link_inputs
 from .merged import place_merge_sections, unplaced_merge_sections
+from .script import check_size
 
 RELINK_TIMEOUT_SECONDS = 600
 _MAP_LINE = re.compile(r"^\s*([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\d+) (\s*)(\S.*)$")
@@ -43,17 +44,37 @@ _GNU_SYNTHETIC_FILE = "linker stubs"
 _LLD_GOT = "<internal>:(.got)"
 
 
-def find_linker(flavour: str, command: LinkCommand | None, gnu_ld: str | None) -> str:
+def find_linker(flavour: str, command: LinkCommand | None, gnu_ld: str | None,
+                untrusted_roots: tuple[Path, ...] = ()) -> str:
     """The linker binary to relink with: the build's own when it is of `flavour`, else the
-    flavour's usual one (`ld.lld`, or the architecture's GNU ld, `gnu_ld`)."""
+    flavour's usual one (`ld.lld`, or the architecture's GNU ld, `gnu_ld`).
+
+    A relative path with a directory part is the build dir's (kbuild runs there). A linker that
+    resolves inside one of `untrusted_roots` is refused, not replaced: the build asked for it."""
     build_linker = command.linker if command else None
     candidates = [build_linker] if build_linker and build_flavour(build_linker) == flavour else []
     candidates.append("ld.lld" if flavour == "lld" else gnu_ld)
     for name in candidates:
-        if name and (found := shutil.which(name)):
+        if name and (found := _which(name, command.base_dir if command else Path("."))):
+            _refuse_untrusted(name, Path(found), untrusted_roots)
             return found
     wanted = " or ".join(dict.fromkeys(n for n in candidates if n)) or f"a {LINKER_NAMES[flavour]}"
     raise ReachlsError(f"no {wanted} found to relink with (install it, or use --engine model)")
+
+
+def _which(name: str, base_dir: Path) -> str | None:
+    """`name` looked up on PATH, or, with a directory part, as a path from `base_dir`."""
+    if "/" in name and not Path(name).is_absolute():
+        name = str(base_dir / name)
+    return shutil.which(name)
+
+
+def _refuse_untrusted(name: str, found: Path, untrusted_roots: tuple[Path, ...]) -> None:
+    real = found.resolve()
+    for root in untrusted_roots:
+        if real.is_relative_to(root.resolve()):
+            raise ReachlsError(f"the linker {name} resolves to {real}, inside the untrusted {root}: "
+                               "not run (use --engine model, or trust that folder)")
 
 
 def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement:
@@ -135,10 +156,15 @@ def link_defined_symbols(obj: ElfInput, image_path: Path) -> dict[str, int]:
 
 
 def _script_option(command: LinkCommand) -> list[str]:
+    """`-T script`, once the script is known to be one the linker reads in bounded time."""
     if command.script is None:
         return []
     if not command.script.is_file():
         raise ReachlsError("linker script not found", str(command.script))
+    try:
+        check_size(command.script.read_bytes(), str(command.script))
+    except OSError as exc:
+        raise ReachlsError(f"cannot read linker script: {exc.strerror or exc}", str(command.script)) from None
     return ["-T", str(command.script.resolve())]
 
 
@@ -152,11 +178,15 @@ def _link(linker: str, arguments: list[str], output: Path, flavour: str) -> str:
     argv = [linker, *arguments, "-o", str(output), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
     if flavour == "lld":
         argv.append("--error-limit=0")
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=output.parent,
+    try:  # the linker echoes the script's bytes, whatever their encoding
+        result = subprocess.run(argv, capture_output=True, text=True, errors="replace", cwd=output.parent,
                                 timeout=RELINK_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
+    except OSError as exc:  # E2BIG: the build's options are too many or too long to pass on
+        raise ReachlsError(f"cannot run the linker: {exc.strerror or exc}", linker) from None
+    except ValueError as exc:  # an option with a NUL byte
+        raise ReachlsError(f"cannot run the linker: {exc}", linker) from None
     # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
     # unencodeable immediates) kept the output from being written. No map: the link failed.
     if not map_path.is_file() or not map_path.stat().st_size:

@@ -7,18 +7,36 @@ the report would still look plausible.
 
 Tokens follow lld: section names and patterns are read as "words" (so `.text.hot.*` and
 `___ksymtab+*` stay whole), while expressions are read with operators split out (`a+b`).
+
+Expressions are read and evaluated recursively, so their size is bounded (`MAX_EXPRESSION_NESTING`,
+`MAX_EXPRESSION_TERMS`, far above a kernel's): a script nested thousands deep is refused at the
+line it starts on instead of exhausting the stack. `check_size` bounds what any reader of the
+script faces, this one or a linker (ld.lld takes time quadratic in an expression's length: 10 s
+for 10 000 terms), without reading the grammar: no statement longer than `MAX_STATEMENT_CHARS`
+and no parentheses nested deeper than `MAX_EXPRESSION_NESTING`.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import ReachlsError
 
 # --- expressions ------------------------------------------------------------------------------
+
+#: Parentheses, unary operators, function calls and `?:` one inside another, in one expression.
+MAX_EXPRESSION_NESTING = 64
+#: Operands of one expression (a kernel's longest has a few dozen).
+MAX_EXPRESSION_TERMS = 256
+#: Characters between two of `;`, `{`, `}` outside comments (an arm64 kernel's longest: about 500).
+MAX_STATEMENT_CHARS = 8192
 
 
 @dataclass(frozen=True)
@@ -249,6 +267,8 @@ class _Parser:
     def __init__(self, text: str, path: str) -> None:
         self.lex = _Lexer(text, path)
         self.path = path
+        self._nesting = self._terms = 0
+        self._expression_start = 0
 
     def script(self) -> LinkerScript:
         lex = self.lex
@@ -514,12 +534,27 @@ class _Parser:
     # expressions, precedence climbing as in lld (ternary binds loosest)
 
     def expr(self) -> Expr:
-        condition = self._binary(self._primary(), 1)
-        if not self.lex.accept("?"):
-            return condition
-        then = self.expr()
-        self.lex.expect(":")
-        return Ternary(condition, then, self.expr())
+        if self._nesting == 0:
+            self._terms, self._expression_start = 0, self.lex.skip_space()
+        with self._nested():
+            condition = self._binary(self._primary(), 1)
+            if not self.lex.accept("?"):
+                return condition
+            then = self.expr()
+            self.lex.expect(":")
+            return Ternary(condition, then, self.expr())
+
+    @contextmanager
+    def _nested(self) -> Iterator[None]:
+        """One level deeper into the expression begun at `_expression_start`: bounded."""
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_EXPRESSION_NESTING:
+                raise self.lex.error(f"expression nested more than {MAX_EXPRESSION_NESTING} deep",
+                                     self._expression_start)
+            yield
+        finally:
+            self._nesting -= 1
 
     def _binary(self, left: Expr, min_precedence: int) -> Expr:
         lex = self.lex
@@ -537,8 +572,12 @@ class _Parser:
         start = lex.skip_space()
         line = lex.line(start)
         token = lex.next()
+        self._terms += 1
+        if self._terms > MAX_EXPRESSION_TERMS:
+            raise lex.error(f"expression of more than {MAX_EXPRESSION_TERMS} terms", self._expression_start)
         if token in ("-", "~", "!", "+"):
-            operand = self._primary()
+            with self._nested():
+                operand = self._primary()
             return operand if token == "+" else Unary(token, operand)
         if token == "(":
             inner = self.expr()
@@ -596,12 +635,49 @@ def parse_linker_script(text: str, path: str) -> LinkerScript:
     return _Parser(text, path).script()
 
 
+_BYTE_ORDER_MARK = b"\xef\xbb\xbf"
+_STATEMENT_END = re.compile(rb"[;{}]")
+
+
+def _without_comments(data: bytes) -> bytes:
+    """`data` with each comment a space, in one pass (a lazy regex rescans to the end from every
+    `/*` of an unterminated run); an unterminated comment ends the text, as the readers say."""
+    code, position = [], 0
+    while (start := data.find(b"/*", position)) >= 0:
+        code.append(data[position:start])
+        end = data.find(b"*/", start + 2)
+        if end < 0:
+            return b" ".join(code)
+        position = end + 2
+    code.append(data[position:])
+    return b" ".join(code)
+
+
+def check_size(data: bytes, where: str) -> None:
+    """Refuse a script whose statements are longer, or parentheses deeper, than any real script's."""
+    code = _without_comments(data)
+    longest = max(map(len, _STATEMENT_END.split(code)))
+    if longest > MAX_STATEMENT_CHARS:
+        raise ReachlsError(f"a linker script statement of {longest} characters (more than {MAX_STATEMENT_CHARS})",
+                           where)
+    symbols = np.frombuffer(code, np.uint8)
+    depth = np.cumsum((symbols == ord("(")).astype(np.int64) - (symbols == ord(")")))
+    if depth.size and depth.max() > MAX_EXPRESSION_NESTING:
+        raise ReachlsError(f"linker script parentheses nested more than {MAX_EXPRESSION_NESTING} deep", where)
+
+
 def load_linker_script(path: Path | str) -> LinkerScript:
-    """Read and parse a script file, turning I/O and decoding problems into one-line errors."""
+    """Read and parse a script file, turning I/O problems into one-line errors.
+
+    The linkers read bytes: other than UTF-8 is fine in a comment (decoded leniently here), and a
+    byte-order mark is refused, as ld.lld refuses it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ReachlsError("linker script not found", str(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReachlsError(f"cannot read linker script: {exc}", str(path)) from None
-    return parse_linker_script(text, str(path))
+    except OSError as exc:
+        raise ReachlsError(f"cannot read linker script: {exc.strerror or exc}", str(path)) from None
+    if data.startswith(_BYTE_ORDER_MARK):
+        raise ReachlsError("linker script starts with a byte-order mark (the linkers refuse it)", f"{path}:1")
+    check_size(data, str(path))
+    return parse_linker_script(data.decode("utf-8", "replace"), str(path))

@@ -22,6 +22,13 @@ from ..findings import Finding
 from ..sources.asm import Span
 
 
+def local_path(uri: str) -> Path | None:
+    """The file a `file:` URI names; None for any other scheme (an untitled buffer, a remote file)
+    and for a name no file can have (a NUL byte)."""
+    path = to_fs_path(uri)
+    return Path(path) if path and "\0" not in path else None
+
+
 @dataclass(frozen=True)
 class Shown:
     """A finding where it is in the current text: its span there (str columns) and LSP range."""
@@ -43,7 +50,8 @@ class Documents:
     def buffers(self) -> dict[Path, str]:
         """The text of every open `file:` document, as the editor holds it."""
         documents = dict(self._server.workspace.text_documents)  # one copy: didOpen may add to it meanwhile
-        return {Path(to_fs_path(uri)): document.source for uri, document in documents.items() if uri.startswith("file:")}
+        paths = {uri: local_path(uri) for uri in documents}
+        return {path: documents[uri].source for uri, path in paths.items() if path is not None}
 
     def current(self, path: Path) -> str:
         """The open buffer's text, else the file on disk ('' once it is gone)."""

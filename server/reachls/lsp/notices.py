@@ -126,6 +126,12 @@ class Notices:
         log.log(logging.WARNING if level is lsp.MessageType.Warning else logging.INFO, "%s", message)
         self._server.window_log_message(lsp.LogMessageParams(type=level, message=f"reachls: {message}"))
 
+    def settings_refused(self, message: str) -> None:
+        """Settings the user wrote that cannot be used: said each time they are sent, statusNotifications or not."""
+        self.log(message, lsp.MessageType.Warning)
+        self._server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
+                                                               message=f"reachls: {message}"))
+
     def raise_problem(self, problem: Problem) -> None:
         """Keep `problem` listed until cleared; log and show it unless this very problem was already."""
         self._problems[(problem.kind, problem.build_dir)] = problem

@@ -15,14 +15,15 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.lsp.server import LanguageServer
-from pygls.uris import from_fs_path, to_fs_path
+from pygls.uris import from_fs_path
 
 from .. import __version__
 from ..anchor import SourceTexts
@@ -31,48 +32,21 @@ from ..findings import WORKSPACE_SKIPPED_DIRS, Findings, PathMapper, source_find
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
-from ..record import DEFAULT_THRESHOLD
 from ..report import text_report
-from .documents import Documents, Shown
+from .documents import Documents, Shown, local_path
 from .hover import hover_markdown
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
+from .settings import Settings, read_settings
 from .watch import BuildWatcher
+from .wire import ReachProtocol, start_stdio
 
-DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "warning", "fragile": "information"}
 SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSeverity.Warning,
               "information": lsp.DiagnosticSeverity.Information, "hint": lsp.DiagnosticSeverity.Hint}
 #: How long after the last keystroke diagnostics are moved to follow an unsaved edit.
 EDIT_SETTLE_SECONDS = 0.15
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Client settings (initializationOptions, or the `reachls` section of didChangeConfiguration)."""
-
-    build_dirs: tuple[Path, ...] = ()
-    threshold: float = DEFAULT_THRESHOLD
-    engine: str = "auto"
-    linker: str = "auto"
-    path_mappings: tuple[tuple[str, str], ...] = ()
-    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
-    discovery_depth: int = 4
-    debounce_seconds: float = 0.5
-
-    @classmethod
-    def from_json(cls, options: Any) -> "Settings":
-        options = options if isinstance(options, dict) else {}
-        options = options.get("reachls", options)
-        mappings = tuple((m["from"], m["to"]) for m in options.get("pathMappings", []) if "from" in m and "to" in m)
-        return cls(
-            build_dirs=tuple(Path(os.path.expanduser(d)) for d in options.get("buildDirs", [])),
-            threshold=float(options.get("threshold", DEFAULT_THRESHOLD)),
-            engine=options.get("engine", "auto"),
-            linker=options.get("linker", "auto"),
-            path_mappings=mappings,
-            severity={**DEFAULT_SEVERITY, **options.get("severity", {})},
-            discovery_depth=int(options.get("discoveryDepth", 4)),
-            debounce_seconds=float(options.get("debounceSeconds", 0.5)),
-        )
+T = TypeVar("T")
+#: How long a client may take to accept a progress token before the scan goes on without progress.
+PROGRESS_ANSWER_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -97,13 +71,24 @@ def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
     return found
 
 
+def workspace_roots(params: lsp.InitializeParams) -> tuple[list[Path], list[str]]:
+    """The local folders of the workspace (its folders, else rootUri, else rootPath), and the URIs
+    of those that are not local folders (searched for nothing; said in the log)."""
+    uris = [f.uri for f in params.workspace_folders or []] or [
+        u for u in (params.root_uri or (params.root_path and from_fs_path(params.root_path)),) if u]
+    paths = {uri: local_path(uri) for uri in uris}
+    return [p for p in paths.values() if p is not None], [uri for uri, p in paths.items() if p is None]
+
+
 def _line_range(line: int) -> lsp.Range:
     return lsp.Range(lsp.Position(line - 1, 0), lsp.Position(line - 1, 0))
 
 
 class ReachServer(LanguageServer):
+    protocol: ReachProtocol
+
     def __init__(self) -> None:
-        super().__init__("reachls", __version__)
+        super().__init__("reachls", __version__, protocol_cls=ReachProtocol)
         self.settings = Settings()
         self.roots: list[Path] = []
         self.published = Published()
@@ -118,6 +103,17 @@ class ReachServer(LanguageServer):
         self.watcher: BuildWatcher | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._scans: set[asyncio.Task[None]] = set()
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        start_stdio(self, stdin, stdout)
+
+    def apply_settings(self, options: Any) -> None:
+        """Take the settings in `options`; refused keys keep their value and are said in one message."""
+        read = read_settings(options, self.settings)
+        self.settings = read.settings
+        if read.refused:
+            self.notices.settings_refused(read.refused)
 
     # -- scans -------------------------------------------------------------------------------
 
@@ -135,12 +131,26 @@ class ReachServer(LanguageServer):
             self.watcher.stop()
         self.watcher = BuildWatcher(self.build_dirs, self.settings.debounce_seconds, self._artefact_changed)
         self.watcher.start()
-        asyncio.ensure_future(self.rescan())
+        self.start_rescan()
+
+    def start_rescan(self, build_dirs: list[Path] | None = None) -> None:
+        """A rescan in the background, kept so that `shutdown` can stop it."""
+        task = asyncio.ensure_future(self.rescan(build_dirs))
+        self._scans.add(task)
+        task.add_done_callback(self._scans.discard)
+
+    def stop_scans(self) -> None:
+        """`shutdown`: no scan may go on using the worker that is being shut down."""
+        for task in self._scans:
+            task.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.scanner.shutdown(wait=False, cancel_futures=True)
 
     def _artefact_changed(self, build_dir: Path) -> None:
         """Called from the watcher's thread once an artefact is completely written."""
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self.rescan([build_dir])))
+            self.loop.call_soon_threadsafe(self.start_rescan, [build_dir])
 
     async def rescan(self, build_dirs: list[Path] | None = None) -> None:
         build_dirs = build_dirs or self.build_dirs
@@ -150,7 +160,7 @@ class ReachServer(LanguageServer):
             for build_dir in build_dirs:
                 await self._scan_into(build_dir, results)
             mapper = self.mapper
-            findings = await asyncio.get_running_loop().run_in_executor(self.scanner, self._findings, results, mapper)
+            findings = await self._in_worker(self._findings, results, mapper)
             self.notices.mapped(mapper, findings.missing, set(findings.by_path))
             self._publish(Published(results, findings))
             self.notices.send_status(self.build_dirs, results)
@@ -163,15 +173,27 @@ class ReachServer(LanguageServer):
             self.notices.raise_problem(no_artefact(build_dir))
             return
         options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
-                              threshold=self.settings.threshold)
+                              threshold=self.settings.threshold, untrusted_roots=self.linker_untrusted_roots())
         started = time.monotonic()
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self.scanner, scan, build_dir, options)
+            result = await self._in_worker(scan, build_dir, options)
         except ReachlsError as exc:
             self.notices.scan_failed(build_dir, exc, time.monotonic() - started, build_dir in results)
             return
         results[build_dir] = result
         self.notices.scanned(build_dir, result, time.monotonic() - started)
+
+    def linker_untrusted_roots(self) -> tuple[Path, ...]:
+        """The folders no linker may be run from: the workspace's, unless `allowWorkspaceLinker`
+        (opening an unreviewed tree in an editor must not run a program from it)."""
+        return () if self.settings.allow_workspace_linker else tuple(self.roots)
+
+    async def _in_worker(self, function: Callable[..., T], *args: Any) -> T:
+        """`function` on the scan worker. After `shutdown` the worker is gone and the scan is
+        abandoned (cancelled), wherever it was: a cancellation racing a finished await can be lost."""
+        if self.protocol.shut_down:
+            raise asyncio.CancelledError
+        return await asyncio.get_running_loop().run_in_executor(self.scanner, function, *args)
 
     def _findings(self, results: dict[Path, ScanResult], mapper: PathMapper) -> Findings:
         """The findings of every build dir, read against the editor's buffers and the texts as built."""
@@ -216,18 +238,19 @@ class ReachServer(LanguageServer):
         shown = self._shown(uri)
         if shown:
             self.shown[uri] = shown
-        elif self.shown.pop(uri, None) is None and Path(to_fs_path(uri)) not in self.published.findings.by_path:
+        elif self.shown.pop(uri, None) is None and local_path(uri) not in self.published.findings.by_path:
             return  # nothing was shown there and nothing is: no message
         self.text_document_publish_diagnostics(
             lsp.PublishDiagnosticsParams(uri=uri, diagnostics=[self._diagnostic(s) for s in shown]))
 
     def _shown(self, uri: str) -> list[Shown]:
-        findings = self.published.findings.by_path.get(Path(to_fs_path(uri)), [])
-        return self.documents.show(Path(to_fs_path(uri)), findings) if findings else []
+        path = local_path(uri)
+        findings = self.published.findings.by_path.get(path, []) if path is not None else []
+        return self.documents.show(path, findings) if findings else []
 
     def edited(self, uri: str) -> None:
         """An open document changed: move its diagnostics once the typing settles."""
-        if uri not in self.shown and Path(to_fs_path(uri)) not in self.published.findings.by_path:
+        if uri not in self.shown and local_path(uri) not in self.published.findings.by_path:
             return
         if (pending := self._settling.pop(uri, None)) is not None:
             pending.cancel()
@@ -239,8 +262,8 @@ class ReachServer(LanguageServer):
             return None
         token = f"reachls-scan-{uuid.uuid4()}"
         try:
-            await self.work_done_progress.create_async(token)
-        except Exception:  # a client may refuse the token; the scan goes on without progress
+            await asyncio.wait_for(self.work_done_progress.create_async(token), PROGRESS_ANSWER_SECONDS)
+        except Exception:  # a client may refuse the token, or not answer; the scan goes on without progress
             return None
         self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title="reachls", message=title))
         return token
@@ -287,12 +310,12 @@ server = ReachServer()
 
 @server.feature(lsp.INITIALIZE)
 def on_initialize(ls: ReachServer, params: lsp.InitializeParams) -> None:
-    ls.settings = Settings.from_json(params.initialization_options)
-    ls.notices.status_notifications = isinstance(params.initialization_options, dict) and bool(
-        params.initialization_options.get("statusNotifications"))
-    folders = params.workspace_folders or []
-    ls.roots = [Path(to_fs_path(f.uri)) for f in folders] or (
-        [Path(to_fs_path(params.root_uri))] if params.root_uri else [])
+    options = params.initialization_options
+    ls.apply_settings(options)
+    ls.notices.status_notifications = isinstance(options, dict) and options.get("statusNotifications") is True
+    ls.roots, elsewhere = workspace_roots(params)
+    if elsewhere:
+        ls.notices.log(f"not searched for build dirs (not local folders): {', '.join(elsewhere)}")
 
 
 @server.feature(lsp.INITIALIZED)
@@ -303,8 +326,8 @@ def on_initialized(ls: ReachServer, params: lsp.InitializedParams) -> None:
 
 @server.feature(lsp.WORKSPACE_DID_CHANGE_CONFIGURATION)
 def on_configuration(ls: ReachServer, params: lsp.DidChangeConfigurationParams) -> None:
-    if isinstance(params.settings, dict) and params.settings:
-        ls.settings = Settings.from_json(params.settings)
+    if params.settings not in (None, {}):
+        ls.apply_settings(params.settings)
     ls.restart()
 
 
@@ -352,9 +375,7 @@ def on_report(ls: ReachServer, *args: Any) -> str:
 
 @server.feature(lsp.SHUTDOWN)
 def on_shutdown(ls: ReachServer, params: None) -> None:
-    if ls.watcher is not None:
-        ls.watcher.stop()
-    ls.scanner.shutdown(wait=False, cancel_futures=True)
+    ls.stop_scans()
 
 
 def serve() -> None:
