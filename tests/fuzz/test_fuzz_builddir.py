@@ -163,7 +163,8 @@ def run_case(built: Path, case: dict) -> None:
                 holds(FAMILY, lambda: scan(target, options))
         finally:
             for path in unreadable:
-                path.chmod(0o755)
+                if path.exists():  # unless a later edit replaced it
+                    path.chmod(0o755)
 
 
 # --- mutators ---------------------------------------------------------------------------------------
