@@ -116,7 +116,10 @@ def _content(spec: list) -> bytes:
 
 
 def _replace(build: Path, entry: str, kind: str, unreadable: list[Path]) -> None:
+    """Make `build/entry` a file of `kind`; nothing when an earlier edit made its directory something else."""
     path = build / entry
+    if not path.parent.is_dir():
+        return
     if kind == "unreadable":
         if path.exists():
             path.chmod(0)
@@ -127,18 +130,14 @@ def _replace(build: Path, entry: str, kind: str, unreadable: list[Path]) -> None
     elif path.exists() or path.is_symlink():
         path.unlink()
     if kind == "directory":
-        path.mkdir(parents=True)
+        path.mkdir()
     elif kind == "fifo":
-        path.parent.mkdir(parents=True, exist_ok=True)
         os.mkfifo(path)
     elif kind == "symlink-loop":
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to(path.name)
     elif kind == "dangling-symlink":
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.symlink_to("nowhere")
     elif kind == "empty":
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"")
 
 
@@ -163,7 +162,8 @@ def run_case(built: Path, case: dict) -> None:
                 holds(FAMILY, lambda: scan(target, options))
         finally:
             for path in unreadable:
-                path.chmod(0o755)
+                if path.exists():  # unless a later edit replaced it
+                    path.chmod(0o755)
 
 
 # --- mutators ---------------------------------------------------------------------------------------
