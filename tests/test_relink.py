@@ -253,6 +253,18 @@ def test_a_linker_inside_an_untrusted_root_never_runs(tree: Path, tmp_path: Path
     assert not mark.exists()
 
 
+def test_a_log_scan_never_runs_a_linker_inside_an_untrusted_root(tree: Path, tmp_path: Path):
+    """A linker log beside the build's vmlinux.o: placing the object for it is a relink too."""
+    from reachls.pipeline import ScanOptions, scan
+
+    build, mark = build_dir_with_its_own_linker(tree, tmp_path)
+    shutil.copy(tree / "out" / "overflow" / "noinhibit.log", build / "build.log")
+    logged = scan(build, ScanOptions(log="build.log", untrusted_roots=(tmp_path,)))
+    assert logged.analysis.records and not mark.exists()
+    scan(build, ScanOptions(log="build.log"))  # the same scan, trusted: the build's linker relinks
+    assert mark.exists()
+
+
 def place_notes(build: Path, options) -> tuple[str, ...]:
     from reachls.pipeline import function_layout
 

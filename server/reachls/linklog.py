@@ -326,8 +326,10 @@ def looks_like_log(path: Path) -> bool:
 _UNKNOWN_ARCH = Architecture("unknown", "", {}, lambda kind, word: None, lambda kind, insn: None)
 
 
-def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Path | None = None):
-    """Reach records of the overflows in a linker log (a `pipeline.ScanResult`)."""
+def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Path | None = None,
+             untrusted_roots: tuple[Path, ...] = ()):
+    """Reach records of the overflows in a linker log (a `pipeline.ScanResult`). A linker inside
+    `untrusted_roots` never runs to place the build's vmlinux.o (`ScanOptions.untrusted_roots`)."""
     from .pipeline import ScanResult  # pipeline imports this module for its log branch
 
     log = log.resolve()
@@ -365,7 +367,8 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
                     obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
                         "gnu" if overflows[0].linker == GNU else "lld")
                     found, more_notes, lost, mapped = _object_records(obj, obj_arch, name, overflows, build_dir,
-                                                                      engine, script, provenance, bases)
+                                                                      engine, script, provenance, bases,
+                                                                      untrusted_roots)
             except ReachlsError as exc:  # what the log says of it stands without it
                 absent = f"{name} cannot be read as the object the linker read ({exc})"
             else:
@@ -486,12 +489,13 @@ def _build_arch(build_dir: Path | None) -> Architecture:
 
 
 def _placement(obj: ElfInput, name: str, build_dir: Path | None, engine: str, script: Path | None,
-               need_distance: bool) -> tuple[Placement | None, str]:
+               need_distance: bool, untrusted_roots: tuple[Path, ...]) -> tuple[Placement | None, str]:
     """Where the link puts the object's sections, when that can be known, and how it was found."""
     from .pipeline import place
 
     if obj.path.name in ARTEFACTS and obj.path.parent == build_dir:
-        placement = place(obj, dataclasses.replace(find_inputs(build_dir, script), artefact=obj.path), engine)
+        placement = place(obj, dataclasses.replace(find_inputs(build_dir, script), artefact=obj.path), engine,
+                          untrusted_roots=untrusted_roots)
         return placement, f"placed by {placement.engine} of {name} with the build's linker script"
     if need_distance and obj.is_relocatable:
         placement = place(obj, BuildInputs(obj.path, None, script, None), "model")
@@ -519,8 +523,8 @@ def _printed_distance(kind: RelocKind, overflow: LoggedOverflow) -> int | None:
 
 def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: list[LoggedOverflow],
                     build_dir: Path | None, engine: str, script: Path | None, provenance: Provenance,
-                    bases: list[Path]) -> tuple[list[ReachRecord], list[str], list[tuple[str, UncheckedReason,
-                                                                                    UncheckedExample]], bool]:
+                    bases: list[Path], untrusted_roots: tuple[Path, ...]
+                    ) -> tuple[list[ReachRecord], list[str], list[tuple[str, UncheckedReason, UncheckedExample]], bool]:
     """Records of one object's logged overflows: (records, notes, the overflows not read back with
     their type and why, has DWARF)."""
     by_name = {kind.name: kind for kind in arch.kinds.values()}
@@ -530,7 +534,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
     placement: Placement | None = None
     need_distance = any(o.distance is None for o in overflows)
     try:
-        placement, how = _placement(obj, name, build_dir, engine, script, need_distance)
+        placement, how = _placement(obj, name, build_dir, engine, script, need_distance, untrusted_roots)
     except ReachlsError as exc:
         if need_distance:
             raise

@@ -153,7 +153,7 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
     if log is not None:  # a linker log: the overflows it names, read back from their objects
         from .linklog import scan_log
 
-        return scan_log(log, path if path.is_dir() else None, options.engine, options.script)
+        return scan_log(log, path if path.is_dir() else None, options.engine, options.script, options.untrusted_roots)
     inputs, obj, arch, flavour = open_input(path, options)
     with obj:
         decoded = not obj.is_relocatable and not any(
