@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from toolchain import built_once, cache_root
 
 FUNCTIONS = 100_000
 FILES = 16
@@ -84,20 +84,16 @@ def cache_dir() -> Path:
     key = hashlib.sha256(Path(__file__).read_bytes())
     for tool in ("clang", "ld.lld"):
         key.update(subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout.encode())
-    root = Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls"))
-    return root / f"xindex-{key.hexdigest()[:16]}"
+    return cache_root() / f"xindex-{key.hexdigest()[:16]}"
 
 
 def build() -> Path:
     """`many.o` (relocatable, extended numbering), `many.lds`, and its `--noinhibit-exec` link
     `many.elf` with the linker's messages in `many.log`; built once per cache key."""
-    out = cache_dir()
-    if (out / "done").is_file():
-        return out
-    work = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    return built_once(cache_dir(), _make)
 
+
+def _make(work: Path) -> None:
     def assemble(part: int) -> Path:
         source, obj = work / f"part{part:02d}.s", work / f"part{part:02d}.o"
         source.write_text(assembly(part))
@@ -113,10 +109,6 @@ def build() -> Path:
     (work / "many.log").write_text(link.stdout + link.stderr)
     for path in [*objects, *work.glob("part*.s")]:
         path.unlink()
-    (work / "done").touch()
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)
-    return out
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from elftools.dwarf.structs import DWARFStructs
 from reachls.dwarfline import die_offsets, line_rows
 from reachls.elf import ElfInput
 from reachls.sourcemap import SourceMap
-from toolchain import TARGET, need, run
+from toolchain import TARGET, need, run, uleb128
 
 HEADER_H = """\
 static inline int mix(int a, int b)
@@ -216,15 +216,6 @@ def test_children_of_types_are_jumped_over(objects: list[Path]) -> None:
 
 # ----- generated opcode streams -----
 
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _sleb(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -242,28 +233,28 @@ def _random_program(rng: random.Random, base: int) -> bytes:
         if kind < 5:
             out.append(rng.randrange(base, 256))  # special
         elif kind == 5:
-            out += b"\x00" + _uleb(9) + b"\x02" + rng.choice(
+            out += b"\x00" + uleb128(9) + b"\x02" + rng.choice(
                 [0x10000, 0xFFFFFFFFFFFFFFF0, rng.getrandbits(64)]).to_bytes(8, "little")  # set_address
         elif kind == 6:
             out += b"\x00\x01\x01"  # end_sequence
         elif kind == 7:
-            out += b"\x02" + _uleb(rng.choice([rng.randrange(300), 2 ** 64 - 8, 2 ** 70]))  # advance_pc
+            out += b"\x02" + uleb128(rng.choice([rng.randrange(300), 2 ** 64 - 8, 2 ** 70]))  # advance_pc
         elif kind == 8:
             out += b"\x03" + _sleb(rng.randrange(-70000, 70000))  # advance_line
         elif kind == 9:
-            out += bytes([rng.choice([4, 5])]) + _uleb(rng.randrange(400))  # set_file, set_column
+            out += bytes([rng.choice([4, 5])]) + uleb128(rng.randrange(400))  # set_file, set_column
         elif kind == 10:
             out.append(rng.choice([1, 6, 7, 8] + [op for op in (10, 11) if op < base]))
         elif kind == 11:
             out += b"\x09" + rng.randrange(65536).to_bytes(2, "little")  # fixed_advance_pc
         elif kind == 12 and base > 12:
-            out += b"\x0c" + _uleb(rng.randrange(1000))  # set_isa
+            out += b"\x0c" + uleb128(rng.randrange(1000))  # set_isa
         elif kind == 13:
             name = b"gen%d.c\x00" % rng.randrange(100)
-            body = b"\x03" + name + _uleb(rng.randrange(3)) + _uleb(rng.randrange(999)) + _uleb(77)
-            out += b"\x00" + _uleb(len(body)) + body  # define_file
+            body = b"\x03" + name + uleb128(rng.randrange(3)) + uleb128(rng.randrange(999)) + uleb128(77)
+            out += b"\x00" + uleb128(len(body)) + body  # define_file
         elif kind == 14:
-            out += b"\x00\x02\x04" + _uleb(rng.randrange(100))[:1]  # set_discriminator (one byte)
+            out += b"\x00\x02\x04" + uleb128(rng.randrange(100))[:1]  # set_discriminator (one byte)
         else:
             out += b"\x00\x04\x80abc"  # an unknown extended opcode, skipped by its length
     return bytes(out)
@@ -297,7 +288,7 @@ def test_unknown_standard_opcode_skipped_by_declared_length() -> None:
               "maximum_operations_per_instruction": 1, "default_is_stmt": 1,
               "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1, 2, 0]}
     plain = b"\x00\x09\x02" + (0x1000).to_bytes(8, "little") + b"\x05\x07\x01" + b"\x20" + b"\x02\x02\x00\x01\x01"
-    extra = plain[:14] + b"\x0d" + _uleb(300) + _uleb(5) + b"\x0e" + plain[14:]
+    extra = plain[:14] + b"\x0d" + uleb128(300) + uleb128(5) + b"\x0e" + plain[14:]
     a, b = line_rows(plain, header, True, 2 ** 64 - 1), line_rows(extra, header, True, 2 ** 64 - 1)
     assert a.address.tolist() == b.address.tolist() == [0x1000, 0x1000 + 4 * ((0x20 - 15) // 14), 0x1000 + 4 * (
         (0x20 - 15) // 14) + 8]

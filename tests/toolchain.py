@@ -7,10 +7,12 @@ the code under test.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,3 +196,33 @@ def objdump_targets(image: Path) -> dict[int, tuple[str, int | None]]:
 def function_symbols(obj) -> list[tuple[str, int, int, int]]:
     """(name, section, value, size) of the STT_FUNC symbols of a reachls `ElfInput`."""
     return [(label.name, label.section, label.value, label.size) for label in obj.code_labels() if label.is_function]
+
+
+def cache_root() -> Path:
+    """Where costly test inputs are cached, outside the work tree."""
+    return Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls"))
+
+
+def built_once(out: Path, make: Callable[[Path], None]) -> Path:
+    """`out`, made by `make(work)` in a private sibling and renamed into place only once complete,
+    so an interrupted build is never taken for a cached one."""
+    if (out / "done").is_file():
+        return out
+    work = out.with_name(out.name + f".tmp{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    make(work)
+    (work / "done").touch()
+    shutil.rmtree(out, ignore_errors=True)
+    work.rename(out)
+    return out
+
+
+def uleb128(value: int) -> bytes:
+    """An unsigned LEB128, as DWARF encodes lengths, offsets and operands."""
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)

@@ -15,7 +15,6 @@ using the pristine file's layout as pyelftools reads it (the test's own reading,
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any
 from elftools.elf.elffile import ELFFile
 from hypothesis import strategies as st
 
-from toolchain import EXAMPLE
+from toolchain import EXAMPLE, built_once, cache_root, uleb128
 
 Mutation = dict[str, Any]
 
@@ -85,18 +84,15 @@ def cache_dir() -> Path:
         key.update(str(path.relative_to(EXAMPLE)).encode() + path.read_bytes())
     for tool in ("clang", "ld.lld"):
         key.update(subprocess.run([tool, "--version"], capture_output=True, text=True, check=True).stdout.encode())
-    root = Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls"))
-    return root / f"fuzz-elf-{key.hexdigest()[:16]}"
+    return cache_root() / f"fuzz-elf-{key.hexdigest()[:16]}"
 
 
 def build() -> Path:
     """The pristine inputs (INPUTS and the example's linker script), built once per cache key."""
-    out = cache_dir()
-    if (out / "done").is_file():
-        return out
-    work = out.with_name(out.name + f".tmp{os.getpid()}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    return built_once(cache_dir(), _make_inputs)
+
+
+def _make_inputs(work: Path) -> None:
     tree = work / "hyp-lto"
     shutil.copytree(EXAMPLE, tree, ignore=shutil.ignore_patterns("out"))
     # The example without its generated filler: the same kernel-like layout, a few KB.
@@ -110,10 +106,6 @@ def build() -> Path:
     (work / "small.c").write_text(SMALL_C)
     for name, command in OBJECTS.items():
         subprocess.run([*command, work / "small.c", "-o", work / name], check=True, capture_output=True)
-    (work / "done").touch()
-    shutil.rmtree(out, ignore_errors=True)
-    work.rename(out)
-    return out
 
 
 @dataclass(frozen=True)
@@ -263,22 +255,13 @@ def elf_mutation(layout: Layout) -> st.SearchStrategy[Mutation]:
     return st.one_of(header, section, symbol, truncate, *relocations)
 
 
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def dwarf_mutation(layout: Layout) -> st.SearchStrategy[Mutation]:
     """One change to the debug sections: bytes flipped or overwritten (huge LEB128s among them), a unit
     header field (zero line_range, lengths past the end, ...), a section cut short, a debug relocation."""
     sections = layout.debug_sections
     size_of = {name: layout.section(name)[2] for name in sections}
     patch = st.one_of(st.binary(min_size=1, max_size=8),
-                      st.integers(0, 1 << 70).map(_leb),
+                      st.integers(0, 1 << 70).map(uleb128),
                       st.integers(1, 40).map(lambda n: b"\xff" * n + b"\x01"),
                       st.sampled_from([b"\0", b"\0\0\0\0", b"\xff\xff\xff\xff", b"\xff\xff\xff\xff\xff\xff\xff\x7f"]))
     raw = st.sampled_from(sections).flatmap(lambda name: st.fixed_dictionaries(
