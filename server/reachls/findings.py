@@ -16,6 +16,7 @@ import dataclasses
 import os
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,16 @@ _MACRO_RE = re.compile(r"^\s*\.macro\s+([A-Za-z_.$][\w.$]*)", re.M)
 
 WORKSPACE_SKIPPED_DIRS = frozenset({".git", "node_modules", ".venv", "__pycache__", ".cache"})
 MIN_TAIL_PARTS = 2  # a directory and a file: a bare file name matches too much to learn a tree from
+
+
+def walk_workspace(roots: Iterable[Path], depth: int) -> Iterator[tuple[int, Path, list[str], list[str]]]:
+    """(level, directory, subdirectory names, file names) of every directory at most `depth` levels
+    into the workspace folders, skipping tool and VCS directories, in a stable order."""
+    for root in roots:
+        for current, dirs, files in os.walk(root):
+            level = len(Path(current).relative_to(root).parts)
+            dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < depth else []
+            yield level, Path(current), dirs, files
 
 
 class PathMapper:
@@ -119,12 +130,9 @@ class PathMapper:
         workspace: listed once, so a tail is looked up, never searched for."""
         if self._dirs_by_name is None:
             self._dirs_by_name = defaultdict(list)
-            for root in self.roots:
-                for current, dirs, _ in os.walk(root):
-                    level = len(Path(current).relative_to(root).parts)
-                    dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < self.depth else []
-                    for name in dirs:
-                        self._dirs_by_name[name].append((level, Path(current)))
+            for level, current, dirs, _ in walk_workspace(self.roots, self.depth):
+                for name in dirs:
+                    self._dirs_by_name[name].append((level, current))
         return self._dirs_by_name
 
     def kernel_root(self, source: Path) -> Path | None:
@@ -172,10 +180,17 @@ class _Sources:
         self._asm: dict[Path, tuple[AsmFile, list[str], set[str]]] = {}
         self._c: dict[Path, CFile] = {}
         self._changed: dict[Path, bool] = {}
+        self._lines: dict[Path, list[str]] = {}
 
     def text(self, path: Path) -> str:
         text = self._findings.texts[path] = self._texts.read(path)
         return text
+
+    def lines(self, path: Path) -> list[str]:
+        """The text's lines, split once per file however many findings it holds."""
+        if path not in self._lines:
+            self._lines[path] = self.text(path).split("\n")
+        return self._lines[path]
 
     def changed(self, path: Path, built: float) -> bool:
         """Has the file changed since the artefact was built? Unchanged, its text is as built."""
@@ -195,7 +210,7 @@ class _Sources:
             included = _included_macros(path, asm, mapper)
             if included:  # now known, their invocations parse as macro invocations, not instructions
                 asm = parse_asm(text, self._dialect, known_macros=included)
-            self._asm[path] = (asm, text.split("\n"), asm.macros | included)
+            self._asm[path] = (asm, self.lines(path), asm.macros | included)
         return self._asm[path]
 
     def c(self, path: Path) -> CFile:
@@ -283,8 +298,8 @@ def _agreement(path: Path, arch: Architecture, mapper: PathMapper, sources: _Sou
         for statement in asm.statements:
             by_line[statement.line].append(statement)
         return lambda line, record: any(statement_agrees(s, record, arch) for s in by_line.get(line, ()))
-    lines = sources.text(path).split("\n")
-    return lambda line, record: names_target(lines[line - 1], record)
+    lines = sources.lines(path)
+    return lambda line, record: names_target(_line(lines, line), record)
 
 
 def _what(record: ReachRecord) -> str:
@@ -310,23 +325,23 @@ def _site_finding(record: ReachRecord, path: Path, line: int, arch: Architecture
             elif record.status is not Status.VENEER:
                 fixes += arch.asm_fixes(path, statement, lines[statement.line - 1], asm, macros)
     if span is None:
-        span = _line_span(sources.text(path), line)
+        span = _line_span(sources.lines(path), line)
     if changed:
         message += changed_note(built)
     fixes += _target_fixes(record, mapper, sources)
     related = _related_target(record, mapper, sources)
     return Finding(path, span, "site", (record,), message, related, tuple(fixes),
-                   _statement_text(sources.text(path), span), built)
+                   normalise(_line(sources.lines(path), span.line)[span.start:span.end]), built)
 
 
-def _statement_text(text: str, span: Span) -> str:
-    return normalise(text.split("\n")[span.line - 1][span.start:span.end])
+def _line(lines: list[str], line: int) -> str:
+    """Line `line` (1-based); empty past the end (a DWARF line the file does not have)."""
+    return lines[line - 1] if 0 < line <= len(lines) else ""
 
 
-def _line_span(text: str, line: int) -> Span:
+def _line_span(lines: list[str], line: int) -> Span:
     """The text of a line without its indentation: where a diagnostic goes without a statement."""
-    lines = text.split("\n")
-    text = lines[line - 1] if 0 < line <= len(lines) else ""
+    text = _line(lines, line)
     return Span(line, len(text) - len(text.lstrip()), len(text.rstrip()))
 
 

@@ -28,7 +28,7 @@ from pygls.uris import from_fs_path
 from .. import __version__
 from ..anchor import SourceTexts
 from ..errors import ReachlsError
-from ..findings import WORKSPACE_SKIPPED_DIRS, Findings, PathMapper, source_findings
+from ..findings import Findings, PathMapper, source_findings, walk_workspace
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
@@ -60,15 +60,8 @@ class Published:
 def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
     """Directories under the workspace holding a vmlinux.o or vmlinux, or a `build.log` with linker
     diagnostics (a log copied from CI), at most `depth` levels down."""
-    found = []
-    for root in roots:
-        for current, dirs, files in os.walk(root):
-            level = len(Path(current).relative_to(root).parts)
-            dirs[:] = sorted(d for d in dirs if d not in WORKSPACE_SKIPPED_DIRS) if level < depth else []
-            if any(name in files for name in ARTEFACTS) or (
-                    LOG_NAME in files and looks_like_log(Path(current) / LOG_NAME)):
-                found.append(Path(current))
-    return found
+    return [current for _, current, _, files in walk_workspace(roots, depth)
+            if any(name in files for name in ARTEFACTS) or (LOG_NAME in files and looks_like_log(current / LOG_NAME))]
 
 
 def workspace_roots(params: lsp.InitializeParams) -> tuple[list[Path], list[str]]:
