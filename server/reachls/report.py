@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
 from collections import defaultdict
+from datetime import datetime
+from pathlib import Path
 from itertools import chain, zip_longest
 from typing import Any
 
@@ -102,6 +103,11 @@ STATUS_PHRASES = {
     Status.FRAGILE: "is in reach, across input sections",
     Status.OK: "is in reach",
 }
+
+
+def built_at(mtime: float) -> str:
+    """When an artefact was written, as the editor and its log show it."""
+    return datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def describe(record: ReachRecord) -> str:

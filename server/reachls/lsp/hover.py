@@ -8,11 +8,9 @@ distance, usage), the facts they share said once around the table.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..findings import Finding
 from ..record import MIB, ReachRecord
-from ..report import STATUS_PHRASES, linker_site, target_summary
+from ..report import STATUS_PHRASES, built_at, linker_site, target_summary
 
 
 def hover_markdown(finding: Finding) -> str:
@@ -22,8 +20,7 @@ def hover_markdown(finding: Finding) -> str:
 
 
 def _built(record: ReachRecord) -> str:
-    built = datetime.fromtimestamp(record.provenance.artefact_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    return f"`{record.provenance.artefact}`, written {built}"
+    return f"`{record.provenance.artefact}`, written {built_at(record.provenance.artefact_mtime)}"
 
 
 def _distance(record: ReachRecord) -> str:

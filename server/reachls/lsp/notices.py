@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from ..findings import PathMapper
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..pipeline import ScanResult
 from ..record import Status
-from ..report import unchecked_note
+from ..report import built_at, unchecked_note
 
 log = logging.getLogger("reachls.lsp")
 
@@ -88,10 +87,6 @@ def unmapped_sources(missing: set[str], outside: set[Path], ambiguity: str | Non
     return Problem(ProblemKind.UNMAPPED_SOURCES, "; ".join([*said, *([ambiguity] if ambiguity else [])]))
 
 
-def built_at(mtime: float) -> str:
-    return datetime.fromtimestamp(mtime).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def artefact_mtime(result: ScanResult) -> float:
     """When the artefact read was written, taken as the scan completes; 0 if it is already gone."""
     try:
@@ -126,11 +121,16 @@ class Notices:
         log.log(logging.WARNING if level is lsp.MessageType.Warning else logging.INFO, "%s", message)
         self._server.window_log_message(lsp.LogMessageParams(type=level, message=f"reachls: {message}"))
 
+    def _warn(self, message: str, show: bool = True) -> None:
+        """Logged as a warning, and shown where the user looks unless `show` is off."""
+        self.log(message, lsp.MessageType.Warning)
+        if show:
+            self._server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
+                                                                   message=f"reachls: {message}"))
+
     def settings_refused(self, message: str) -> None:
         """Settings the user wrote that cannot be used: said each time they are sent, statusNotifications or not."""
-        self.log(message, lsp.MessageType.Warning)
-        self._server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
-                                                               message=f"reachls: {message}"))
+        self._warn(message)
 
     def raise_problem(self, problem: Problem) -> None:
         """Keep `problem` listed until cleared; log and show it unless this very problem was already."""
@@ -138,10 +138,7 @@ class Notices:
         if problem in self._shown:
             return
         self._shown.add(problem)
-        self.log(problem.message, lsp.MessageType.Warning)
-        if not self.status_notifications:
-            self._server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
-                                                                   message=f"reachls: {problem.message}"))
+        self._warn(problem.message, show=not self.status_notifications)
 
     def clear_problem(self, kind: ProblemKind, build_dir: Path | None = None) -> None:
         """The problem is gone: should it come back, it is shown again."""
@@ -182,9 +179,7 @@ class Notices:
         if note is None or build_dir in self._unchecked_shown:
             return
         self._unchecked_shown.add(build_dir)
-        self.log(f"{build_dir}: {note}", lsp.MessageType.Warning)
-        self._server.window_show_message(lsp.ShowMessageParams(type=lsp.MessageType.Warning,
-                                                               message=f"reachls: {build_dir}: {note}"))
+        self._warn(f"{build_dir}: {note}")
 
     def send_status(self, build_dirs: list[Path], results: dict[Path, ScanResult]) -> None:
         """`reachls/scanStatus` (documented in ARCHITECTURE.md, "LSP extensions"): the state after a scan."""
