@@ -146,6 +146,33 @@ def placed_by(engine: str, linker: str | None) -> str:
     return f"{engine} ({linker})" if linker else engine
 
 
+@dataclass(frozen=True, order=True)
+class SiteKey:
+    """A reference's identity that survives a rebuild (baselines, history): the enclosing function
+    and the offset within it, the relocation type and the target symbol, never an address, which
+    moves with every byte added before it. A site outside any symbol is named by its input section.
+    Two references may share a key (one function, one type, one target, one offset of a static
+    function of the same name in two files): whoever matches keys pairs them in order."""
+
+    function: str
+    offset: int | None
+    relocation: str
+    target: str
+
+    @classmethod
+    def from_json(cls, record: dict[str, Any]) -> "SiteKey":
+        """The key of a record in a JSON report (`ReachRecord.to_json`), for an earlier report as baseline."""
+        site = record["site"]
+        function, offset = site.get("symbol"), site.get("symbol_offset")
+        if function is None:
+            function, offset = site["section"], site.get("offset")
+        return cls(function, offset, record["kind"]["type"], record["target"]["symbol"])
+
+    def __str__(self) -> str:
+        where = self.function if self.offset is None else f"{self.function}+{self.offset:#x}"
+        return f"{where} {self.relocation} → {self.target}"
+
+
 @dataclass(frozen=True)
 class ReachRecord:
     """`verified` is false for a record read from a linker log whose object was not at hand: its
@@ -171,6 +198,12 @@ class ReachRecord:
     @property
     def distance_mib(self) -> float | None:
         return None if self.distance is None else self.distance / MIB
+
+    @property
+    def site_key(self) -> SiteKey:
+        if self.site.symbol is None:
+            return SiteKey(self.site.section, self.site.offset, self.kind.name, self.target.symbol)
+        return SiteKey(self.site.symbol, self.site.symbol_offset, self.kind.name, self.target.symbol)
 
     @property
     def worst_first(self) -> tuple[int, float]:
