@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "server"))
 from reachls.arch import architecture_of
 from reachls.decode import analyse_decoded
 from reachls.elf import ElfInput
-from reachls.pipeline import linked_placement
+from reachls.stages import linked_placement
 from reachls.record import Provenance
 
 BENCH_OBJ, BENCH_LDS = ROOT / "bench" / "out" / "vmlinux.o", ROOT / "bench" / "out" / "vmlinux.lds"

@@ -12,7 +12,7 @@ from lsp_support import apply_text_edits
 from reachls.arch.aarch64 import ARCH, KINDS
 from reachls.findings import PathMapper, source_findings
 from reachls.record import Provenance, ReachRecord, Site, Status, Target
-from reachls.sourcemap import SourceLocation
+from reachls.record import SourceLocation
 from toolchain import compile_aarch64, run
 
 ASSEMBLER_H = """/* our adr_l, as the kernel's */

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from reachls.pipeline import ScanOptions, scan
-from reachls.sourcemap import SourceLocation, SourceMap
+from reachls.record import SourceLocation
+from reachls.sourcemap import SourceMap
 from toolchain import ROOT, gnu_addr2line, llvm_function_starts, need, run
 
 sys.path.insert(0, str(ROOT / "bench"))

@@ -18,7 +18,7 @@ import pytest
 from reachls.elf import ElfInput
 from reachls.kbuild import find_inputs, parse_link_line
 from reachls.layout.linkopts import TABLES, Action, Form
-from reachls.pipeline import place
+from reachls.stages import place
 from toolchain import compile_aarch64, compile_for, need, nm_symbols, run
 
 SCRIPT = "./arch/arm64/kernel/vmlinux.lds"

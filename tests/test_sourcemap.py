@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from reachls.elf import ElfInput
-from reachls.sourcemap import SourceLocation
+from reachls.record import SourceLocation
 from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
 from toolchain import TARGET, function_symbols, gnu_addr2line, need, run, source_map
 

@@ -27,7 +27,7 @@ from .asmfile import AsmFile, AsmStatement
 from .edits import Fix, Span
 from .fixes import lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
-from .report import describe, linker_site, target_summary
+from .messages import describe, linker_site, target_summary
 from .sources.asm import parse_asm
 from .sources.c import CFile, CFunction, parse_c
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .errors import ReachlsError
 from .layout.linkopts import LinkCommand, safe_link_command
+from .logparse import looks_like_log
 
 ARTEFACTS = ("vmlinux.o", "vmlinux")
 LOG_NAME = "build.log"  # the final link's output, as the example (and `make ... 2>&1 | tee build.log`) keeps it
@@ -127,8 +128,6 @@ def _find_log(path: Path, name: str | None) -> Path | None:
         except OSError:
             return None  # reading the artefact says what is wrong
         if not is_elf:
-            from .linklog import looks_like_log
-
             return path.resolve() if name is not None or looks_like_log(path) else None
     directory = path if path.is_dir() else path.parent
     if name is not None:

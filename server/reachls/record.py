@@ -15,7 +15,6 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from .sourcemap import SourceLocation
 
 MIB = 1 << 20
 DEFAULT_THRESHOLD = 0.75
@@ -112,6 +111,13 @@ def format_size(nbytes: int) -> str:
             value = nbytes / scale
             return f"{value:g} {unit}" if value == int(value) else f"{value:.2f} {unit}"
     return f"{nbytes} B"
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    file: str  # normalised absolute path as the build machine saw it
+    line: int
+    column: int  # 0 if unknown
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die
                         line_header, line_rows)
 from .elf import U64, ElfInput
 from .errors import ReachlsError
+from .record import SourceLocation
 
 SHF_COMPRESSED = 0x800
 _SET, _ADD, _SUB = "set", "add", "sub"  # the operations of `Architecture.dwarf_relocations`
@@ -151,13 +152,6 @@ class _LineIndex:
         return [SourceLocation(self.paths[path] if path >= 0 else "", line, column) if line else None
                 for line, path, column in zip(self.line[rows].tolist(), self.path[rows].tolist(),
                                               self.column[rows].tolist())]
-
-
-@dataclass(frozen=True)
-class SourceLocation:
-    file: str  # normalised absolute path as the build machine saw it
-    line: int
-    column: int  # 0 if unknown
 
 
 class _LazyStream:

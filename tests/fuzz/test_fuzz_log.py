@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from contract import cli_holds, holds, regression_cases
 from reachls.analysis import UncheckedReason
 from reachls.errors import ReachlsError
-from reachls.linklog import MAX_LINE
+from reachls.logparse import MAX_LINE
 from reachls.pipeline import ScanOptions, ScanResult, scan
 from reachls.record import Status
 from reachls.report import json_report, text_report

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..findings import Finding
 from ..record import MIB, ReachRecord
-from ..report import STATUS_PHRASES, built_at, linker_site, target_summary
+from ..messages import STATUS_PHRASES, built_at, linker_site, target_summary
 
 
 def hover_markdown(finding: Finding) -> str:

@@ -22,7 +22,7 @@ from ..findings import PathMapper
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..pipeline import ScanResult
 from ..record import Status
-from ..report import built_at, unchecked_note
+from ..messages import built_at, unchecked_note
 
 log = logging.getLogger("reachls.lsp")
 

@@ -30,7 +30,7 @@ from ..anchor import SourceTexts
 from ..errors import ReachlsError
 from ..findings import Findings, PathMapper, source_findings, walk_workspace
 from ..kbuild import ARTEFACTS, LOG_NAME
-from ..linklog import looks_like_log
+from ..logparse import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..report import text_report
 from .documents import Documents, Shown, local_path
