@@ -3,6 +3,7 @@ other keys are taken (read_settings in process; the message over the wire from t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,10 @@ from lsprotocol import types
 
 from lsp_support import SERVER_COMMAND, collect_scan_status, server_session, uri, wait_for
 from reachls.lsp.server import ReachServer
-from reachls.lsp.settings import Settings, read_settings
+from reachls.lsp.settings import DEFAULT_SETTINGS, read_settings
 from test_relink import build_dir_with_its_own_linker
 
-PREVIOUS = Settings(threshold=0.5, engine="model", path_mappings=(("/b", "/w"),),
+PREVIOUS = replace(DEFAULT_SETTINGS, threshold=0.5, engine="model", path_mappings=(("/b", "/w"),),
                     severity={"overflow": "warning", "veneer": "hint", "at-risk": "warning", "fragile": "hint"},
                     discovery_depth=2)
 
@@ -60,8 +61,8 @@ def test_good_settings_are_taken_and_absent_keys_take_their_defaults():
     read = read_settings({"reachls": {"threshold": 0.9, "pathMappings": [{"from": "/x", "to": "/y"}],
                                       "severity": {"veneer": "error"}, "allowWorkspaceLinker": True}}, PREVIOUS)
     assert read.refused is None
-    assert read.settings == Settings(threshold=0.9, path_mappings=(("/x", "/y"),), allow_workspace_linker=True,
-                                     severity={**Settings().severity, "veneer": "error"})
+    assert read.settings == replace(DEFAULT_SETTINGS, threshold=0.9, path_mappings=(("/x", "/y"),), allow_workspace_linker=True,
+                                     severity={**DEFAULT_SETTINGS.severity, "veneer": "error"})
     assert read_settings(None, PREVIOUS) == read_settings({}, PREVIOUS)
 
 
@@ -83,9 +84,9 @@ async def test_the_server_names_the_bad_key_once_and_goes_on(tmp_path: Path):
 def test_no_linker_from_the_workspace_unless_allowed(tmp_path: Path):
     server = ReachServer()
     server.roots = [tmp_path / "linux", tmp_path / "other"]
-    server.settings = read_settings({}, Settings()).settings
+    server.settings = read_settings({}, DEFAULT_SETTINGS).settings
     assert server.linker_untrusted_roots() == (tmp_path / "linux", tmp_path / "other")
-    server.settings = read_settings({"allowWorkspaceLinker": True}, Settings()).settings
+    server.settings = read_settings({"allowWorkspaceLinker": True}, DEFAULT_SETTINGS).settings
     assert server.linker_untrusted_roots() == ()
 
 

@@ -5,14 +5,7 @@ import * as os from "os";
 import * as path from "path";
 
 export const STATUSES = ["overflow", "veneer", "at-risk", "fragile"] as const;
-export const SEVERITIES = ["error", "warning", "information", "hint"] as const;
-export const ENGINES = ["auto", "relink", "model"] as const;
-export const LINKERS = ["auto", "lld", "gnu"] as const;
-
 export type Status = (typeof STATUSES)[number];
-export type Severity = (typeof SEVERITIES)[number];
-export type Engine = (typeof ENGINES)[number];
-export type Linker = (typeof LINKERS)[number];
 
 export interface PathMapping {
     from: string;
@@ -28,6 +21,7 @@ export type PathMappingsSetting = Record<string, string> | PathMapping[];
 /** The `reachls` configuration section as VS Code returns it (dotted keys become nested objects). */
 export interface ReachlsConfig {
     server?: { path?: string; pythonPath?: string };
+    trace?: { server?: string };
     buildDirs?: string[];
     threshold?: number;
     engine?: string;
@@ -39,37 +33,23 @@ export interface ReachlsConfig {
     allowWorkspaceLinker?: boolean;
 }
 
-/** What the server's `read_settings` reads. */
+/**
+ * What the server's `read_settings` reads: the user's values as they are, with paths expanded and
+ * the mappings as a list. The server checks every value against its settings schema (which
+ * package.json's contribution is tested against), refuses a bad one by name and keeps its
+ * previous value; a missing one takes the server's default. Nothing is checked or defaulted here,
+ * so no second copy of the schema can drift.
+ */
 export interface ServerSettings {
-    buildDirs: string[];
-    threshold: number;
-    engine: Engine;
-    linker: Linker;
+    buildDirs?: unknown;
+    threshold?: unknown;
+    engine?: unknown;
+    linker?: unknown;
     pathMappings: PathMapping[];
-    severity: Record<Status, Severity>;
-    discoveryDepth: number;
-    debounceSeconds: number;
-    allowWorkspaceLinker: boolean;
-}
-
-export const DEFAULTS: ServerSettings = {
-    buildDirs: [],
-    threshold: 0.75,
-    engine: "auto",
-    linker: "auto",
-    pathMappings: [],
-    severity: { overflow: "error", veneer: "information", "at-risk": "warning", fragile: "information" },
-    discoveryDepth: 4,
-    debounceSeconds: 0.5,
-    allowWorkspaceLinker: false,
-};
-
-function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
-    return typeof value === "string" && (values as readonly string[]).includes(value);
-}
-
-function finite(value: unknown, fallback: number, min = 0): number {
-    return typeof value === "number" && Number.isFinite(value) && value >= min ? value : fallback;
+    severity?: unknown;
+    discoveryDepth?: unknown;
+    debounceSeconds?: unknown;
+    allowWorkspaceLinker?: unknown;
 }
 
 /**
@@ -126,28 +106,18 @@ export function settingPath(dir: string, workspaceFolders: readonly string[]): s
 
 export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly string[],
                                home = os.homedir()): ServerSettings {
-    const severity = { ...DEFAULTS.severity };
-    for (const status of STATUSES) {
-        const value = config.severity?.[status];
-        if (isOneOf(SEVERITIES, value)) {
-            severity[status] = value;
-        }
-    }
-    const threshold = finite(config.threshold, DEFAULTS.threshold);
+    const { server: _server, trace: _trace, buildDirs, threshold, pathMappings, ...rest } = config;
     return {
-        buildDirs: (config.buildDirs ?? [])
-            .filter((dir) => typeof dir === "string" && dir.trim() !== "")
-            .map((dir) => expandPath(dir.trim(), workspaceFolders, home)),
+        ...rest,
+        // A blank entry is what the Settings editor leaves behind an emptied row, not a path.
+        buildDirs: Array.isArray(buildDirs)
+            ? buildDirs.filter((dir) => typeof dir !== "string" || dir.trim() !== "")
+                .map((dir) => typeof dir === "string" ? expandPath(dir.trim(), workspaceFolders, home) : dir)
+            : buildDirs,
         // Accept 75 as well as 0.75, as the CLI accepts "75%".
-        threshold: threshold > 1 && threshold <= 100 ? threshold / 100 : Math.min(threshold, 1),
-        engine: isOneOf(ENGINES, config.engine) ? config.engine : DEFAULTS.engine,
-        linker: isOneOf(LINKERS, config.linker) ? config.linker : DEFAULTS.linker,
-        pathMappings: mappingList(config.pathMappings)
+        threshold: typeof threshold === "number" && threshold > 1 && threshold <= 100 ? threshold / 100 : threshold,
+        pathMappings: mappingList(pathMappings)
             .map((m) => ({ from: m.from, to: expandPath(m.to, workspaceFolders, home) })),
-        severity,
-        discoveryDepth: Math.floor(finite(config.discoveryDepth, DEFAULTS.discoveryDepth)),
-        debounceSeconds: finite(config.debounceSeconds, DEFAULTS.debounceSeconds),
-        allowWorkspaceLinker: config.allowWorkspaceLinker === true,
     };
 }
 

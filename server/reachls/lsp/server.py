@@ -36,7 +36,7 @@ from ..report import text_report
 from .documents import Documents, Shown, local_path
 from .hover import hover_markdown
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
-from .settings import Settings, read_settings
+from .settings import DEFAULT_SETTINGS, read_settings
 from .watch import BuildWatcher
 from .wire import ReachProtocol, start_stdio
 
@@ -82,7 +82,7 @@ class ReachServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__("reachls", __version__, protocol_cls=ReachProtocol)
-        self.settings = Settings()
+        self.settings = DEFAULT_SETTINGS
         self.roots: list[Path] = []
         self.published = Published()
         self.documents = Documents(self)

@@ -14,7 +14,7 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypedDict, get_args, get_origin
 
@@ -39,15 +39,15 @@ class Settings:
     workspace folder (the build's own wrapper, a toolchain in the tree) — off, as opening a tree
     must not run a program from it."""
 
-    build_dirs: tuple[Path, ...] = ()
-    threshold: float = DEFAULT_THRESHOLD
-    engine: str = "auto"
-    linker: str = "auto"
-    path_mappings: tuple[tuple[str, str], ...] = ()
-    severity: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_SEVERITY))
-    discovery_depth: int = 4
-    debounce_seconds: float = 0.5
-    allow_workspace_linker: bool = False
+    build_dirs: tuple[Path, ...]
+    threshold: float
+    engine: str
+    linker: str
+    path_mappings: tuple[tuple[str, str], ...]
+    severity: dict[str, str]
+    discovery_depth: int
+    debounce_seconds: float
+    allow_workspace_linker: bool
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,6 @@ def _plain_message(error: BaseException, type_: Any) -> str:
     return cattrs.v.format_exception(error, type_)
 
 
-def _in_range(low: float, high: float) -> Callable[[float], str | None]:
-    return lambda value: None if low <= value <= high else f"expected a value from {low:g} to {high:g}, got {value:g}"
-
-
 def _build_dirs(dirs: list[str]) -> tuple[Path, ...]:
     return tuple(Path(os.path.expanduser(d)) for d in dirs)
 
@@ -140,28 +136,80 @@ def _mappings_problem(mappings: list[PathMapping]) -> str | None:
 
 @dataclass(frozen=True)
 class _Key:
-    """One setting: its JSON name, Settings field, JSON type, range check, and conversion."""
+    """One setting: its JSON name, `Settings` field, JSON type and default (as the client sends
+    them), bounds, further check, and conversion to the `Settings` value. `editor` is how an
+    editor's settings UI declares it where that differs from what the client sends (the VS Code
+    client turns `pathMappings`' table into the list)."""
 
     name: str
     field: str
     type: Any
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is refused
     check: Callable[[Any], str | None] = lambda value: None
     convert: Callable[[Any], Any] = lambda value: value
+    editor: dict[str, Any] | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with a value of the right type, in words for the user."""
+        low, high = self.minimum, self.maximum
+        if low is None or high is None:
+            return self.check(value)
+        if not ((low < value if self.above_minimum else low <= value) and value <= high):
+            bounds = f"above {low:g} and at most {high:g}" if self.above_minimum else f"from {low:g} to {high:g}"
+            return f"expected a value {bounds}, got {value:g}"
+        return self.check(value)
 
 
 KEYS = (
-    _Key("buildDirs", "build_dirs", list[str], _paths_problem, _build_dirs),
-    _Key("threshold", "threshold", float,
-         lambda t: None if 0 < t <= 1 else f"expected a fraction above 0 and at most 1, got {t:g}"),
-    _Key("engine", "engine", Engine),
-    _Key("linker", "linker", Linker),
-    _Key("pathMappings", "path_mappings", list[PathMapping], _mappings_problem,
-         lambda mappings: tuple((m["from"], m["to"]) for m in mappings)),
-    _Key("severity", "severity", dict[Status, Severity], convert=lambda severity: {**DEFAULT_SEVERITY, **severity}),
-    _Key("discoveryDepth", "discovery_depth", int, _in_range(0, MAX_DISCOVERY_DEPTH)),
-    _Key("debounceSeconds", "debounce_seconds", float, _in_range(0, MAX_DEBOUNCE_SECONDS)),
-    _Key("allowWorkspaceLinker", "allow_workspace_linker", bool),
+    _Key("buildDirs", "build_dirs", list[str], [], check=_paths_problem, convert=_build_dirs),
+    _Key("threshold", "threshold", float, DEFAULT_THRESHOLD, 0, 1, above_minimum=True),
+    _Key("engine", "engine", Engine, "auto"),
+    _Key("linker", "linker", Linker, "auto"),
+    _Key("pathMappings", "path_mappings", list[PathMapping], [], check=_mappings_problem,
+         convert=lambda mappings: tuple((m["from"], m["to"]) for m in mappings),
+         editor={"type": "object", "default": {}, "additionalProperties": {"type": "string"}}),
+    _Key("severity", "severity", dict[Status, Severity], DEFAULT_SEVERITY,
+         convert=lambda severity: {**DEFAULT_SEVERITY, **severity}),
+    _Key("discoveryDepth", "discovery_depth", int, 4, 0, MAX_DISCOVERY_DEPTH),
+    _Key("debounceSeconds", "debounce_seconds", float, 0.5, 0, MAX_DEBOUNCE_SECONDS),
+    _Key("allowWorkspaceLinker", "allow_workspace_linker", bool, False),
 )
+
+
+#: Every setting at its default: what the server works with before the client says anything.
+DEFAULT_SETTINGS = Settings(**{key.field: key.convert(key.default) for key in KEYS})
+
+
+def _json_type(type_: Any) -> dict[str, Any]:
+    if get_origin(type_) is Literal:
+        return {"type": "string", "enum": list(get_args(type_))}
+    if get_origin(type_) is list:
+        (item,) = get_args(type_)
+        return {"type": "array"} | ({"items": _json_type(item)} if item in (str, int, float, bool) else {})
+    return {"type": {str: "string", bool: "boolean", int: "integer", float: "number"}[type_]}
+
+
+def settings_schema() -> dict[str, dict[str, Any]]:
+    """Every setting as the JSON schema property an editor's settings contribution must declare,
+    keyed `reachls.<name>`: type, enum, default, bounds. A mapping setting is one property per
+    member, as editors write dotted keys (`reachls.severity.overflow`)."""
+    schema: dict[str, dict[str, Any]] = {}
+    for key in KEYS:
+        if get_origin(key.type) is dict:
+            members, values = get_args(key.type)
+            for member in get_args(members):
+                schema[f"reachls.{key.name}.{member}"] = _json_type(values) | {"default": key.default[member]}
+            continue
+        prop = key.editor or _json_type(key.type) | {"default": key.default}
+        if key.minimum is not None:
+            prop |= {"exclusiveMinimum" if key.above_minimum else "minimum": key.minimum}
+        if key.maximum is not None:
+            prop |= {"maximum": key.maximum}
+        schema[f"reachls.{key.name}"] = prop
+    return schema
 
 
 def read_settings(options: Any, previous: Settings) -> SettingsRead:
@@ -170,18 +218,18 @@ def read_settings(options: Any, previous: Settings) -> SettingsRead:
     section, where = (options["reachls"], "reachls") if isinstance(options, dict) and "reachls" in options \
         else (options, "settings")
     if section is None and where == "settings":
-        return SettingsRead(Settings(), None)
+        return SettingsRead(DEFAULT_SETTINGS, None)
     if not isinstance(section, dict):
         return SettingsRead(previous, f"{where}: expected an object, got {_shown(section)}; nothing changed")
     values: dict[str, Any] = {}
     refused: list[str] = []
     for key in KEYS:
         if key.name not in section:
-            values[key.field] = getattr(Settings(), key.field)
+            values[key.field] = key.convert(key.default)
             continue
         try:
             value = _CONVERTER.structure(section[key.name], key.type)
-            problem = key.check(value)
+            problem = key.problem(value)
         except Exception as error:  # every structuring failure of a settings value is the user's value, said below
             problem = "; ".join(cattrs.transform_error(error, path=f"reachls.{key.name}",
                                                        format_exception=_plain_message))
