@@ -18,16 +18,14 @@ from elftools.elf.elffile import ELFFile
 from reachls.findings import PathMapper, source_findings
 from reachls.pipeline import ScanOptions, function_layout, scan
 from reachls.record import Status
-from toolchain import build_example, copy_example, gnu_addr2line, lld_overflows, nm_symbols, objdump_targets
+from toolchain import EXAMPLE_VARIANTS, gnu_addr2line, lld_overflows, nm_symbols, objdump_targets
 
 ENGINES = ("relink", "model")
-VARIANTS = ("overflow", "at-risk", "safe")
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory) -> dict[str, Path]:
-    tree = copy_example(tmp_path_factory.mktemp("example"))
-    return {variant: build_example(tree, variant) for variant in VARIANTS}
+def builds(example_builds: dict[str, Path]) -> dict[str, Path]:
+    return example_builds
 
 
 def _image(build: Path) -> Path:
@@ -35,7 +33,7 @@ def _image(build: Path) -> Path:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", EXAMPLE_VARIANTS)
 def test_overflows_are_exactly_what_lld_prints(builds, variant, engine):
     build = builds[variant]
     expected = {(e.type, e.distance, e.symbol) for e in lld_overflows((build / "noinhibit.log").read_text())}
@@ -48,7 +46,7 @@ def test_overflows_are_exactly_what_lld_prints(builds, variant, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", EXAMPLE_VARIANTS)
 def test_every_distance_matches_the_linked_instruction(builds, variant, engine):
     """Each record's site holds that instruction in the linked image, and it reaches that target."""
     decoded = objdump_targets(_image(builds[variant]))
@@ -82,7 +80,7 @@ def test_at_risk_variant_reports_the_hyp_panic_references(builds):
     assert not [r for r in scan(builds["safe"]).analysis.records if r.status in (Status.OVERFLOW, Status.AT_RISK)]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", EXAMPLE_VARIANTS)
 def test_model_places_every_function_where_the_linker_does(builds, variant):
     image = _image(builds[variant])
     linked = nm_symbols(image)

@@ -20,9 +20,8 @@ from reachls.decode import LinkedImage, resolve_veneer
 from reachls.elf import ElfInput
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import Status
-from toolchain import build_example, compile_aarch64, copy_example, need, nm_symbols, objdump_targets, run
+from toolchain import EXAMPLE_VARIANTS, compile_aarch64, need, nm_symbols, objdump_targets, run
 
-VARIANTS = ("overflow", "at-risk", "safe")
 KIND = {"b": "JUMP26", "bl": "CALL26", "cbz": "CONDBR19", "cbnz": "CONDBR19", "tbz": "TSTBR14", "tbnz": "TSTBR14",
         "adr": "ADR_PREL_LO21", "adrp": "ADR_PREL_PG_HI21", "ldr": "LD_PREL_LO19", "ldrsw": "LD_PREL_LO19",
         "prfm": "LD_PREL_LO19"}
@@ -64,12 +63,11 @@ def assert_decoding_matches_objdump(image: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory) -> dict[str, Path]:
-    tree = copy_example(tmp_path_factory.mktemp("example"))
-    return {variant: build_example(tree, variant) for variant in VARIANTS}
+def builds(example_builds: dict[str, Path]) -> dict[str, Path]:
+    return example_builds
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", EXAMPLE_VARIANTS)
 def test_every_short_reach_instruction_matches_objdump(builds, variant):
     # The overflow image holds truncated fields at its out-of-range sites: both decoders read
     # the same bits, so those agree too (they are only not what the source asked for).
@@ -121,7 +119,7 @@ def _word_at(image: Path) -> Callable[[int], int]:
     return word
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", EXAMPLE_VARIANTS)
 def test_decoded_distances_equal_the_relocation_path(builds, variant):
     """vmlinux.o linked twice, with and without --emit-relocs: both paths give the same distances."""
     with_relocs = _link(builds[variant], "vmlinux.relocs", "--emit-relocs")

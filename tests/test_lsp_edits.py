@@ -22,6 +22,12 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from lsp_support import SERVER_COMMAND, apply_workspace_edit, referenced_lines, server_session, uri, wait_for
 from toolchain import build_example, copy_example
 
+@pytest.fixture(scope="module")
+def tree(private_tree: Path) -> Path:
+    """This module saves its fixes into the tree and rebuilds it: its own copy."""
+    return private_tree
+
+
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 INSERTED = "\t// three lines typed above the adr, not saved\n\tnop\n\tnop\n"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from test_vscode_client import CLIENT, VSIX_NAME, package_extension
-from toolchain import build_example, copy_example, lld_overflows, need, run
+from toolchain import copy_example, lld_overflows, need, run
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 INSTALL_SCRIPT = CLIENT / "scripts" / "install-code-server.sh"
@@ -72,10 +72,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def example_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    tree = copy_example(tmp_path_factory.mktemp("vscode-e2e"))
-    build_example(tree, "overflow")
-    return tree
+def example_tree(private_tree: Path) -> Path:
+    """The workspace: its own copy, as the extension writes `.vscode/settings.json` into it."""
+    return private_tree
 
 
 def highlighting_extension(build: Path, where: Path) -> Path:

@@ -143,6 +143,7 @@ def llvm_function_starts(image: Path, addresses: list[int]) -> list[tuple[str, i
 
 
 EXAMPLE = ROOT / "examples" / "hyp-lto"
+EXAMPLE_VARIANTS = ("overflow", "at-risk", "safe")
 
 
 def copy_example(destination: Path) -> Path:
