@@ -114,6 +114,7 @@ def json_report(result: ScanResult) -> str:
         "schema": JSON_SCHEMA,
         "artefact": str(result.inputs.artefact),
         "arch": result.arch.name,
+        "mode": result.mode.value,
         "engine": result.analysis.placement.engine,
         "linker": result.analysis.placement.linker,
         "counts": {status.value: result.analysis.counts.get(status, 0) for status in Status},
