@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("arch", ("arch",)),
     ("layout", ("layout",)),
     ("inputs", ("logparse", "kbuild")),
-    ("records", ("analysis", "decode")),
+    ("records", ("records", "analysis", "decode")),
     ("modes", ("stages", "linklog")),
     ("pipeline", ("pipeline",)),
     ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings")),

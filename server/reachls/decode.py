@@ -33,13 +33,13 @@ from collections import Counter
 import numpy as np
 
 from .arch.base import Architecture, Decoder, SectionContext, place_base
-from .analysis import Analysis, SymbolIndex, statuses, usages, words_at
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
-from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
+from .record import DEFAULT_THRESHOLD, Provenance, Status
+from .records import (Analysis, ReportedRows, SymbolIndex, TargetOf, build_records, count_statuses, statuses, words_at,
+                      worst_first)
 from .sourcemap import SourceMap
 
-_STATUS_CODES = list(Status)
 DECODED_NOTE = ("linked image without relocations: references decoded from its instructions, each within "
                 "reach as linked (scan vmlinux.o, or link with --emit-relocs, to see overflows)")
 
@@ -201,29 +201,6 @@ def resolve_veneer(image: LinkedImage, decoder: Decoder, address: int) -> int | 
     return decoder.veneer_target(image.read, address, image.obj.little)
 
 
-class _Found:
-    """Columns of the decoded instructions to report, gathered over every section and kind, so
-    symbols, sections and source lines are looked up once for all of them."""
-
-    DTYPES = {"kind": np.int64, "section": np.int64, "offset": np.int64, "place": np.uint64, "target": np.uint64,
-              "displacement": np.int64, "status": np.int64, "usage": np.float64, "via_veneer": np.bool_,
-              "word": np.uint32}
-
-    def __init__(self) -> None:
-        self._parts: dict[str, list[np.ndarray]] = {name: [] for name in self.DTYPES}
-
-    def add(self, **columns: np.ndarray) -> None:
-        for name, column in columns.items():
-            self._parts[name].append(column)
-
-    def worst_first(self) -> dict[str, np.ndarray]:
-        """Each column joined, rows in report order: status, then usage (highest first), then address."""
-        joined = {name: np.concatenate([np.zeros(0, dtype=dtype), *self._parts[name]]).astype(dtype, copy=False)
-                  for name, dtype in self.DTYPES.items()}
-        order = np.lexsort((joined["place"], -joined["usage"], joined["status"]))
-        return {name: column[order] for name, column in joined.items()}
-
-
 def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
                     threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
                     sourcemap: SourceMap | None = None) -> Analysis:
@@ -243,7 +220,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     order = decoder.instruction_byteorder or ("<" if obj.little else ">")
     word_dtype = np.dtype(f"{order}u{decoder.word_size}")
     counts: Counter[Status] = Counter()
-    found_rows = _Found()
+    reported = ReportedRows(via_veneer=np.bool_)
     unmapped: list[str] = []
     for section in obj.sections:
         if not section.is_code or section.sh_type == SHT_NOBITS or section.size < decoder.word_size:
@@ -286,14 +263,15 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
                 for stub in stubs:
                     via_veneer |= (target >= np.uint64(stub.addr)) & (target < np.uint64(stub.addr + stub.size))
                 status[via_veneer] = Status.VENEER.rank
-            counts.update({_STATUS_CODES[code]: int(n) for code, n in zip(*np.unique(status, return_counts=True))})
+            count_statuses(counts, status)
             keep = np.ones(len(status), dtype=bool) if include_ok else status != Status.OK.rank
-            found_rows.add(kind=np.full(int(keep.sum()), found.kind),
-                           section=np.full(int(keep.sum()), section.index), offset=offset[keep], place=place[keep],
-                           target=target[keep], displacement=displacement[keep], status=status[keep],
-                           via_veneer=via_veneer[keep], word=words_at(padded, offset[keep], order == "<"),
-                           usage=usages(kind, displacement[keep]))
-    records = _records(obj, arch, image, index, decoder, thunks, found_rows, provenance, sourcemap)
+            reported.add(kind=np.full(int(keep.sum()), found.kind), site_section=np.full(int(keep.sum()), section.index),
+                         site_offset=offset[keep], place=place[keep], word=words_at(padded, offset[keep], order == "<"),
+                         target=target[keep], distance=displacement[keep], status=status[keep],
+                         via_veneer=via_veneer[keep])
+    rows = reported.columns()
+    targets = _decoded_targets(image, index, decoder, thunks, rows["target"], rows["via_veneer"])
+    records = worst_first(build_records(obj, arch, placement, provenance, index, rows, targets, sourcemap, linked=True))
     notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
     notes += (DECODED_NOTE,)
     if unmapped:
@@ -301,48 +279,20 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     return Analysis(records, dict(counts), (), placement, notes)
 
 
-def _records(obj: ElfInput, arch: Architecture, image: LinkedImage, index: SymbolIndex, decoder: Decoder,
-             thunks: dict[int, tuple[str, str]], found: _Found, provenance: Provenance,
-             sourcemap: SourceMap | None) -> list[ReachRecord]:
-    """The reach records of the gathered instructions, worst first: their symbols, sections and source
-    lines looked up for all of them at once, then each record built in one go."""
-    rows = found.worst_first()
-    site_section, site_offset, place, target = rows["section"], rows["offset"], rows["place"], rows["target"]
-    via_veneer = rows["via_veneer"]
-    site_row, site_delta = index.enclosing_rows(site_section, site_offset)
-    site_symbols = index.names(site_row)
-    target_names, _ = _symbols_at(index, image, target)
+def _decoded_targets(image: LinkedImage, index: SymbolIndex, decoder: Decoder, thunks: dict[int, tuple[str, str]],
+                     target: np.ndarray, via_veneer: np.ndarray) -> list[TargetOf]:
+    """Each decoded instruction's target: the symbol at its address (one lookup for all of them), or
+    for a branch to a veneer, what the veneer branches to (each veneer followed once)."""
+    names, _ = _symbols_at(index, image, target)
     veneers = {address: _final_target(image, decoder, index, thunks, address)
                for address in np.unique(target[via_veneer]).tolist()}
     for row in np.flatnonzero(via_veneer).tolist():
-        target_names[row] = veneers[int(target[row])]
-    target_section = image.section_of(target)
-    aimed = target_section >= 0
-    site_lines: list = [None] * len(place)
-    target_lines: list = [None] * len(place)
-    if sourcemap is not None:
-        site_lines, aimed_lines = sourcemap.locations_for(place, target[aimed])
-        for row, line in zip(np.flatnonzero(aimed).tolist(), aimed_lines):
-            target_lines[row] = line
-    sections = obj.sections
-    base = np.array([s.addr for s in sections], dtype=np.uint64)
-    opcodes, opcode_of = np.unique(np.stack([rows["kind"], rows["word"] & arch.instruction_bits]), axis=1,
-                                   return_inverse=True)
-    mnemonics = [arch.instruction(arch.kinds[kind], word) for kind, word in opcodes.T.tolist()]
-    target_offset = np.where(aimed, target - base[np.maximum(target_section, 0)], target)
-    return [ReachRecord(
-        kind=arch.kinds[kind],
-        site=Site(sections[sec].name, sec, offset, address, symbol, symbol_offset, sections[sec].name,
-                  mnemonics[opcode], site_line),
-        target=Target(name, sections[tsec].name if tsec >= 0 else None, tsec if tsec >= 0 else None, toffset,
-                      taddress, 0, sections[tsec].name if tsec >= 0 else None, target_line),
-        distance=distance, status=_STATUS_CODES[status], provenance=provenance)
-        for kind, sec, offset, address, symbol, symbol_offset, opcode, site_line, name, tsec, toffset, taddress,
-        target_line, distance, status in zip(
-            rows["kind"].tolist(), site_section.tolist(), site_offset.tolist(), place.tolist(),
-            site_symbols, site_delta.tolist(), opcode_of.ravel().tolist(), site_lines, target_names,
-            target_section.tolist(), target_offset.tolist(), target.tolist(), target_lines,
-            rows["displacement"].tolist(), rows["status"].tolist())]
+        names[row] = veneers[int(target[row])]
+    section = image.section_of(target)
+    base = np.array([s.addr for s in image.obj.sections], dtype=np.uint64)
+    offset = np.where(section >= 0, target - base[np.maximum(section, 0)], target)
+    return [TargetOf(name, sec if sec >= 0 else None, off)
+            for name, sec, off in zip(names, section.tolist(), offset.tolist())]
 
 
 def _final_target(image: LinkedImage, decoder: Decoder, index: SymbolIndex, thunks: dict[int, tuple[str, str]],

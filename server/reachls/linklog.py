@@ -36,8 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .analysis import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, attach_sources,
-                       implicit_addends, make_record)
+from .analysis import implicit_addends, relocation_targets
 from .arch import architecture_of, for_relocation_type
 from .arch.base import Architecture, checked_distance
 from .elf import SECTION_ABS, SHN_UNDEF, U64, ElfInput
@@ -46,6 +45,8 @@ from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
 from .layout import Placement
 from .logparse import GNU, LLD, LoggedOverflow, parse_log
 from .record import Provenance, ReachRecord, RelocKind, Site, SourceLocation, Status, Target
+from .records import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, build_records, words_at,
+                      worst_first)
 from .sourcemap import SourceMap
 from .stages import Mode, ScanResult, place
 
@@ -139,7 +140,7 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
                       (UncheckedExample(f"{log.name} line {line}", 0, None, "?") for line in parsed.lost))
     if not has_dwarf:
         notes.append("no DWARF line information: sites are given as symbol+offset (build with -g)")
-    records.sort(key=lambda r: (r.worst_first, r.site.address or 0))
+    records = worst_first(records)
     counts = dict(Counter(r.status for r in records))
     analysis = Analysis(records, counts, unchecked.groups(), Placement(ENGINE, {}, {}, {}))
     inputs = BuildInputs(log, build_dir, script, read_link_command(build_dir) if build_dir else None)
@@ -274,8 +275,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
                      "not those of the .o files; sites are mapped through its DWARF")
     index = SymbolIndex(obj, False)
     syms = obj.symbols
-    records: list[ReachRecord] = []
-    printed: list[tuple[ReachRecord, LoggedOverflow]] = []
+    read_back: list[tuple] = []  # (overflow, kind, site section, place, target, distance, symbol, addend)
     skipped: list[tuple[str, UncheckedReason, UncheckedExample]] = []
     computed = False
     for overflow in overflows:
@@ -332,26 +332,47 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
             if overflow.bounds not in (None, (kind.lo, kind.hi)) and not _printed_scale(kind, overflow.bounds):
                 notes.append(f"{where}: ld.lld checks {overflow.type} against {list(overflow.bounds)}, "
                              f"reachls's table says {[kind.lo, kind.hi]}")
-        record = make_record(obj, arch, kind, index, False, section, overflow.offset, place, sym, addend - bias,
-                             target - bias, distance, Status.OVERFLOW, placement, provenance)
-        record = dataclasses.replace(record, site=dataclasses.replace(record.site, object=name))
-        records.append(record)
-        printed.append((record, overflow))
+        read_back.append((overflow, kind, section, place & U64, (target - bias) & U64, distance, sym, addend - bias))
     if computed:
         notes.insert(0, f"GNU ld prints no distance: those from {name} are computed, {how}")
     sourcemap = SourceMap(obj, arch.dwarf_relocations)
     mapped = sourcemap.has_dwarf()
-    if mapped and records:
-        records = attach_sources(records, sourcemap, False)
-        for record, (_, overflow) in zip(records, printed):
+    records = _read_back_records(obj, arch, placement, provenance, index, name, read_back, sourcemap if mapped else None)
+    if mapped:
+        for record, (overflow, *_) in zip(records, read_back):
             said, ours = overflow.printed_source, record.site.location
             if said and ours and (Path(said[0]).name, said[1]) != (Path(ours.file).name, ours.line):
                 notes.append(f"{overflow.linker} printed {said[0]}:{said[1]} for {record.site.symbol}"
                              f"+{record.site.symbol_offset:#x}; the DWARF line table (rows sorted) says "
                              f"{ours.file}:{ours.line}")
     if records:
-        records = _targets_elsewhere(records, [o for _, o in printed], bases)
+        records = _targets_elsewhere(records, [overflow for overflow, *_ in read_back], bases)
     return records, notes, skipped, mapped
+
+
+def _read_back_records(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
+                       index: SymbolIndex, name: str, read_back: list[tuple], sourcemap: SourceMap | None
+                       ) -> list[ReachRecord]:
+    """The overflows found in `obj`'s relocation tables as records, in log order, built as every mode
+    builds them; the site names the object the linker named. A distance is kept as the linker printed
+    it, whatever its size."""
+    if not read_back:
+        return []
+    overflows, kinds, sections, places, targets, distances, syms, addends = zip(*read_back)
+    offsets = np.array([overflow.offset for overflow in overflows], dtype=np.int64)
+    sections_ = np.array(sections, dtype=np.int64)
+    words = np.zeros(len(read_back), dtype=np.uint32)
+    for row, section in enumerate(sections):  # one word per record: where the linker said
+        data = np.frombuffer(obj.section_data(section) + bytes(4), dtype=np.uint8)
+        words[row] = words_at(data, np.clip(offsets[row:row + 1], 0, len(data) - 4), obj.little)[0]
+    rows = {"kind": np.array([kind.number for kind in kinds], dtype=np.int64), "site_section": sections_,
+            "site_offset": offsets, "place": np.array(places, dtype=np.uint64), "word": words,
+            "target": np.array(targets, dtype=np.uint64), "distance": np.array(distances, dtype=object),
+            "status": np.full(len(read_back), Status.OVERFLOW.rank), "sym": np.array(syms, dtype=np.int64),
+            "addend": np.array(addends, dtype=np.int64)}
+    records = build_records(obj, arch, placement, provenance, index, rows,
+                            relocation_targets(obj, placement, index, False, rows), sourcemap)
+    return [dataclasses.replace(record, site=dataclasses.replace(record.site, object=name)) for record in records]
 
 
 def _targets_elsewhere(records: list[ReachRecord], overflows: list[LoggedOverflow],

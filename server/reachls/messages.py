@@ -10,8 +10,8 @@ from datetime import datetime
 from itertools import chain, zip_longest
 from pathlib import Path
 
-from .analysis import Analysis, UncheckedExample, UncheckedGroup, UncheckedReason
 from .record import ReachRecord, Status
+from .records import Analysis, UncheckedExample, UncheckedGroup, UncheckedReason
 
 
 def _unchecked_site(example: UncheckedExample) -> str:

@@ -6,13 +6,12 @@ stage. Each stage is a function of the previous one's output (see ARCHITECTURE.m
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .analysis import analyse, attach_sources
+from .analysis import analyse
 from .decode import analyse_decoded
 from .errors import ReachlsError
 from .kbuild import find_log
@@ -44,14 +43,10 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
                                 "decoded" if decoded else placement.engine, placement.linker)
         sourcemap = SourceMap(obj, arch.dwarf_relocations)
         has_dwarf = sourcemap.has_dwarf()
-        if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
-            analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok,
-                                       sourcemap if has_dwarf else None)
-        else:
-            analysis = analyse(obj, arch, placement, provenance, options.threshold, options.include_ok)
-        if has_dwarf and not decoded:
-            analysis = dataclasses.replace(
-                analysis, records=attach_sources(analysis.records, sourcemap, not obj.is_relocatable))
+        # No relocations left: decode the short-reach instructions themselves (decode.py).
+        analyse_mode = analyse_decoded if decoded else analyse
+        analysis = analyse_mode(obj, arch, placement, provenance, options.threshold, options.include_ok,
+                                sourcemap if has_dwarf else None)
         notes = sourcemap.notes if has_dwarf else (
             "no DWARF line information: sites are given as symbol+offset (build with -g)",)
     return ScanResult(inputs, arch, analysis, has_dwarf, Mode.RELOCATABLE if obj.is_relocatable else Mode.LINKED, notes)

@@ -8,11 +8,11 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from .analysis import Analysis
 from .layout import Placement
 from .messages import describe, unchecked_note
 from .pipeline import FunctionPlacement, ScanResult
 from .record import ReachRecord, SourceLocation, Status
+from .records import Analysis
 
 JSON_SCHEMA = 1
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from .analysis import Analysis, got_entries
+from .analysis import got_entries
 from .arch import Architecture, architecture_of
 from .elf import ElfInput
 from .errors import ReachlsError
@@ -23,6 +23,7 @@ from .layout.model import model_layout
 from .layout.relink import find_linker, relink_layout, relink_objects_layout
 from .layout.script import load_linker_script
 from .record import DEFAULT_THRESHOLD
+from .records import Analysis
 
 ENGINES = ("auto", "relink", "model")
 

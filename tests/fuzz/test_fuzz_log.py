@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contract import cli_holds, holds, regression_cases
-from reachls.analysis import UncheckedReason
+from reachls.records import UncheckedReason
 from reachls.errors import ReachlsError
 from reachls.logparse import MAX_LINE
 from reachls.pipeline import ScanOptions, ScanResult, scan
