@@ -78,16 +78,16 @@ class Comparison:
         """The pair of a record of the scan now."""
         return self._by_record[id(record)]
 
-    def counts(self, reported: bool = True) -> dict[Change, int]:
-        """How many references of each change; `reported`: only those reported now (not ok), and the gone."""
+    def counts(self) -> dict[Change, int]:
+        """How many references of each change, among those either scan reports (not ok)."""
         counts = dict.fromkeys(Change, 0)
         for pair in self.pairs:
-            if not reported or pair.now is None or pair.now.status is not Status.OK:
+            if any(record is not None and record.status is not Status.OK for record in (pair.now, pair.before)):
                 counts[pair.change] += 1
         return counts
 
     def summary(self) -> str:
-        """`baseline OLD: 1 new, 3 worse, …` over what is reported now (and what is gone)."""
+        """`baseline OLD: 1 new, 3 worse, …` over what either scan reports."""
         counts = self.counts()
         partial = "" if self.baseline.complete else (" (the baseline was written without --all: a reference it "
                                                       "had as ok counts as new)")
