@@ -138,6 +138,12 @@ def test_fail_on_worse_than_an_amount_of_headroom_or_reach(builds):
     assert main(["scan", overflow, "--baseline", safe, "--fail-on", f"worse-than={max(lost)}"]) == 0
     assert main(["scan", overflow, "--baseline", safe, "--fail-on", f"worse-than={int(min(points)) - 1}%"]) == 1
     assert main(["scan", overflow, "--baseline", safe, "--fail-on", f"worse-than={int(max(points)) + 1}%"]) == 0
+    # A reference the baseline did not have fails once it is out of reach, whatever the budget.
+    grown = str(builds["grown"])
+    new_overflows = lld_keys(builds["grown"]).keys() - lld_keys(builds["overflow"]).keys()
+    assert {key.function for key in new_overflows} == {"__guest_recheck"}
+    assert main(["scan", grown, "--baseline", overflow, "--fail-on", "worse-than=1MiB"]) == 1
+    assert main(["scan", grown, "--baseline", grown, "--fail-on", "worse-than=0"]) == 0
 
 
 def test_json_and_text_and_sarif_carry_the_change(builds, capsys):
@@ -155,6 +161,8 @@ def test_json_and_text_and_sarif_carry_the_change(builds, capsys):
     assert f"baseline {safe}: 1 new, 3 worse, 0 better, 0 same, 0 gone" in text
     assert text.count("(baseline: worse: was fragile, 28 %)") == 3 and text.count("(baseline: new)") == 1
     # The other way round: the new overflow is gone, the others better; SARIF says absent and updated.
+    main(["scan", safe, "--baseline", grown])
+    assert f"baseline {grown}: 0 new, 0 worse, 3 better, 0 same, 1 gone" in capsys.readouterr().out
     main(["scan", safe, "--baseline", grown, "--format", "sarif"])
     sarif = json.loads(capsys.readouterr().out)
     assert_valid_sarif(sarif)

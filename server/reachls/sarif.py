@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.parse
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -83,7 +84,7 @@ class _Locations:
             relative = path.relative_to(self.root)
         except ValueError:
             return {"uri": path.as_uri()}
-        return {"uri": urllib.parse.quote(relative.as_posix()), "uriBaseId": ROOT_ID}
+        return {"uri": urllib.parse.quote_from_bytes(os.fsencode(relative.as_posix())), "uriBaseId": ROOT_ID}
 
     def source(self, location: SourceLocation) -> tuple[dict[str, Any], dict[str, Any]]:
         """Artifact location and region of a DWARF location (mapped onto the source root when it can be)."""
