@@ -1,8 +1,9 @@
 """`reachls scan` and `reachls layout`: the command-line front end over the shared pipeline.
 
-Exit status: 0 clean (or below `--fail-on`), 1 when a record reaches the `--fail-on` status or,
-with `--fail-on`, when some short-reach reference could not be checked (unless `--allow-unchecked`),
-2 for bad input — always one line on stderr, never a traceback.
+Exit status: 0 clean (or below `--fail-on`), 1 when a record meets a `--fail-on` condition (a status;
+with `--baseline`, new at a status or worse than the baseline by an amount) or, with `--fail-on`, when
+short-reach references could not be checked (with baseline conditions only: more than the baseline had;
+never with `--allow-unchecked`), 2 for bad input — always one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from pathlib import Path
 
 from . import __version__
 from .arch import LINKERS
+from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
-from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
 from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
 from .sarif import default_source_root, sarif_report
-
 
 
 def _threshold(text: str) -> float:
