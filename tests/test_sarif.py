@@ -68,6 +68,13 @@ def test_sarif_validates_and_its_overflows_are_what_lld_prints(tree, capsys):
     assert {(r["properties"]["relocation"], r["properties"]["distance"], r["properties"]["target"],
              r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
              r["locations"][0]["physicalLocation"]["region"]["startLine"]) for r in errors} == expected
+    for result in errors:  # the region is the statement: the instruction and its operands, in the source text
+        location = result["locations"][0]["physicalLocation"]
+        region = location["region"]
+        line = artifact_path(document, location["artifactLocation"]).read_text().split("\n")[region["startLine"] - 1]
+        statement = line[region["startColumn"] - 1:region["endColumn"] - 1]
+        assert statement.split()[0] == result["properties"]["instruction"]
+        assert statement.rstrip().endswith(result["properties"]["target"]) and line[region["endColumn"] - 1:].strip() == ""
     rules = run_["tool"]["driver"]["rules"]
     for result in run_["results"]:
         rule = rules[result["ruleIndex"]]
