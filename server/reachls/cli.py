@@ -1,8 +1,9 @@
 """`reachls scan` and `reachls layout`: the command-line front end over the shared pipeline.
 
-Exit status: 0 clean (or below `--fail-on`), 1 when a record reaches the `--fail-on` status or,
-with `--fail-on`, when some short-reach reference could not be checked (unless `--allow-unchecked`),
-2 for bad input — always one line on stderr, never a traceback.
+Exit status: 0 clean (or below `--fail-on`), 1 when a record meets a `--fail-on` condition (a status;
+with `--baseline`, new at a status or worse than the baseline by an amount) or, with `--fail-on`, when
+short-reach references could not be checked (with baseline conditions only: more than the baseline had;
+never with `--allow-unchecked`), 2 for bad input — always one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
 from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
-from .record import DEFAULT_THRESHOLD, Status
+from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
-
-FAIL_ON = {"overflow": Status.OVERFLOW, "veneer": Status.VENEER, "at-risk": Status.AT_RISK}
+from .sarif import default_source_root, sarif_report
 
 
 def _threshold(text: str) -> float:
@@ -32,14 +33,21 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _fail_on(text: str) -> FailOn:
+    try:
+        return parse_fail_on(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _common(parser: argparse.ArgumentParser, sarif: bool = False) -> None:
     parser.add_argument("path", type=Path, help="build directory (holding vmlinux.o or vmlinux) or an ELF file")
     parser.add_argument("--script", "-T", type=Path, help="linker script (default: from .vmlinux.cmd or "
                         "arch/*/kernel/vmlinux.lds in the build dir)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="layout of a relocatable input: relink with the build's linker (exact), model (no "
                              "toolchain), auto = relink when that linker is available, else the model")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "sarif") if sarif else ("text", "json"), default="text")
     parser.add_argument("--linker", choices=LINKERS, default="auto",
                         help="whose layout and veneers: lld, gnu, or auto = the build's linker")
 
@@ -49,15 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reachls {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     scan_parser = commands.add_parser("scan", help="report branches and PC-relative loads near or out of reach")
-    _common(scan_parser)
+    _common(scan_parser, sarif=True)
     scan_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
                              help="usage from which a reference is at-risk (default 0.75 = 75%%)")
     scan_parser.add_argument("--log", nargs="?", const=LOG_NAME, metavar="NAME",
                              help=f"read the overflows from the linker log NAME in the build dir (default "
                                   f"{LOG_NAME}) instead of vmlinux.o; a PATH that is a log file is read as one")
     scan_parser.add_argument("--all", action="store_true", help="include references that are ok")
-    scan_parser.add_argument("--fail-on", choices=tuple(FAIL_ON), help="exit 1 when a reference has this "
-                             "status or a worse one, or when a short-reach reference could not be checked")
+    scan_parser.add_argument("--fail-on", type=_fail_on, action="append", default=[], metavar="CONDITION",
+                             help="exit 1 when a reference has this status or a worse one (overflow, veneer, "
+                                  "at-risk), one the baseline did not have (new-overflow, …), or one that came "
+                                  "closer to its limit than the baseline by more than worse-than=N%% of its reach "
+                                  "or worse-than=BYTES; or when a short-reach reference could not be checked "
+                                  "(with a baseline condition only: more than in the baseline); repeatable")
+    scan_parser.add_argument("--baseline", type=Path, metavar="OLD", help="compare with an earlier scan: a JSON "
+                             "report (--format json, best with --all) or a build dir or ELF file, scanned now")
+    scan_parser.add_argument("--source-root", type=Path, metavar="DIR", help="SARIF paths are relative to DIR "
+                             "(default: the tree the build came from)")
     scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
                              "could not be checked (listed in the report's note) do not fail the scan")
     layout_parser = commands.add_parser("layout", help="where every function lands (address, offset in its "
@@ -66,6 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
     layout_parser.add_argument("--symbol", action="append", help="only this function (repeatable)")
     commands.add_parser("serve", help="run the language server on stdio")
     return parser
+
+
+def _scan(args: argparse.Namespace, options: ScanOptions) -> int:
+    """The report on stdout; 1 when a `--fail-on` condition holds."""
+    needs_baseline = next((c.text for c in args.fail_on if c.needs_baseline), None)
+    if needs_baseline and args.baseline is None:
+        raise ReachlsError(f"--fail-on {needs_baseline} compares with an earlier scan: give --baseline OLD")
+    comparison = None
+    if args.baseline is not None:
+        result, comparison = scan_against(args.path, args.baseline, options)
+    else:
+        result = scan(args.path, options)
+    if args.format == "sarif":
+        sys.stdout.write(sarif_report(result, args.source_root or default_source_root(result), comparison))
+    elif args.format == "json":
+        sys.stdout.write(json_report(result, comparison))
+    else:
+        sys.stdout.write(text_report(result, comparison=comparison))
+    if failing(result.analysis.records, args.fail_on, comparison) or fails_unchecked(
+            result, args.fail_on, comparison, args.allow_unchecked):
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,13 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                           linker=args.linker)
     try:
         if args.command == "scan":
-            result = scan(args.path, options)
-            sys.stdout.write(json_report(result) if args.format == "json" else text_report(result))
-            worst = FAIL_ON.get(args.fail_on or "")
-            if worst and (any(r.status.rank <= worst.rank for r in result.analysis.records)
-                          or (result.analysis.unresolved and not args.allow_unchecked)):
-                return 1
-            return 0
+            return _scan(args, options)
         placement, functions = function_layout(args.path, options)
         if args.symbol:
             missing = sorted(set(args.symbol) - {f.name for f in functions})

@@ -8,6 +8,7 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from .baseline import Comparison, pair_json
 from .layout import Placement
 from .messages import describe, unchecked_note
 from .pipeline import FunctionPlacement, ScanResult
@@ -30,7 +31,7 @@ def printable(text: str) -> str:
     return _ESCAPED_BYTE.sub(lambda m: f"\\x{ord(m[0]) - 0xDC00:02x}", text)
 
 
-def _printable_json(text: str) -> str:
+def printable_json(text: str) -> str:
     """JSON text (ASCII, as `json` writes it) whose strings say a byte that was not UTF-8 as `\\xNN`,
     as the text report does, instead of a lone surrogate escape."""
     if "\\udc" not in text:
@@ -82,8 +83,9 @@ def _second_line(record: ReachRecord, site_name: str) -> str:
             f"{target.address:#x}" + (f" ({target_where})" if target_where else "") + f"; headroom {record.headroom} B")
 
 
-def text_report(result: ScanResult, fix_hints: bool = True) -> str:
-    """Records grouped by the source file of their site; files and records worst first."""
+def text_report(result: ScanResult, fix_hints: bool = True, comparison: Comparison | None = None) -> str:
+    """Records grouped by the source file of their site; files and records worst first. With a
+    baseline, each record's change, and what the baseline reported that is gone or ok now."""
     groups: dict[str, list[ReachRecord]] = defaultdict(list)
     for record in result.analysis.records:
         key = _display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
@@ -91,6 +93,8 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
     lines = [f"reachls: {_summary(result)}"]
     unchecked = unchecked_note(result.analysis)
     lines += [f"note: {note}" for note in (*([unchecked] if unchecked else []), *result.analysis.notes, *result.notes)]
+    if comparison is not None:
+        lines.append(f"note: {comparison.summary()}")
     for name, records in sorted(groups.items(), key=lambda kv: (kv[1][0].worst_first, kv[0])):
         lines += ["", name]
         for record in records:
@@ -98,18 +102,26 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
             in_section = f"{site.section}+{site.offset:#x}"
             offset = f"+{site.symbol_offset:#x}" if site.symbol_offset is not None else ""
             site_symbol = f"{site.symbol}{offset} ({in_section})" if site.symbol else in_section
+            change = f"  (baseline: {comparison.tag(record)})" if comparison is not None else ""
             lines.append(f"  {record.status.value:<8} {_where(site.location) or site_symbol}  {describe(record)}"
-                         f"  [{record.kind.name}]")
+                         f"  [{record.kind.name}]{change}")
             lines.append(f"           {_second_line(record, site_symbol)}")
             hint = result.arch.fix_hint(record.kind, site.instruction)
             if fix_hints and hint and record.status in (Status.OVERFLOW, Status.AT_RISK, Status.FRAGILE):
                 lines.append(f"           fix: {hint}")
     if not result.analysis.records:
         lines += ["", _nothing_reported(result.analysis)]
+    absent = comparison.no_longer_reported() if comparison is not None else []
+    if absent:
+        lines += ["", "no longer reported (since the baseline)"]
+        lines += [f"  {pair.change.value:<8} {_where(pair.before.site.location) or pair.before.site_key}  "
+                  f"was: {describe(pair.before)}" + (f"; now {pair.now.status.value}" if pair.now else "")
+                  for pair in absent]
     return printable("\n".join(lines) + "\n")
 
 
-def json_report(result: ScanResult) -> str:
+def json_report(result: ScanResult, comparison: Comparison | None = None) -> str:
+    """The stable JSON (schema 1); with a baseline, a top-level `baseline` and each record's change."""
     document: dict[str, Any] = {
         "schema": JSON_SCHEMA,
         "artefact": str(result.inputs.artefact),
@@ -124,7 +136,12 @@ def json_report(result: ScanResult) -> str:
                                     for e in g.examples]} for g in result.analysis.unchecked],
         "notes": [*result.analysis.notes, *result.notes],
     }
-    return _json_with_rows(document, "records", [record.to_json_line() for record in result.analysis.records])
+    rows = [record.to_json_line() for record in result.analysis.records]
+    if comparison is not None:
+        document["baseline"] = comparison.json_summary()
+        rows = [f'{row[:-1]}, "baseline": {json.dumps(pair_json(comparison.of(record)))}}}'
+                for row, record in zip(rows, result.analysis.records)]
+    return _json_with_rows(document, "records", rows)
 
 
 def _json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
@@ -136,9 +153,9 @@ def _json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
     the C encoder, and a row per line still reads well and diffs line by line."""
     head = json.dumps(document, indent=2)[:-2]
     if not rows:
-        return _printable_json(f'{head},\n  "{key}": []\n}}\n')
+        return printable_json(f'{head},\n  "{key}": []\n}}\n')
     body = ",\n    ".join(rows)
-    return _printable_json(f'{head},\n  "{key}": [\n    {body}\n  ]\n}}\n')
+    return printable_json(f'{head},\n  "{key}": [\n    {body}\n  ]\n}}\n')
 
 
 def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str:
