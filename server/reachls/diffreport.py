@@ -1,0 +1,90 @@
+"""`reachls diff` as text (what moved each reference, largest contribution first) and as JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .diff import Change, Contribution, Diff, Side
+from .record import ReachRecord, format_size
+from .report import JSON_SCHEMA, display_path, json_with_rows, printable
+
+#: Contributions listed per reference in the text report; the rest are summed on one line.
+SHOWN = 12
+
+
+def _bytes(count: int) -> str:
+    """`+98304 B (96 KiB)`: exact, with the size people say when it is over a KiB."""
+    return f"{count:+} B" + (f" ({'-' if count < 0 else '+'}{format_size(abs(count))})" if abs(count) >= 1024 else "")
+
+
+def _state(record: ReachRecord) -> str:
+    return f"{record.status.value} {record.usage * 100:.0f} %"
+
+
+def _unit(contribution: Contribution, kind: str) -> str:
+    if contribution.name is None:
+        return contribution.what
+    named = [f"`{contribution.symbol}`"] if contribution.symbol and contribution.symbol != contribution.name else []
+    if contribution.file:
+        named.append(display_path(contribution.file))
+    return f"`{contribution.name}`" + (f" ({', '.join(named)})" if named else "") + f": {contribution.summary}"
+
+
+def _change_lines(change: Change, kind: str) -> list[str]:
+    old, new = change.old, change.new
+    where = new.site.location
+    lines = [f"{change.key}" + (f"  ({display_path(where.file)}:{where.line})" if where else ""),
+             f"  distance {old.distance} → {new.distance} ({_bytes(change.change)}): {_state(old)} → {_state(new)} "
+             f"of {new.kind.reach_text}"]
+    (old_count, old_bytes), (new_count, new_bytes) = change.between
+    lines.append(f"  between site and target: {old_count} {kind}s ({old_bytes} B) in OLD, "
+                 f"{new_count} ({new_bytes} B) in NEW")
+    lines += [f"  {move}" for move in change.moves]
+    for contribution in change.contributions[:SHOWN]:
+        lines.append(f"  {_bytes(contribution.bytes)}: {_unit(contribution, kind)}")
+    rest = change.contributions[SHOWN:]
+    if rest:
+        lines.append(f"  {_bytes(sum(c.bytes for c in rest))}: {len(rest)} more contributions (--format json lists them)")
+    lines.append(f"  = {_bytes(sum(c.bytes for c in change.contributions))}")
+    return lines
+
+
+def diff_text(diff: Diff) -> str:
+    old, new = diff.old.analysis.placement, diff.new.analysis.placement
+    lines = [f"reachls diff: OLD {diff.old.inputs.artefact} (placed by {old.placed_by}) → NEW "
+             f"{diff.new.inputs.artefact} (placed by {new.placed_by}): {len(diff.changes)} references changed "
+             f"distance, of {diff.matched} matched ({diff.only_old} only in OLD, {diff.only_new} only in NEW)"]
+    for change in diff.changes:
+        lines += ["", *_change_lines(change, diff.unit_kind)]
+    if not diff.changes:
+        lines += ["", "no reported reference changed distance"]
+    return printable("\n".join(lines) + "\n")
+
+
+def _side_json(side: Side | None) -> dict[str, Any] | None:
+    return None if side is None else {"role": side.role, "size": side.size, "bytes": side.share}
+
+
+def _change_json(change: Change) -> dict[str, Any]:
+    def state(record: ReachRecord, between: tuple[int, int]) -> dict[str, Any]:
+        return {"distance": record.distance, "status": record.status.value, "usage": round(record.usage, 6),
+                "site_address": record.site.address, "target_address": record.target.address,
+                "site_section": record.site.section, "target_section": record.target.section,
+                "between": {"units": between[0], "bytes": between[1]}}
+
+    where = change.new.site.location
+    return {"site": {"function": change.key.function, "offset": change.key.offset,
+                     "source": None if where is None else {"file": where.file, "line": where.line}},
+            "type": change.key.relocation, "target": change.key.target,
+            "old": state(change.old, change.between[0]), "new": state(change.new, change.between[1]),
+            "change": change.change, "moves": list(change.moves),
+            "contributions": [{"bytes": c.bytes, "what": c.what, "name": c.name, "symbol": c.symbol, "file": c.file,
+                               "summary": c.summary, "old": _side_json(c.old), "new": _side_json(c.new)}
+                              for c in change.contributions]}
+
+
+def diff_json(diff: Diff) -> str:
+    document = {"schema": JSON_SCHEMA, "old": str(diff.old.inputs.artefact), "new": str(diff.new.inputs.artefact),
+                "units": diff.unit_kind, "matched": diff.matched, "only_old": diff.only_old, "only_new": diff.only_new}
+    return json_with_rows(document, "changes", [json.dumps(_change_json(change)) for change in diff.changes])
