@@ -293,7 +293,7 @@ class Change:
     old: ReachRecord
     new: ReachRecord
     between: tuple[tuple[int, int], tuple[int, int]]
-    moves: tuple[str, ...]
+    moves: tuple[Move, ...]
     contributions: tuple[Contribution, ...]
 
     @property
@@ -366,22 +366,36 @@ def _between(units: Units, part: Span) -> tuple[int, int]:
     return part.hi - part.lo - 1, int(units.cumulative_size[part.hi] - units.cumulative_size[part.lo + 1])
 
 
+@dataclass(frozen=True)
+class Move:
+    """An end of the reference (`site` or `target`) in another section than before: `hyp_panic` from
+    `.text.hyp_panic` to `.text.unlikely.hyp_panic`. `cause` is what the new section's name says
+    (the compiler's section for cold code), `attribute` the spelling and `where` (file, line) of the
+    declaration that asks for it, when the source at hand has one."""
+
+    role: str
+    symbol: str
+    old_section: str
+    new_section: str
+    cause: str | None = None
+    attribute: str | None = None
+    where: tuple[str, int] | None = None
+
+
 def _section_move(role: str, symbol: str, old: str | None, new: str | None,
-                  location: SourceLocation | None) -> str | None:
-    """`hyp_panic` moved from `.text.hyp_panic` to `.text.unlikely.hyp_panic` (and why, when the new
-    section's name says it, with the attribute where the source spells it)."""
+                  location: SourceLocation | None) -> Move | None:
     if old == new or old is None or new is None:
         return None
-    text = f"the {role} `{symbol}` moved from `{old}` to `{new}`"
     for prefix, meaning, attribute in SECTION_CAUSES:
         if new.startswith(prefix) and not old.startswith(prefix):
-            spelled = _attribute_in_source(location, attribute) if attribute else None
-            return f"{text} ({meaning}{f': {spelled}' if spelled else ''})"
-    return text
+            spelled = _attribute_in_source(symbol, location, attribute) if attribute else None
+            return Move(role, symbol, old, new, meaning, *(spelled or (None, None)))
+    return Move(role, symbol, old, new)
 
 
-def _attribute_in_source(location: SourceLocation | None, attribute: str) -> str | None:
-    """`attribute __cold at file:line` when the declaration (its line or the two above) spells it."""
+def _attribute_in_source(symbol: str, location: SourceLocation | None, attribute: str) -> tuple[str, tuple[str, int]] | None:
+    """(`__cold`, (file, line)) where a declaration of `symbol` in the file DWARF declares it
+    in spells the attribute (on its line or the line above)."""
     if location is None or not location.file:
         return None
     try:
@@ -389,9 +403,11 @@ def _attribute_in_source(location: SourceLocation | None, attribute: str) -> str
     except OSError:
         return None
     spelling = re.compile(rf"\b(__{attribute}\b|__attribute__\s*\(\(\s*(__)?{attribute}(__)?\s*\)\))")
-    for number in range(location.line, max(location.line - 3, 0), -1):
-        if number <= len(lines) and (found := spelling.search(lines[number - 1])):
-            return f"attribute `{found.group(1)}` at {location.file}:{number}"
+    declares = re.compile(rf"\b{re.escape(symbol)}\s*\(")
+    for number, line in enumerate(lines, 1):
+        above = lines[number - 2] if number > 1 else ""
+        if declares.search(line) and (found := spelling.search(line) or spelling.search(above)):
+            return found.group(1), (location.file, number)
     return None
 
 

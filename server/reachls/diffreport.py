@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .diff import Change, Contribution, Diff, Side
+from .diff import Change, Contribution, Diff, Move, Side
 from .record import ReachRecord, format_size
 from .report import JSON_SCHEMA, display_path, json_with_rows, printable
 
@@ -31,6 +31,15 @@ def _unit(contribution: Contribution, kind: str) -> str:
     return f"`{contribution.name}`" + (f" ({', '.join(named)})" if named else "") + f": {contribution.summary}"
 
 
+def move_text(move: Move) -> str:
+    """the target `hyp_panic` moved from `.text.hyp_panic` to `.text.unlikely.hyp_panic` (why)."""
+    text = f"the {move.role} `{move.symbol}` moved from `{move.old_section}` to `{move.new_section}`"
+    if move.cause is None:
+        return text
+    spelled = f": attribute `{move.attribute}` at {display_path(move.where[0])}:{move.where[1]}" if move.where else ""
+    return f"{text} ({move.cause}{spelled})"
+
+
 def _change_lines(change: Change, kind: str) -> list[str]:
     old, new = change.old, change.new
     where = new.site.location
@@ -40,7 +49,7 @@ def _change_lines(change: Change, kind: str) -> list[str]:
     (old_count, old_bytes), (new_count, new_bytes) = change.between
     lines.append(f"  between site and target: {old_count} {kind}s ({old_bytes} B) in OLD, "
                  f"{new_count} ({new_bytes} B) in NEW")
-    lines += [f"  {move}" for move in change.moves]
+    lines += [f"  {move_text(move)}" for move in change.moves]
     for contribution in change.contributions[:SHOWN]:
         lines.append(f"  {_bytes(contribution.bytes)}: {_unit(contribution, kind)}")
     rest = change.contributions[SHOWN:]
@@ -52,8 +61,8 @@ def _change_lines(change: Change, kind: str) -> list[str]:
 
 def diff_text(diff: Diff) -> str:
     old, new = diff.old.analysis.placement, diff.new.analysis.placement
-    lines = [f"reachls diff: OLD {diff.old.inputs.artefact} (placed by {old.placed_by}) → NEW "
-             f"{diff.new.inputs.artefact} (placed by {new.placed_by}): {len(diff.changes)} references changed "
+    lines = [f"reachls diff: OLD {display_path(str(diff.old.inputs.artefact))} (placed by {old.placed_by}) → NEW "
+             f"{display_path(str(diff.new.inputs.artefact))} (placed by {new.placed_by}): {len(diff.changes)} references changed "
              f"distance, of {diff.matched} matched ({diff.only_old} only in OLD, {diff.only_new} only in NEW)"]
     for change in diff.changes:
         lines += ["", *_change_lines(change, diff.unit_kind)]
@@ -78,7 +87,11 @@ def _change_json(change: Change) -> dict[str, Any]:
                      "source": None if where is None else {"file": where.file, "line": where.line}},
             "type": change.key.relocation, "target": change.key.target,
             "old": state(change.old, change.between[0]), "new": state(change.new, change.between[1]),
-            "change": change.change, "moves": list(change.moves),
+            "change": change.change,
+            "moves": [{"role": m.role, "symbol": m.symbol, "old_section": m.old_section, "new_section": m.new_section,
+                       "cause": m.cause, "attribute": m.attribute,
+                       "declaration": None if m.where is None else {"file": m.where[0], "line": m.where[1]}}
+                      for m in change.moves],
             "contributions": [{"bytes": c.bytes, "what": c.what, "name": c.name, "symbol": c.symbol, "file": c.file,
                                "summary": c.summary, "old": _side_json(c.old), "new": _side_json(c.new)}
                               for c in change.contributions]}

@@ -57,10 +57,10 @@ noinline void __noreturn __hyp_do_panic(struct kvm_hyp_context *ctxt, u64 spsr, 
 }
 
 #ifdef HYP_PANIC_COLD	/* the `cold` variant: in .text.unlikely.hyp_panic */
-void __noreturn __cold hyp_panic(void)
-#else
-void __noreturn hyp_panic(void)
+void __noreturn __cold hyp_panic(void);
 #endif
+
+void __noreturn hyp_panic(void)
 {
 	u64 spsr = read_sysreg(spsr_el2);
 	u64 elr = read_sysreg(elr_el2);
