@@ -124,6 +124,24 @@ def test_cold_attribute_moves_the_target(builds):
         assert {c.name for c in left} >= {f".text.filler_0{i}_0" for i in range(9)}
 
 
+def test_a_site_that_changed_section_counts_its_own_bytes(builds):
+    """hyp_panic's call of __hyp_do_panic: backward from `.text.hyp_panic` in the at-risk build (the
+    bytes before the site count against the distance), forward from `.text.unlikely.hyp_panic` in
+    the cold one (the bytes after it count for it); section sizes from llvm-readelf."""
+    diff = diff_builds(builds[BASE], builds["cold"], ScanOptions(engine="relink"), include_ok=True)
+    (change,) = [c for c in diff.changes if c.key.function == "hyp_panic" and c.key.target == "__hyp_do_panic"]
+    old_size = _section_sizes(builds[BASE] / "vmlinux.o")[".text.hyp_panic"]
+    new_size = _section_sizes(builds["cold"] / "vmlinux.o")[".text.unlikely.hyp_panic"]
+    by_name = {c.name: c for c in change.contributions}
+    old_section, new_section = by_name[".text.hyp_panic"], by_name[".text.unlikely.hyp_panic"]
+    assert (old_section.old.role, old_section.old.share, old_section.new.role) == ("site", -change.key.offset, "absent")
+    assert (new_section.old.role, new_section.new.role, new_section.new.share) == \
+        ("absent", "site", new_size - change.key.offset)
+    assert (old_section.bytes, new_section.bytes) == (change.key.offset, new_size - change.key.offset)
+    assert old_size == new_size
+    assert sum(c.bytes for c in change.contributions) == change.change
+
+
 def test_cli_diff_json_and_text(builds):
     json_run = subprocess.run([sys.executable, "-m", "reachls.cli", "diff", str(builds[BASE]), str(builds["moved"]),
                                "--format", "json", "--all"], capture_output=True, text=True)
