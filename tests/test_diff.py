@@ -17,7 +17,7 @@ import pytest
 
 from reachls.diff import diff_builds
 from reachls.pipeline import ScanOptions
-from toolchain import build_example, copy_example, nm_symbols, run
+from toolchain import build_example, build_real_kernels, copy_example, nm_symbols, run
 
 BASE = "at-risk"
 CHANGED = ("grown", "moved", "cold")
@@ -169,9 +169,49 @@ def test_cli_diff_json_and_text(builds):
 
 
 def test_cli_diff_bad_input_is_one_line(builds, tmp_path):
+    """Not ELF; a linker log (no layout to take apart); a relocatable against a linked image."""
     not_elf = tmp_path / "vmlinux.o"
     not_elf.write_text("not an object\n")
-    result = subprocess.run([sys.executable, "-m", "reachls.cli", "diff", str(builds[BASE]), str(not_elf)],
-                            capture_output=True, text=True)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("reachls: error:"), result.stderr
+    log = tmp_path / "build.log"
+    log.write_text("ld.lld: error: vmlinux.o:(.text+0x0): relocation R_AARCH64_CONDBR19 out of range: 2017888 is "
+                   "not in [-1048576, 1048575]; references hyp_panic\n")
+    for old, new, says in ((builds[BASE], not_elf, "not an ELF file"), (builds[BASE], log, "not a linker log"),
+                           (builds[BASE], builds["moved"] / "vmlinux.noinhibit", "differ in kind")):
+        result = subprocess.run([sys.executable, "-m", "reachls.cli", "diff", str(old), str(new)],
+                                capture_output=True, text=True)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("reachls: error:"), result.stderr
+        assert says in result.stderr
+
+
+def _names_in(obj: Path, section: str) -> set[str]:
+    """Names of the symbols llvm-nm lists as defined in `section` of `obj`."""
+    names = set()
+    for line in run("llvm-nm", "--format=sysv", "--defined-only", obj).stdout.splitlines():
+        fields = [f.strip() for f in line.split("|")]
+        if len(fields) == 7 and fields[6] == section and not fields[0].startswith("$"):
+            names.add(fields[0])
+    return names
+
+
+def test_real_kernel_text_growth_is_found_where_it_came(tmp_path):
+    """The ThinLTO kernel against the same tree with one assembly file added (1 MiB of `.text`,
+    which `ld -r` merged into vmlinux.o's one `.text`): every changed distance sums exactly, and
+    `.text`'s share is its size change (llvm-readelf), found between two of its symbols, where the
+    file's symbols (new in llvm-nm's listing) are."""
+    kernels = build_real_kernels()
+    old, new = kernels["clang-lto"], kernels["clang-lto-overflow"]
+    diff = diff_builds(old, new, ScanOptions(engine="relink"), include_ok=True)
+    growth = _section_sizes(new / "vmlinux.o")[".text"] - _section_sizes(old / "vmlinux.o")[".text"]
+    came = _names_in(new / "vmlinux.o", ".text") - _names_in(old / "vmlinux.o", ".text")
+    assert growth > 0 and came
+    between = 0
+    for change in diff.changes:
+        assert sum(c.bytes for c in change.contributions) == change.change, change.key
+        for text in (c for c in change.contributions if c.name == ".text"):
+            assert sum(region.bytes for region in text.inside) == growth
+            assert set(text.inside[0].new_symbols) == came
+            if text.old.role == text.new.role == "between":
+                assert text.bytes == growth * (1 if change.new.distance > 0 else -1)
+                between += 1
+    assert between

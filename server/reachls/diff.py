@@ -27,6 +27,7 @@ import numpy as np
 
 from .elf import SHF_ALLOC, STT_FUNC, ElfInput
 from .errors import ReachlsError
+from .kbuild import find_log
 from .layout import Placement
 from .pipeline import ScanOptions, ScanResult, scan
 from .record import ReachRecord, SiteKey, Status
@@ -183,6 +184,41 @@ def first_symbols(obj: ElfInput, sections: np.ndarray) -> tuple[np.ndarray, np.n
     return names, offsets
 
 
+def _labels(obj: ElfInput, section: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, offsets) of the function, object and label symbols of `section`, by offset."""
+    syms, kind = obj.symbols, obj.symbols["info"] & 0xF
+    rows = np.flatnonzero((obj.symbol_sections == section) & (kind <= STT_FUNC) & (syms["name"] != 0)
+                          & (obj.mapping_letters == 0))
+    rows = rows[np.argsort(syms["value"][rows], kind="stable")]
+    return _keyed(symbol_names(obj, rows)), syms["value"][rows].astype(np.int64)
+
+
+def section_regions(old: tuple[ElfInput, int, int], new: tuple[ElfInput, int, int]) -> list[Region]:
+    """Where a section's size change (each side: object, section index, size) went, largest first.
+    Its symbols found in both builds, in NEW's order and never going back in OLD's, are anchors with
+    the section's start and end: the change of each stretch between two anchors telescopes to the
+    size change, so the regions add up to it exactly."""
+    old_keys, old_offsets = _labels(old[0], old[1])
+    new_keys, new_offsets = _labels(new[0], new[1])
+    order = np.argsort(old_keys)
+    found = np.minimum(np.searchsorted(old_keys[order], new_keys), max(len(old_keys) - 1, 0))
+    common = (old_keys[order][found] == new_keys) if len(old_keys) else np.zeros(len(new_keys), dtype=bool)
+    old_at = old_offsets[order][found[common]]
+    keep = old_at >= np.maximum.accumulate(old_at) if len(old_at) else old_at.astype(bool)
+    anchors = np.concatenate(([None], new_keys[common][keep], [None]))
+    new_anchor = np.concatenate(([0], new_offsets[common][keep], [new[2]]))
+    old_anchor = np.concatenate(([0], old_at[keep], [old[2]]))
+    growth = np.diff(new_anchor) - np.diff(old_anchor)
+    gone = ~np.isin(old_keys, new_keys[common])
+    regions = []
+    for k in np.flatnonzero(growth).tolist():
+        fresh = ~common & (new_offsets >= new_anchor[k]) & (new_offsets < new_anchor[k + 1])
+        lost = gone & (old_offsets >= old_anchor[k]) & (old_offsets < old_anchor[k + 1])
+        regions.append(Region(int(growth[k]), anchors[k], anchors[k + 1], tuple(new_keys[fresh].tolist()),
+                              tuple(old_keys[lost].tolist())))
+    return sorted(regions, key=lambda r: -abs(r.bytes))
+
+
 @dataclass(frozen=True)
 class Build:
     """One side of the diff: its scan, its units, and the ELF they were read from (kept open for names)."""
@@ -190,6 +226,7 @@ class Build:
     result: ScanResult
     obj: ElfInput
     units: Units
+    sourcemap: SourceMap
 
     @property
     def placement(self) -> Placement:
@@ -250,9 +287,25 @@ class Side:
 
 
 @dataclass(frozen=True)
+class Region:
+    """Where inside a section that changed size the bytes went: between two of its symbols found in
+    both builds (`after`, `before`; None for the section's start or end), with the symbols that are
+    new there (in NEW) or gone (from OLD), and the file DWARF gives for the region's first bytes in
+    NEW. A section's regions add up to its size change (`section_regions`)."""
+
+    bytes: int
+    after: str | None
+    before: str | None
+    new_symbols: tuple[str, ...]
+    gone_symbols: tuple[str, ...]
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class Contribution:
     """A share of the change of distance: a unit (section or symbol) whose share changed, or a
-    bucket of gaps (`name` None, `what` says which)."""
+    bucket of gaps (`name` None, `what` says which). `inside`: for a section that changed size,
+    where in it (`vmlinux.o`'s `.text` holds every object's)."""
 
     bytes: int
     what: str
@@ -261,6 +314,7 @@ class Contribution:
     file: str | None = None
     old: Side | None = None
     new: Side | None = None
+    inside: tuple[Region, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -313,15 +367,16 @@ class Diff:
 
 
 def open_build(path: Path, options: ScanOptions) -> Build:
-    result = scan(path, options)
-    if any(not record.verified for record in result.analysis.records) or result.inputs.artefact is None:
+    """A build's scan, every reference included, and its units; a linker log has no layout to take apart."""
+    if find_log(path) is not None:
         raise ReachlsError("diff reads an ELF artefact (vmlinux.o or vmlinux), not a linker log", str(path))
+    result = scan(path, options)
     obj = ElfInput(result.inputs.artefact)
     units = section_units(obj, result.analysis.placement) if obj.is_relocatable else symbol_units(obj)
     if not len(units):
         obj.close()
         raise ReachlsError("nothing placed: no section or symbol to take a distance apart into", str(path))
-    return Build(result, obj, units)
+    return Build(result, obj, units, SourceMap(obj))
 
 
 def _measured_address(record: ReachRecord, placement: Placement) -> int:
@@ -487,9 +542,14 @@ def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecor
             old_at = shared_id - shared if shared_id >= shared else int(new_to_old[shared_id])
             build, at, names = (new, new_at, new_names) if new_at >= 0 else (old, old_at, old_names)
             symbol, file = names[at]
-            contributions.append(Contribution(
-                delta, build.units.kind, str(build.units.names[at]), symbol, file,
-                _side(old.units, old_span, old_at), _side(new.units, new_span, new_at)))
+            old_side, new_side = _side(old.units, old_span, old_at), _side(new.units, new_span, new_at)
+            inside = ()
+            if build.units.kind == "section" and min(old_at, new_at) >= 0 and old_side.size != new_side.size:
+                inside = tuple(_located(new, int(new.units.section[new_at]), section_regions(
+                    (old.obj, int(old.units.section[old_at]), old_side.size),
+                    (new.obj, int(new.units.section[new_at]), new_side.size))))
+            contributions.append(Contribution(delta, build.units.kind, str(build.units.names[at]), symbol, file,
+                                              old_side, new_side, inside))
         contributions += [Contribution(delta, what) for what, delta in buckets]
         contributions.sort(key=lambda c: (-abs(c.bytes), c.name or "~", c.what))
         moves = tuple(m for m in (
@@ -510,6 +570,19 @@ def _side(units: Units, part: Span, position: int) -> Side:
     return Side(part.role(position), int(units.size[position]), part.share(units, position))
 
 
+def _located(build: Build, section: int, regions: list[Region]) -> list[Region]:
+    """The regions with the file DWARF gives for each (code only): at its first new symbol, else at its start."""
+    sourcemap = build.sourcemap
+    if not regions or not build.obj.sections[section].is_code or not sourcemap.has_dwarf():
+        return regions
+    keys, offsets = _labels(build.obj, section)
+    at = dict(zip(keys.tolist(), offsets.tolist()))
+    # The first new symbol's bytes, where the region holds one (they are what came); else its start.
+    starts = [at[r.new_symbols[0]] if r.new_symbols else at.get(r.after, 0) for r in regions]
+    found = sourcemap.lines_at(sourcemap.code_addresses([section] * len(regions), starts))
+    return [dataclasses.replace(r, file=location.file if location else None) for r, location in zip(regions, found)]
+
+
 def _unit_names(build: Build, positions: set[int]) -> dict[int, tuple[str | None, str | None]]:
     """(first symbol, source file) of each unit at `positions`: for a section, the function or label
     it starts with and the file DWARF gives for its first bytes; for a symbol, the file alone."""
@@ -521,7 +594,7 @@ def _unit_names(build: Build, positions: set[int]) -> dict[int, tuple[str | None
         symbols, offsets = first_symbols(build.obj, units.section[at])
     else:
         symbols, offsets = np.full(len(at), None, dtype=object), units.offset[at]
-    sourcemap = SourceMap(build.obj)
+    sourcemap = build.sourcemap
     files = [None] * len(at)
     if sourcemap.has_dwarf():
         code = np.array([build.obj.sections[int(s)].is_code for s in units.section[at]], dtype=bool)

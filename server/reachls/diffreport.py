@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .diff import Change, Contribution, Diff, Move, Side
+from .diff import Change, Contribution, Diff, Move, Region, Side
 from .record import ReachRecord, format_size
 from .report import JSON_SCHEMA, display_path, json_with_rows, printable
 
 #: Contributions listed per reference in the text report; the rest are summed on one line.
 SHOWN = 12
+#: Regions listed under a section that changed size.
+SHOWN_REGIONS = 3
 
 
 def _bytes(count: int) -> str:
@@ -29,6 +31,18 @@ def _unit(contribution: Contribution, kind: str) -> str:
     if contribution.file:
         named.append(display_path(contribution.file))
     return f"`{contribution.name}`" + (f" ({', '.join(named)})" if named else "") + f": {contribution.summary}"
+
+
+def region_text(region: Region) -> str:
+    """`+1048608 B (+1 MiB) between `a` and `b`: new `x`, `y` (file)`."""
+    if region.after is None:
+        where = f"before `{region.before}`" if region.before else "in the section"
+    else:
+        where = f"between `{region.after}` and `{region.before}`" if region.before else f"after `{region.after}`"
+    came = [f"new {', '.join(f'`{s}`' for s in region.new_symbols)}"] if region.new_symbols else []
+    came += [f"gone {', '.join(f'`{s}`' for s in region.gone_symbols)}"] if region.gone_symbols else []
+    file = f" ({display_path(region.file)})" if region.file else ""
+    return f"{_bytes(region.bytes)} {where}" + (f": {'; '.join(came)}" if came else "") + file
 
 
 def move_text(move: Move) -> str:
@@ -52,6 +66,9 @@ def _change_lines(change: Change, kind: str) -> list[str]:
     lines += [f"  {move_text(move)}" for move in change.moves]
     for contribution in change.contributions[:SHOWN]:
         lines.append(f"  {_bytes(contribution.bytes)}: {_unit(contribution, kind)}")
+        lines += [f"      {region_text(region)}" for region in contribution.inside[:SHOWN_REGIONS]]
+        if len(contribution.inside) > SHOWN_REGIONS:
+            lines.append(f"      … {len(contribution.inside) - SHOWN_REGIONS} more regions")
     rest = change.contributions[SHOWN:]
     if rest:
         lines.append(f"  {_bytes(sum(c.bytes for c in rest))}: {len(rest)} more contributions (--format json lists them)")
@@ -93,7 +110,10 @@ def _change_json(change: Change) -> dict[str, Any]:
                        "declaration": None if m.where is None else {"file": m.where[0], "line": m.where[1]}}
                       for m in change.moves],
             "contributions": [{"bytes": c.bytes, "what": c.what, "name": c.name, "symbol": c.symbol, "file": c.file,
-                               "summary": c.summary, "old": _side_json(c.old), "new": _side_json(c.new)}
+                               "summary": c.summary, "old": _side_json(c.old), "new": _side_json(c.new),
+                               "inside": [{"bytes": r.bytes, "after": r.after, "before": r.before,
+                                           "new_symbols": list(r.new_symbols), "gone_symbols": list(r.gone_symbols),
+                                           "file": r.file} for r in c.inside]}
                               for c in change.contributions]}
 
 
