@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -97,13 +98,19 @@ def _keyed(names: np.ndarray) -> np.ndarray:
     return keys
 
 
+@lru_cache(maxsize=4)
+def _string_table(obj: ElfInput) -> tuple[np.ndarray, np.ndarray]:
+    """(start offset, string) of every string of `obj`'s symbol string table, split once."""
+    table = obj.symbol_string_table or b"\0"
+    lengths = np.fromiter(map(len, table.split(b"\0")), dtype=np.int64)
+    strings = np.array(table.decode("utf-8", "replace").split("\0"), dtype=object)
+    return np.concatenate(([0], np.cumsum(lengths + 1)[:-1])), strings
+
+
 def symbol_names(obj: ElfInput, rows: np.ndarray) -> np.ndarray:
     """Names (object array) of the symbols at `rows`, from one split of the string table rather than
     a lookup per symbol; a name that is the tail of another string is sliced from it."""
-    table = obj.symbol_string_table or b"\0"
-    lengths = np.fromiter(map(len, table.split(b"\0")), dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-    strings = np.array(table.decode("utf-8", "replace").split("\0"), dtype=object)
+    starts, strings = _string_table(obj)
     if len(strings) != len(starts):  # a replaced byte sequence never holds a NUL; kept exact anyway
         return np.array([obj.symbol_name(int(row)) for row in rows], dtype=object)
     offsets = obj.symbols["name"][rows].astype(np.int64)
@@ -535,6 +542,7 @@ def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecor
                                   for draft in drafts for shared_id, _ in draft[4]} - {-1})
     new_names = _unit_names(new, {shared_id for draft in drafts for shared_id, _ in draft[4] if shared_id < shared})
     changes = []
+    regions: dict[tuple[int, int], tuple[Region, ...]] = {}
     for old_record, new_record, old_span, new_span, moved, buckets in drafts:
         contributions = []
         for shared_id, delta in moved:
@@ -543,11 +551,13 @@ def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecor
             build, at, names = (new, new_at, new_names) if new_at >= 0 else (old, old_at, old_names)
             symbol, file = names[at]
             old_side, new_side = _side(old.units, old_span, old_at), _side(new.units, new_span, new_at)
-            inside = ()
+            inside: tuple[Region, ...] = ()
             if build.units.kind == "section" and min(old_at, new_at) >= 0 and old_side.size != new_side.size:
-                inside = tuple(_located(new, int(new.units.section[new_at]), section_regions(
-                    (old.obj, int(old.units.section[old_at]), old_side.size),
-                    (new.obj, int(new.units.section[new_at]), new_side.size))))
+                pair = int(old.units.section[old_at]), int(new.units.section[new_at])
+                if pair not in regions:  # one section's regions, for every reference it lies between
+                    regions[pair] = tuple(_located(new, pair[1], section_regions(
+                        (old.obj, pair[0], old_side.size), (new.obj, pair[1], new_side.size))))
+                inside = regions[pair]
             contributions.append(Contribution(delta, build.units.kind, str(build.units.names[at]), symbol, file,
                                               old_side, new_side, inside))
         contributions += [Contribution(delta, what) for what, delta in buckets]
