@@ -17,7 +17,7 @@ import pytest
 
 from reachls.diff import diff_builds
 from reachls.pipeline import ScanOptions
-from toolchain import build_example, build_real_kernels, copy_example, nm_symbols, run
+from toolchain import build_example, build_real_kernels, copy_example, lld_overflows, nm_symbols, run
 
 BASE = "at-risk"
 CHANGED = ("grown", "moved", "cold")
@@ -198,7 +198,8 @@ def test_real_kernel_text_growth_is_found_where_it_came(tmp_path):
     """The ThinLTO kernel against the same tree with one assembly file added (1 MiB of `.text`,
     which `ld -r` merged into vmlinux.o's one `.text`): every changed distance sums exactly, and
     `.text`'s share is its size change (llvm-readelf), found between two of its symbols, where the
-    file's symbols (new in llvm-nm's listing) are."""
+    file's symbols (new in llvm-nm's listing) are. Its references are only in the new build: the
+    ones out of reach are the errors ld.lld printed for its link."""
     kernels = build_real_kernels()
     old, new = kernels["clang-lto"], kernels["clang-lto-overflow"]
     diff = diff_builds(old, new, ScanOptions(engine="relink"), include_ok=True)
@@ -215,3 +216,8 @@ def test_real_kernel_text_growth_is_found_where_it_came(tmp_path):
                 assert text.bytes == growth * (1 if change.new.distance > 0 else -1)
                 between += 1
     assert between
+    assert not diff.only_old
+    errors = lld_overflows((new / "build.log").read_text())
+    assert errors
+    assert sorted((r.kind.name, r.distance, r.target.symbol) for r in diff.only_new if r.status.value == "overflow") \
+        == sorted((e.type, e.distance, e.symbol) for e in errors)

@@ -364,12 +364,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Diff:
+    """The changes, and the references in one build only (`only_old`/`only_new`: those reported,
+    not ok, unless every reference was asked for)."""
+
     old: ScanResult
     new: ScanResult
     unit_kind: str
     matched: int
-    only_old: int
-    only_new: int
+    only_old: tuple[ReachRecord, ...]
+    only_new: tuple[ReachRecord, ...]
     changes: tuple[Change, ...]
 
 
@@ -473,19 +476,20 @@ def _attribute_in_source(symbol: str, location: SourceLocation | None, attribute
     return None
 
 
-def _pair(old: list[ReachRecord], new: list[ReachRecord]) -> tuple[list[tuple[ReachRecord, ReachRecord]], int, int]:
-    """Records matched by site key, in order where keys repeat; and how many are only in one build."""
+def _pair(old: list[ReachRecord], new: list[ReachRecord]) -> tuple[list[tuple[ReachRecord, ReachRecord]],
+                                                                   list[ReachRecord], list[ReachRecord]]:
+    """Records matched by site key, in order where keys repeat; and those only in one build."""
     waiting: dict[SiteKey, list[ReachRecord]] = {}
     for record in old:
         waiting.setdefault(record.site_key, []).append(record)
-    pairs, only_new = [], 0
+    pairs, only_new = [], []
     for record in new:
         queue = waiting.get(record.site_key)
         if queue:
             pairs.append((queue.pop(0), record))
         else:
-            only_new += 1
-    return pairs, sum(map(len, waiting.values())), only_new
+            only_new.append(record)
+    return pairs, [record for queue in waiting.values() for record in queue], only_new
 
 
 def _by_address(records: list[ReachRecord]) -> list[ReachRecord]:
@@ -513,7 +517,10 @@ def diff_builds(old_path: Path, new_path: Path, options: ScanOptions = ScanOptio
         changed = [(a, b) for a, b in pairs if a.distance != b.distance
                    and (include_ok or a.status is not Status.OK or b.status is not Status.OK)]
         changes = _explain(old, new, changed)
-    return Diff(old.result, new.result, old.units.kind, len(pairs), only_old, only_new, changes)
+    def reported(records: list[ReachRecord]) -> tuple[ReachRecord, ...]:
+        return tuple(sorted((r for r in records if include_ok or r.status is not Status.OK), key=lambda r: r.worst_first))
+
+    return Diff(old.result, new.result, old.units.kind, len(pairs), reported(only_old), reported(only_new), changes)
 
 
 def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecord]]) -> tuple[Change, ...]:

@@ -80,7 +80,11 @@ def diff_text(diff: Diff) -> str:
     old, new = diff.old.analysis.placement, diff.new.analysis.placement
     lines = [f"reachls diff: OLD {display_path(str(diff.old.inputs.artefact))} (placed by {old.placed_by}) → NEW "
              f"{display_path(str(diff.new.inputs.artefact))} (placed by {new.placed_by}): {len(diff.changes)} references changed "
-             f"distance, of {diff.matched} matched ({diff.only_old} only in OLD, {diff.only_new} only in NEW)"]
+             f"distance, of {diff.matched} matched; {len(diff.only_old)} only in OLD, {len(diff.only_new)} only in NEW"]
+    for side, records in (("OLD", diff.only_old), ("NEW", diff.only_new)):
+        if records:
+            lines += ["", f"only in {side}:"]
+            lines += [f"  {record.status.value:<8} {record.site_key}  distance {record.distance}" for record in records]
     for change in diff.changes:
         lines += ["", *_change_lines(change, diff.unit_kind)]
     if not diff.changes:
@@ -119,5 +123,7 @@ def _change_json(change: Change) -> dict[str, Any]:
 
 def diff_json(diff: Diff) -> str:
     document = {"schema": JSON_SCHEMA, "old": str(diff.old.inputs.artefact), "new": str(diff.new.inputs.artefact),
-                "units": diff.unit_kind, "matched": diff.matched, "only_old": diff.only_old, "only_new": diff.only_new}
+                "units": diff.unit_kind, "matched": diff.matched,
+                "only_old": [record.to_json() for record in diff.only_old],
+                "only_new": [record.to_json() for record in diff.only_new]}
     return json_with_rows(document, "changes", [json.dumps(_change_json(change)) for change in diff.changes])
