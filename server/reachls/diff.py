@@ -36,7 +36,8 @@ from .sourcemap import SourceLocation, SourceMap
 
 STT_OBJECT = 1
 PADDING = "alignment padding"
-LINK_PLACED = "bytes the link placed between units (script assignments, output section starts, thunks, .got)"
+LINK_PLACED = "bytes the link placed between sections (script assignments, output section starts, thunks, .got)"
+UNSIZED = "bytes no sized symbol covers (alignment, labels without a size, linker-created code)"
 PAGE_ROUNDING = "page rounding (the distance counts 4 KiB pages)"
 FORMULA_OFFSET = "the relocation formula's own offset from the address difference"
 
@@ -86,8 +87,7 @@ class Units:
 
 def _keyed(names: np.ndarray) -> np.ndarray:
     """Each name, with `#n` added to the n-th (n ≥ 1, in address order) of names that repeat."""
-    _, first, inverse = np.unique(names, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
+    inverse = np.unique(names, return_inverse=True)[1].ravel()
     order = np.argsort(inverse, kind="stable")
     starts = np.searchsorted(inverse[order], inverse[order])
     occurrence = np.empty(len(names), dtype=np.int64)
@@ -121,7 +121,9 @@ def symbol_names(obj: ElfInput, rows: np.ndarray) -> np.ndarray:
     return names
 
 
-def _gaps(address: np.ndarray, size: np.ndarray, align: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _gaps(address: np.ndarray, size: np.ndarray, align: np.ndarray,
+          output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`Units.gap` and `Units.padding` of units sorted by address."""
     gap = np.zeros(len(address), dtype=np.int64)
     gap[:-1] = (address[1:] - address[:-1]).view(np.int64) - size[:-1]
     padding = np.zeros(len(address), dtype=bool)
@@ -391,13 +393,14 @@ def open_build(path: Path, options: ScanOptions) -> Build:
 
 def _measured_address(record: ReachRecord, placement: Placement) -> int:
     """The address the distance is measured to: the target, or the .got for GOT-relative types."""
-    if record.kind.formula.startswith("got"):
-        got = placement.got_address if placement.got_address is not None else placement.output_start[".got"]
-        return got
+    if record.kind.formula.startswith("got"):  # the analysis checks these only where the layout has a .got
+        return placement.got_address if placement.got_address is not None else placement.output_start[".got"]
     return record.target.address
 
 
 def span(build: Build, record: ReachRecord) -> Span:
+    """`record`'s distance in `build`, taken apart: its ends are in the units of their input sections
+    (a linked image, or an end outside any placed section: the unit starting at or before it)."""
     units = build.units
     site_address, target_address = record.site.address, _measured_address(record, build.placement)
     site = units.position_of_section[record.site.section_index] if units.kind == "section" else -1
@@ -458,7 +461,8 @@ def _section_move(role: str, symbol: str, old: str | None, new: str | None,
     return Move(role, symbol, old, new)
 
 
-def _attribute_in_source(symbol: str, location: SourceLocation | None, attribute: str) -> tuple[str, tuple[str, int]] | None:
+def _attribute_in_source(symbol: str, location: SourceLocation | None,
+                         attribute: str) -> tuple[str, tuple[str, int]] | None:
     """(`__cold`, (file, line)) where a declaration of `symbol` in the file DWARF declares it
     in spells the attribute (on its line or the line above)."""
     if location is None or not location.file:
@@ -496,7 +500,8 @@ def _by_address(records: list[ReachRecord]) -> list[ReachRecord]:
     return sorted(records, key=lambda r: (r.site.address, r.kind.name, r.target.symbol))
 
 
-def diff_builds(old_path: Path, new_path: Path, options: ScanOptions = ScanOptions(), include_ok: bool = False) -> Diff:
+def diff_builds(old_path: Path, new_path: Path, options: ScanOptions = ScanOptions(),
+                include_ok: bool = False) -> Diff:
     """Every reference whose distance changed from `old_path` to `new_path` (build dirs or ELF files),
     what moved it, contributions summing to the change; `include_ok` also those in reach in both
     builds (by default only those reported, not ok, in one of them)."""
@@ -517,10 +522,13 @@ def diff_builds(old_path: Path, new_path: Path, options: ScanOptions = ScanOptio
         changed = [(a, b) for a, b in pairs if a.distance != b.distance
                    and (include_ok or a.status is not Status.OK or b.status is not Status.OK)]
         changes = _explain(old, new, changed)
-    def reported(records: list[ReachRecord]) -> tuple[ReachRecord, ...]:
-        return tuple(sorted((r for r in records if include_ok or r.status is not Status.OK), key=lambda r: r.worst_first))
+    return Diff(old.result, new.result, old.units.kind, len(pairs), _reported(only_old, include_ok),
+                _reported(only_new, include_ok), changes)
 
-    return Diff(old.result, new.result, old.units.kind, len(pairs), reported(only_old), reported(only_new), changes)
+
+def _reported(records: list[ReachRecord], include_ok: bool) -> tuple[ReachRecord, ...]:
+    """The records a scan reports (all with `include_ok`), worst first."""
+    return tuple(sorted((r for r in records if include_ok or r.status is not Status.OK), key=lambda r: r.worst_first))
 
 
 def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecord]]) -> tuple[Change, ...]:
@@ -541,8 +549,9 @@ def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecor
         np.add.at(delta, inverse.ravel(), np.concatenate((-old_shares, new_shares)))
         moved = [(int(i), int(d)) for i, d in zip(unit_ids[delta != 0].tolist(), delta[delta != 0].tolist())]
         formula = PAGE_ROUNDING if new_record.kind.formula.endswith("page") else FORMULA_OFFSET
+        gaps = LINK_PLACED if old.units.kind == "section" else UNSIZED
         buckets = [(what, new_value - old_value) for what, old_value, new_value in zip(
-            (PADDING, LINK_PLACED, formula), (*_gap_buckets(old.units, old_span), old_span.rounding),
+            (PADDING, gaps, formula), (*_gap_buckets(old.units, old_span), old_span.rounding),
             (*_gap_buckets(new.units, new_span), new_span.rounding))]
         drafts.append((old_record, new_record, old_span, new_span, moved, [b for b in buckets if b[1]]))
     old_names = _unit_names(old, {shared_id - shared if shared_id >= shared else int(new_to_old[shared_id])
@@ -582,6 +591,7 @@ def _explain(old: Build, new: Build, changed: list[tuple[ReachRecord, ReachRecor
 
 
 def _side(units: Units, part: Span, position: int) -> Side:
+    """Unit `position` (-1: none) in the build `part` was taken apart in."""
     if position < 0:
         return Side("absent", 0, 0)
     return Side(part.role(position), int(units.size[position]), part.share(units, position))

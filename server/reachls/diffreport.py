@@ -24,7 +24,7 @@ def _state(record: ReachRecord) -> str:
     return f"{record.status.value} {record.usage * 100:.0f} %"
 
 
-def _unit(contribution: Contribution, kind: str) -> str:
+def _unit(contribution: Contribution) -> str:
     if contribution.name is None:
         return contribution.what
     named = [f"`{contribution.symbol}`"] if contribution.symbol and contribution.symbol != contribution.name else []
@@ -33,14 +33,19 @@ def _unit(contribution: Contribution, kind: str) -> str:
     return f"`{contribution.name}`" + (f" ({', '.join(named)})" if named else "") + f": {contribution.summary}"
 
 
+def _names(symbols: tuple[str, ...], shown: int = 5) -> str:
+    listed = ", ".join(f"`{s}`" for s in symbols[:shown])
+    return listed + (f" and {len(symbols) - shown} more" if len(symbols) > shown else "")
+
+
 def region_text(region: Region) -> str:
     """`+1048608 B (+1 MiB) between `a` and `b`: new `x`, `y` (file)`."""
     if region.after is None:
         where = f"before `{region.before}`" if region.before else "in the section"
     else:
         where = f"between `{region.after}` and `{region.before}`" if region.before else f"after `{region.after}`"
-    came = [f"new {', '.join(f'`{s}`' for s in region.new_symbols)}"] if region.new_symbols else []
-    came += [f"gone {', '.join(f'`{s}`' for s in region.gone_symbols)}"] if region.gone_symbols else []
+    came = [f"{what} {_names(symbols)}" for what, symbols in (("new", region.new_symbols), ("gone", region.gone_symbols))
+            if symbols]
     file = f" ({display_path(region.file)})" if region.file else ""
     return f"{_bytes(region.bytes)} {where}" + (f": {'; '.join(came)}" if came else "") + file
 
@@ -65,13 +70,14 @@ def _change_lines(change: Change, kind: str) -> list[str]:
                  f"{new_count} ({new_bytes} B) in NEW")
     lines += [f"  {move_text(move)}" for move in change.moves]
     for contribution in change.contributions[:SHOWN]:
-        lines.append(f"  {_bytes(contribution.bytes)}: {_unit(contribution, kind)}")
+        lines.append(f"  {_bytes(contribution.bytes)}: {_unit(contribution)}")
         lines += [f"      {region_text(region)}" for region in contribution.inside[:SHOWN_REGIONS]]
         if len(contribution.inside) > SHOWN_REGIONS:
             lines.append(f"      … {len(contribution.inside) - SHOWN_REGIONS} more regions")
     rest = change.contributions[SHOWN:]
     if rest:
-        lines.append(f"  {_bytes(sum(c.bytes for c in rest))}: {len(rest)} more contributions (--format json lists them)")
+        lines.append(f"  {_bytes(sum(c.bytes for c in rest))}: {len(rest)} more contributions "
+                     "(--format json lists them)")
     lines.append(f"  = {_bytes(sum(c.bytes for c in change.contributions))}")
     return lines
 
@@ -79,7 +85,8 @@ def _change_lines(change: Change, kind: str) -> list[str]:
 def diff_text(diff: Diff) -> str:
     old, new = diff.old.analysis.placement, diff.new.analysis.placement
     lines = [f"reachls diff: OLD {display_path(str(diff.old.inputs.artefact))} (placed by {old.placed_by}) → NEW "
-             f"{display_path(str(diff.new.inputs.artefact))} (placed by {new.placed_by}): {len(diff.changes)} references changed "
+             f"{display_path(str(diff.new.inputs.artefact))} (placed by {new.placed_by}): "
+             f"{len(diff.changes)} references changed "
              f"distance, of {diff.matched} matched; {len(diff.only_old)} only in OLD, {len(diff.only_new)} only in NEW"]
     for side, records in (("OLD", diff.only_old), ("NEW", diff.only_new)):
         if records:
