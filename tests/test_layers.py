@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("modes", ("stages", "linklog")),
     ("pipeline", ("pipeline",)),
     ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings")),
-    ("front ends", ("report", "cli", "__main__", "lsp")),
+    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "cli", "__main__", "lsp")),
 )
 
 #: Imports a function may make: the language server, which a scan from the command line never loads.

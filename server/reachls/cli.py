@@ -1,4 +1,4 @@
-"""`reachls scan` and `reachls layout`: the command-line front end over the shared pipeline.
+"""`reachls scan`, `reachls layout` and `reachls diff`: the command-line front end over the shared pipeline.
 
 Exit status: 0 clean (or below `--fail-on`), 1 when a record meets a `--fail-on` condition (a status;
 with `--baseline`, new at a status or worse than the baseline by an amount) or, with `--fail-on`, when
@@ -16,6 +16,8 @@ from pathlib import Path
 
 from . import __version__
 from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
+from .diff import diff_builds
+from .diffreport import diff_json, diff_text
 from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
@@ -80,6 +82,17 @@ def build_parser() -> argparse.ArgumentParser:
                                         "output section)")
     _common(layout_parser)
     layout_parser.add_argument("--symbol", action="append", help="only this function (repeatable)")
+    diff_parser = commands.add_parser("diff", help="what moved each reference whose distance changed between "
+                                      "two builds of one tree: the sections that grew, shrank or moved, to the byte")
+    diff_parser.add_argument("old", type=Path, help="the earlier build (build directory or ELF file)")
+    diff_parser.add_argument("new", type=Path, help="the later build")
+    diff_parser.add_argument("--engine", choices=ENGINES, default="auto", help="layout of each relocatable input "
+                             "(as for scan)")
+    diff_parser.add_argument("--linker", choices=LINKERS, default="auto", help="whose layout (as for scan)")
+    diff_parser.add_argument("--format", choices=("text", "json"), default="text")
+    diff_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
+                             help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    diff_parser.add_argument("--all", action="store_true", help="also references in reach (ok) in both builds")
     commands.add_parser("serve", help="run the language server on stdio")
     return parser
 
@@ -121,12 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     # written as a backslash escape rather than ending the command.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-    options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
+    options = ScanOptions(engine=args.engine, script=getattr(args, "script", None), threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
                           include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
                           linker=args.linker)
     try:
         if args.command == "scan":
             return _scan(args, options)
+        if args.command == "diff":
+            diff = diff_builds(args.old, args.new, options, include_ok=args.all)
+            sys.stdout.write(diff_json(diff) if args.format == "json" else diff_text(diff))
+            return 0
         placement, functions = function_layout(args.path, options)
         if args.symbol:
             missing = sorted(set(args.symbol) - {f.name for f in functions})

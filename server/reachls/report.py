@@ -42,10 +42,10 @@ def printable_json(text: str) -> str:
 def _where(location: SourceLocation | None) -> str | None:
     if location is None:
         return None
-    return f"{_display_path(location.file)}:{location.line}" + (f":{location.column}" if location.column else "")
+    return f"{display_path(location.file)}:{location.line}" + (f":{location.column}" if location.column else "")
 
 
-def _display_path(path: str) -> str:
+def display_path(path: str) -> str:
     """Paths under the current directory are shown relative to it, the way compilers print them."""
     try:
         relative = os.path.relpath(path)
@@ -88,7 +88,7 @@ def text_report(result: ScanResult, fix_hints: bool = True, comparison: Comparis
     baseline, each record's change, and what the baseline reported that is gone or ok now."""
     groups: dict[str, list[ReachRecord]] = defaultdict(list)
     for record in result.analysis.records:
-        key = _display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
+        key = display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
         groups[key].append(record)
     lines = [f"reachls: {_summary(result)}"]
     unchecked = unchecked_note(result.analysis)
@@ -141,10 +141,10 @@ def json_report(result: ScanResult, comparison: Comparison | None = None) -> str
         document["baseline"] = comparison.json_summary()
         rows = [f'{row[:-1]}, "baseline": {json.dumps(pair_json(comparison.of(record)))}}}'
                 for row, record in zip(rows, result.analysis.records)]
-    return _json_with_rows(document, "records", rows)
+    return json_with_rows(document, "records", rows)
 
 
-def _json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
+def json_with_rows(document: dict[str, Any], key: str, rows: list[str]) -> str:
     """`document` indented, with `rows` (each already `json.dumps`-encoded) as its last member, one
     compact row per line.
 
@@ -172,6 +172,6 @@ def layout_text(placement: Placement, functions: list[FunctionPlacement]) -> str
 def layout_json(placement: Placement, functions: list[FunctionPlacement]) -> str:
     document = {"schema": JSON_SCHEMA, "engine": placement.engine, "linker": placement.linker,
                 "notes": list(placement.notes)}
-    return _json_with_rows(document, "functions", [json.dumps(
+    return json_with_rows(document, "functions", [json.dumps(
         {"name": f.name, "type": "func" if f.is_function else "notype", "address": f.address, "size": f.size,
          "output_section": f.output_section, "output_offset": f.output_offset}) for f in functions])

@@ -46,9 +46,19 @@ noinline void __noreturn __hyp_do_panic(struct kvm_hyp_context *ctxt, u64 spsr, 
 	dump[0] = spsr;
 	dump[1] = elr;
 	dump[2] = par;
+#ifdef HYP_PANIC_DUMP_MORE	/* the `grown` variant: the fault syndrome too */
+	dump[3] = read_sysreg(esr_el2);
+	dump[4] = read_sysreg(far_el2);
+	dump[5] = read_sysreg(hpfar_el2);
+	dump[6] = read_sysreg(vbar_el2);
+#endif
 	for (;;)
 		__asm__ __volatile__("wfi");
 }
+
+#ifdef HYP_PANIC_COLD	/* the `cold` variant: in .text.unlikely.hyp_panic */
+void __noreturn __cold hyp_panic(void);
+#endif
 
 void __noreturn hyp_panic(void)
 {
