@@ -8,6 +8,7 @@ with `--fail-on`, when some short-reach reference could not be checked (unless `
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import io
 import sys
@@ -16,10 +17,12 @@ from pathlib import Path
 from . import __version__
 from .arch import LINKERS
 from .errors import ReachlsError
+from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
-from .pipeline import ENGINES, ScanOptions, function_layout, scan
+from .pipeline import ENGINES, ScanOptions, ScanResult, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
 from .report import json_report, layout_json, layout_text, printable, text_report
+from .trend_report import history_json, history_text
 
 FAIL_ON = {"overflow": Status.OVERFLOW, "veneer": Status.VENEER, "at-risk": Status.AT_RISK}
 
@@ -29,6 +32,13 @@ def _threshold(text: str) -> float:
     value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError("threshold is a fraction (0.75) or a percentage (75%)")
+    return value
+
+
+def _keep(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_KEEP:
+        raise argparse.ArgumentTypeError(f"keep from 1 to {MAX_KEEP} builds")
     return value
 
 
@@ -60,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
                              "status or a worse one, or when a short-reach reference could not be checked")
     scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
                              "could not be checked (listed in the report's note) do not fail the scan")
+    scan_parser.add_argument("--record", action="store_true", help="record this build's references in the build "
+                             "dir's history (.reachls-history.sqlite), for `reachls history`")
+    scan_parser.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
+                             help=f"with --record: keep the newest N builds (default {DEFAULT_KEEP})")
+    history_parser = commands.add_parser("history", help="each reference's headroom over the recorded builds, its "
+                                         "rate of change and the builds left until it is out of range")
+    history_parser.add_argument("path", type=Path, help="build directory (or its artefact) scanned with --record")
+    which = history_parser.add_mutually_exclusive_group()
+    which.add_argument("--worst", type=int, metavar="N", help="only the N references with the least headroom now")
+    which.add_argument("site", nargs="?", help="only the references at FUNCTION or FUNCTION+OFFSET (0x..)")
+    history_parser.add_argument("--format", choices=("text", "json"), default="text")
     layout_parser = commands.add_parser("layout", help="where every function lands (address, offset in its "
                                         "output section)")
     _common(layout_parser)
@@ -83,12 +104,21 @@ def main(argv: list[str] | None = None) -> int:
     # written as a backslash escape rather than ending the command.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
+    if args.command == "history":
+        return _history(args)
+    recording = getattr(args, "record", False)
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
-                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
+                          include_ok=getattr(args, "all", False) or recording, log=getattr(args, "log", None),
                           linker=args.linker)
     try:
         if args.command == "scan":
             result = scan(args.path, options)
+            if recording:  # the history keeps ok references near their reach too; the report shows what was asked
+                note = record_scan(result, args.keep).note
+                if note:
+                    print(printable(f"reachls: {note}"), file=sys.stderr)
+                if not args.all:
+                    result = reported_only(result)
             sys.stdout.write(json_report(result) if args.format == "json" else text_report(result))
             worst = FAIL_ON.get(args.fail_on or "")
             if worst and (any(r.status.rank <= worst.rank for r in result.analysis.records)
@@ -108,6 +138,47 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+
+
+def reported_only(result: ScanResult) -> ScanResult:
+    """The scan without its ok references (scanned for the history only)."""
+    records = [r for r in result.analysis.records if r.status is not Status.OK]
+    return dataclasses.replace(result, analysis=dataclasses.replace(result.analysis, records=records))
+
+
+def _history(args: argparse.Namespace) -> int:
+    build_dir = args.path if args.path.is_dir() else args.path.parent
+    try:
+        if args.worst is not None and args.worst < 1:
+            raise ReachlsError("--worst takes a count of 1 or more")
+        opened = open_history(build_dir, writing=False)
+        if opened is None:
+            raise ReachlsError("no history recorded here: scan it with `reachls scan --record` first", str(build_dir))
+        with opened[0] as history:
+            builds, trends = history.builds(), history.trends()
+        if args.site:
+            function, _, offset = args.site.partition("+")
+            trends = [t for t in trends if t.key.function == function
+                      and (not offset or t.key.offset == _offset(offset))]
+            if not trends:
+                raise ReachlsError(f"no reference recorded at {args.site} in the newest build", str(build_dir))
+        elif args.worst is not None:
+            trends = trends[:args.worst]
+        sys.stdout.write(history_json(build_dir, builds, trends) if args.format == "json"
+                         else history_text(build_dir, builds, trends))
+        return 0
+    except ReachlsError as exc:
+        print(printable(f"reachls: error: {exc}"), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+def _offset(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ReachlsError(f"a site's offset is a number (0x20 or 32), not {text!r}") from None
 
 
 if __name__ == "__main__":
