@@ -8,7 +8,6 @@ with `--fail-on`, when some short-reach reference could not be checked (unless `
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import io
 import sys
@@ -19,9 +18,9 @@ from .arch import LINKERS
 from .errors import ReachlsError
 from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
-from .pipeline import ENGINES, ScanOptions, ScanResult, function_layout, scan
+from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
-from .report import json_report, layout_json, layout_text, printable, text_report
+from .report import json_report, layout_json, layout_text, printable, reported_only, text_report
 from .trend_report import history_json, history_text
 
 FAIL_ON = {"overflow": Status.OVERFLOW, "veneer": Status.VENEER, "at-risk": Status.AT_RISK}
@@ -138,12 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
-
-
-def reported_only(result: ScanResult) -> ScanResult:
-    """The scan without its ok references (scanned for the history only)."""
-    records = [r for r in result.analysis.records if r.status is not Status.OK]
-    return dataclasses.replace(result, analysis=dataclasses.replace(result.analysis, records=records))
 
 
 def _history(args: argparse.Namespace) -> int:
