@@ -81,6 +81,10 @@ MIGRATIONS = (
 )
 
 
+class CannotWrite(ReachlsError):
+    """The history cannot be made or written where it was looked for (the cache is the fallback)."""
+
+
 @dataclass(frozen=True)
 class BuildIdentity:
     """What a build is: `identity` (`build-id:…` or `sha256:…`) decides; the rest describes it."""
@@ -268,6 +272,8 @@ class History:
             self._migrate()
         except sqlite3.Error as exc:
             self.close()
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY):
+                raise CannotWrite(f"cannot be written there ({exc})", str(path)) from None
             raise ReachlsError(f"history database unusable: {exc}", str(path)) from None
 
     def close(self) -> None:
@@ -382,14 +388,18 @@ def open_history(build_dir: Path, writing: bool) -> tuple[History, str | None] |
             if path.is_file():
                 return History(path), None
         return None
-    if inside.is_file() and os.access(inside, os.W_OK) or not inside.exists() and os.access(inside.parent, os.W_OK):
+    try:
+        if not os.access(inside.parent, os.W_OK) or inside.exists() and not os.access(inside, os.W_OK):
+            raise CannotWrite("the build dir cannot be written", str(build_dir))
         return History(inside), None
+    except CannotWrite as exc:
+        reason = str(exc)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ReachlsError(f"cannot keep a history: the build dir is read-only and the cache cannot be made "
+        raise ReachlsError(f"cannot keep a history: {reason}, and the cache cannot be made "
                            f"({exc.strerror or exc})", str(cached.parent)) from None
-    return History(cached), f"history of {build_dir} kept in {cached}: the build dir cannot be written"
+    return History(cached), f"history of {build_dir} kept in {cached} ({reason})"
 
 
 def record_scan(result: ScanResult, keep: int = DEFAULT_KEEP) -> Recorded:
