@@ -344,8 +344,9 @@ class ReachServer(LanguageServer):
             locations = [lsp.Location(from_fs_path(str(place)), _line_range(self.documents.line_now(place, line) or line))
                          for place, line in lens.references]
             arguments = [uri, span.start, locations]
-            lenses.append(lsp.CodeLens(span, lsp.Command(lens_title(lens), SHOW_REFERENCES,
-                                                         _JSON.unstructure(arguments))))
+            command = lsp.Command(title=lens_title(lens), command=SHOW_REFERENCES,
+                                  arguments=_JSON.unstructure(arguments))
+            lenses.append(lsp.CodeLens(range=span, command=command))
         return lenses
 
     def report(self) -> str:
