@@ -3,6 +3,7 @@ other keys are taken (read_settings in process; the message over the wire from t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,9 @@ from lsprotocol import types
 
 from lsp_support import SERVER_COMMAND, collect_scan_status, server_session, uri, wait_for
 from reachls.lsp.server import ReachServer
-from reachls.lsp.settings import Settings, read_settings
+from reachls.lsp.settings import DEFAULT_SEVERITY, KEYS, Settings, read_settings
 from test_relink import build_dir_with_its_own_linker
+from toolchain import ROOT
 
 PREVIOUS = Settings(threshold=0.5, engine="model", path_mappings=(("/b", "/w"),),
                     severity={"overflow": "warning", "veneer": "hint", "at-risk": "warning", "fragile": "hint"},
@@ -107,3 +109,17 @@ async def test_a_linker_inside_the_workspace_runs_only_when_allowed(tree: Path, 
     else:
         assert not mark.exists()
         assert any("ld.lld-wrapper" in p and "untrusted" in p for p in problems), problems
+
+
+def test_every_server_setting_is_contributed_to_vs_code():
+    """Each key read_settings takes is a setting of the VS Code extension, of the same default."""
+    properties = json.loads((ROOT / "vscode-client" / "package.json").read_text())["contributes"]["configuration"][
+        "properties"]
+    for key in KEYS:
+        if key.name == "severity":  # one setting per status
+            assert {f"reachls.severity.{status}" for status in DEFAULT_SEVERITY} <= set(properties)
+            continue
+        assert f"reachls.{key.name}" in properties, key.name
+        default = getattr(Settings(), key.field)
+        if isinstance(default, (bool, int, float, str)):
+            assert properties[f"reachls.{key.name}"]["default"] == default, key.name

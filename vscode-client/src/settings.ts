@@ -37,6 +37,9 @@ export interface ReachlsConfig {
     discoveryDepth?: number;
     debounceSeconds?: number;
     allowWorkspaceLinker?: boolean;
+    history?: boolean;
+    historyBuilds?: number;
+    codeLens?: boolean;
 }
 
 /** What the server's `read_settings` reads. */
@@ -50,6 +53,9 @@ export interface ServerSettings {
     discoveryDepth: number;
     debounceSeconds: number;
     allowWorkspaceLinker: boolean;
+    history: boolean;
+    historyBuilds: number;
+    codeLens: boolean;
 }
 
 export const DEFAULTS: ServerSettings = {
@@ -62,7 +68,13 @@ export const DEFAULTS: ServerSettings = {
     discoveryDepth: 4,
     debounceSeconds: 0.5,
     allowWorkspaceLinker: false,
+    history: true,
+    historyBuilds: 100,
+    codeLens: false,
 };
+
+/** The most builds a history keeps (the server's MAX_KEEP). */
+export const MAX_HISTORY_BUILDS = 100000;
 
 function isOneOf<T extends string>(values: readonly T[], value: unknown): value is T {
     return typeof value === "string" && (values as readonly string[]).includes(value);
@@ -148,6 +160,9 @@ export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly
         discoveryDepth: Math.floor(finite(config.discoveryDepth, DEFAULTS.discoveryDepth)),
         debounceSeconds: finite(config.debounceSeconds, DEFAULTS.debounceSeconds),
         allowWorkspaceLinker: config.allowWorkspaceLinker === true,
+        history: config.history !== false,
+        historyBuilds: Math.min(Math.floor(finite(config.historyBuilds, DEFAULTS.historyBuilds, 1)), MAX_HISTORY_BUILDS),
+        codeLens: config.codeLens === true,
     };
 }
 

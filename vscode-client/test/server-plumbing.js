@@ -80,6 +80,12 @@ async function main() {
         assert.strictEqual(serverSettings({ linker: "bfd" }, [tree]).linker, "auto");
         assert.strictEqual(settings.allowWorkspaceLinker, false);
         assert.strictEqual(serverSettings({ allowWorkspaceLinker: true }, [tree]).allowWorkspaceLinker, true);
+        assert.strictEqual(settings.history, true);
+        assert.strictEqual(settings.historyBuilds, 100);
+        assert.strictEqual(settings.codeLens, false);
+        const asked = serverSettings({ history: false, historyBuilds: 7.5, codeLens: true }, [tree]);
+        assert.deepStrictEqual([asked.history, asked.historyBuilds, asked.codeLens], [false, 7, true]);
+        assert.strictEqual(serverSettings({ historyBuilds: 0 }, [tree]).historyBuilds, 100);
     });
 
     await check("an untrusted workspace: the model engine, no linker from the workspace", () => {
