@@ -94,11 +94,11 @@ def test_rescanning_a_build_is_not_a_new_build_and_keep_bounds_it(growing_builds
     _, build, _ = growing_builds
     copy = _copy_build(build, tmp_path)
     before = history_json(copy)
-    assert reachls("scan", "--record", copy).returncode == 0
+    assert reachls("scan", "--record", "--threshold", "0.5", copy).returncode == 0
     again = history_json(copy)
     assert [b["identity"] for b in again["builds"]] == [b["identity"] for b in before["builds"]]
     assert [s["headroom"] for s in again["sites"]] == [s["headroom"] for s in before["sites"]]
-    assert reachls("scan", "--record", "--keep", "2", copy).returncode == 0
+    assert reachls("scan", "--record", "--threshold", "0.5", "--keep", "2", copy).returncode == 0
     kept = history_json(copy)
     assert [b["identity"] for b in kept["builds"]] == [b["identity"] for b in before["builds"]][1:]
     assert all(len(s["headroom"]) == 2 for s in kept["sites"])
@@ -111,7 +111,7 @@ from reachls.history import BuildIdentity, open_history
 from reachls.pipeline import ScanOptions, scan
 
 build, name, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-records = scan(build, ScanOptions(include_ok=True)).analysis.records
+records = scan(build, ScanOptions(threshold=0.5)).analysis.records
 for i in range(count):
     history, _ = open_history(build, writing=True)
     with history:

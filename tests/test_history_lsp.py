@@ -7,6 +7,7 @@ distances and the functions that hold them from ld.lld's own errors.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
+from conftest import HISTORY_THRESHOLD
 from lsp_support import SERVER_COMMAND, server_session, uri, wait_for
 from test_history import HISTORY, REACH_HI, image_headroom
 from test_neovim import neovim_session
@@ -52,7 +54,8 @@ def expected_trend(images: list[Path], hover: str, relocation: str) -> str:
 @pytest.mark.asyncio(loop_scope="module")
 async def test_hover_says_the_trend_over_the_recorded_builds(growing_builds):
     tree, build, images = growing_builds
-    async with server_session(SERVER_COMMAND, _params(tree, buildDirs=[str(build)])) as client:
+    async with server_session(SERVER_COMMAND, _params(tree, buildDirs=[str(build)],
+                                                      threshold=HISTORY_THRESHOLD)) as client:
         diagnostics = await wait_for(lambda: client.diagnostics.get(uri(tree / ENTRY)), timeout=60,
                                      what="diagnostics on entry.S")
         assert len(diagnostics) >= 3
@@ -129,7 +132,8 @@ def test_neovim_shows_the_trend_and_the_lenses(growing_builds, tmp_path):
     need("nvim")
     tree, build, images = growing_builds
     got = neovim_session(tree, tree / ENTRY, tmp_path / "got.json", "lenses",
-                         REACHLS_INIT_OPTIONS=f'{{"buildDirs": ["{build}"], "codeLens": true}}')
+                         REACHLS_INIT_OPTIONS=json.dumps({"buildDirs": [str(build)], "codeLens": True,
+                                                          "threshold": HISTORY_THRESHOLD}))
     assert "error" not in got, got.get("error")
     first = got["diagnostics"][0]
     assert f"| trend | {expected_trend(images, got['hover'], first['code'])} |" in got["hover"], got["hover"]

@@ -20,7 +20,7 @@ from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
-from .report import json_report, layout_json, layout_text, printable, reported_only, text_report
+from .report import json_report, layout_json, layout_text, printable, text_report
 from .trend_report import history_json, history_text
 
 FAIL_ON = {"overflow": Status.OVERFLOW, "veneer": Status.VENEER, "at-risk": Status.AT_RISK}
@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "status or a worse one, or when a short-reach reference could not be checked")
     scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
                              "could not be checked (listed in the report's note) do not fail the scan")
-    scan_parser.add_argument("--record", action="store_true", help="record this build's references in the build "
-                             "dir's history (.reachls-history.sqlite), for `reachls history`")
+    scan_parser.add_argument("--record", action="store_true", help="record the references this scan reports (with "
+                             "--all, every one) in the build dir's history (.reachls-history.sqlite), for "
+                             "`reachls history`")
     scan_parser.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
                              help=f"with --record: keep the newest N builds (default {DEFAULT_KEEP})")
     history_parser = commands.add_parser("history", help="each reference's headroom over the recorded builds, its "
@@ -105,19 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     if args.command == "history":
         return _history(args)
-    recording = getattr(args, "record", False)
     options = ScanOptions(engine=args.engine, script=args.script, threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
-                          include_ok=getattr(args, "all", False) or recording, log=getattr(args, "log", None),
+                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
                           linker=args.linker)
     try:
         if args.command == "scan":
             result = scan(args.path, options)
-            if recording:  # the history keeps ok references near their reach too; the report shows what was asked
+            if args.record:
                 note = record_scan(result, args.keep).note
                 if note:
                     print(printable(f"reachls: {note}"), file=sys.stderr)
-                if not args.all:
-                    result = reported_only(result)
             sys.stdout.write(json_report(result) if args.format == "json" else text_report(result))
             worst = FAIL_ON.get(args.fail_on or "")
             if worst and (any(r.status.rank <= worst.rank for r in result.analysis.records)

@@ -15,9 +15,11 @@ be written (a read-only mount, another user's tree) falls back to the user's cac
 the build dir's resolved path, with a note saying so; reading looks in both.
 
 Both the CLI and the server may write at once: WAL mode, a busy timeout, and every write in one
-`BEGIN IMMEDIATE` transaction. The size is bounded: references using less than
-`RECORDED_USAGE` of their reach are not kept (a trend starts when a reference passes half its
-reach), at most `MAX_SITES_PER_BUILD` per build (worst first), and the newest `keep` builds.
+`BEGIN IMMEDIATE` transaction. What is kept is what the scan reported (`--all`: every reference;
+a lower `--threshold` starts trends earlier), at most `MAX_SITES_PER_BUILD` per build (worst
+first), and the newest `keep` builds: the size is bounded. Scanning ok references too by default
+was measured against this: on a real arm64 kernel it took a scan from 3.4 s to 11 s and 90 to
+400 MB, and none of them was past half its reach.
 """
 
 from __future__ import annotations
@@ -39,12 +41,11 @@ from elftools.elf.elffile import ELFFile
 
 from .errors import ReachlsError
 from .pipeline import ScanResult
-from .record import ReachRecord, SiteKey, Status
+from .record import ReachRecord, SiteKey
 
 HISTORY_NAME = ".reachls-history.sqlite"
 DEFAULT_KEEP = 100  # builds kept per build dir
 MAX_KEEP = 100_000
-RECORDED_USAGE = 0.5  # references below half their reach (and not reported) are not recorded
 MAX_SITES_PER_BUILD = 10_000
 TREND_BUILDS = 3  # the hover's "over the last 3 builds"
 BUSY_SECONDS = 10.0
@@ -239,10 +240,8 @@ def git_commit(directory: Path) -> str | None:
 
 
 def recorded_records(records: list[ReachRecord]) -> list[ReachRecord]:
-    """What a build keeps: every reported reference, and those using at least RECORDED_USAGE of their
-    reach, worst first, at most MAX_SITES_PER_BUILD."""
-    kept = [r for r in records if r.status is not Status.OK or (r.usage is not None and r.usage >= RECORDED_USAGE)]
-    return sorted(kept, key=lambda r: r.worst_first)[:MAX_SITES_PER_BUILD]
+    """What a build keeps of a scan's records: the worst MAX_SITES_PER_BUILD."""
+    return sorted(records, key=lambda r: r.worst_first)[:MAX_SITES_PER_BUILD]
 
 
 def keyed(records: list[ReachRecord]) -> list[tuple[SiteKey, int, ReachRecord]]:

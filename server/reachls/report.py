@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -158,12 +157,6 @@ def _second_line(record: ReachRecord, site_name: str) -> str:
                 + (f" in {target.section}" if target.section else ""))
     return (f"site {site_name} at {site.address:#x}; target in {target.section or 'absolute'} at "
             f"{target.address:#x}" + (f" ({target_where})" if target_where else "") + f"; headroom {record.headroom} B")
-
-
-def reported_only(result: ScanResult) -> ScanResult:
-    """The scan without its ok references (scanned for the history, not asked for)."""
-    records = [r for r in result.analysis.records if r.status is not Status.OK]
-    return dataclasses.replace(result, analysis=dataclasses.replace(result.analysis, records=records))
 
 
 def text_report(result: ScanResult, fix_hints: bool = True) -> str:

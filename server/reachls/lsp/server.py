@@ -37,7 +37,7 @@ from ..lenses import FunctionLens, function_lenses
 from ..linklog import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..record import ReachRecord
-from ..report import reported_only, text_report
+from ..report import text_report
 from .documents import Documents, Shown, local_path
 from .hover import hover_markdown, lens_title
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
@@ -179,8 +179,7 @@ class ReachServer(LanguageServer):
             self.notices.raise_problem(no_artefact(build_dir))
             return
         options = ScanOptions(engine=self.settings.engine, linker=self.settings.linker,
-                              threshold=self.settings.threshold, untrusted_roots=self.linker_untrusted_roots(),
-                              include_ok=self.settings.history)
+                              threshold=self.settings.threshold, untrusted_roots=self.linker_untrusted_roots())
         started = time.monotonic()
         try:
             result = await self._in_worker(scan, build_dir, options)
@@ -189,7 +188,7 @@ class ReachServer(LanguageServer):
             return
         seconds = time.monotonic() - started
         trends[build_dir] = await self._recorded(result) if self.settings.history else {}
-        results[build_dir] = reported_only(result)
+        results[build_dir] = result
         self.notices.scanned(build_dir, result, seconds)
 
     async def _recorded(self, result: ScanResult) -> dict[ReachRecord, SiteTrend]:
