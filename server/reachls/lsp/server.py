@@ -248,6 +248,7 @@ class ReachServer(LanguageServer):
                               code=worst.kind.name, source="reachls", related_information=related or None)
 
     def _publish(self, published: Published) -> None:
+        lenses_shown = bool(self.published.lenses)
         self.published = published
         self.documents.rescanned(published.findings.texts)
         self.as_built.update(published.findings.as_built)
@@ -259,8 +260,8 @@ class ReachServer(LanguageServer):
         for uri in set(self.shown) | {from_fs_path(str(path)) for path in published.findings.by_path}:
             self._show(uri)
         workspace = self.client_capabilities.workspace
-        if self.settings.code_lens and workspace and workspace.code_lens and workspace.code_lens.refresh_support:
-            self.workspace_code_lens_refresh(None)
+        if (published.lenses or lenses_shown) and workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)  # the client asks again: new lenses, or none now
 
     def _show(self, uri: str) -> None:
         """(Re)publish the diagnostics of `uri` where its findings are in the text the editor has now."""
