@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from reachls.history import Build, SiteTrend
+from reachls.record import SiteKey
 from toolchain import nm_symbols, objdump_targets
 
 CLI = [sys.executable, "-m", "reachls.cli"]
@@ -183,3 +185,20 @@ def test_history_bad_input_is_one_line(growing_builds, tmp_path):
     for args in (("history", copy), ("scan", "--record", copy)):
         done = reachls(*args)
         assert done.returncode == 2 and "schema 99" in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_trend_arithmetic_with_a_build_missing():
+    """A site absent from one build: the rate runs first to last figure, the change over the last
+    builds that have one; growing headroom never runs out, a negative one is out now."""
+    builds = tuple(Build(n, n, f"test:{n}", 0.0, None, 0.0) for n in range(1, 5))
+    key = SiteKey("f", 0, "R_AARCH64_CONDBR19", "t")
+    shrinking = SiteTrend(key, 0, builds, (1000, None, 400, 100), ("ok", None, "ok", "at-risk"))
+    assert shrinking.rate == pytest.approx((100 - 1000) / 3)
+    assert (shrinking.change, shrinking.span) == (100 - 400, 2)
+    assert shrinking.builds_to_overflow == 1  # 100 - 300 < 0 after one more build
+    growing = SiteTrend(key, 0, builds[:2], (100, 200), ("ok", "ok"))
+    assert growing.builds_to_overflow is None and growing.rate == 100
+    over = SiteTrend(key, 0, builds[:2], (100, -5), ("ok", "overflow"))
+    assert over.builds_to_overflow == 0
+    single = SiteTrend(key, 0, builds[:1], (100,), ("ok",))
+    assert single.rate is None and single.change is None and single.builds_to_overflow is None

@@ -142,17 +142,22 @@ class SiteTrend:
         return (new - old) / (last - first)
 
     @property
+    def _recent(self) -> list[tuple[int, int]]:
+        """The points among the last TREND_BUILDS builds."""
+        return [(i, h) for i, h in self.points if i >= len(self.headrooms) - TREND_BUILDS]
+
+    @property
     def span(self) -> int:
-        """How many of the last builds `change` is over (the earliest of the last TREND_BUILDS with a figure)."""
-        recent = [i for i, _ in self.points if i >= len(self.headrooms) - TREND_BUILDS]
-        return len(self.headrooms) - recent[0] if recent else 0
+        """How many of the last builds `change` is over (from the earliest of the last TREND_BUILDS with a figure)."""
+        recent = self._recent
+        return len(self.headrooms) - recent[0][0] if recent else 0
 
     @property
     def change(self) -> int | None:
-        recent = [h for i, h in self.points if i >= len(self.headrooms) - TREND_BUILDS]
+        recent = self._recent
         if self.headroom is None or len(recent) < 2:
             return None
-        return recent[-1] - recent[0]
+        return recent[-1][1] - recent[0][1]
 
     @property
     def builds_to_overflow(self) -> int | None:
