@@ -186,11 +186,12 @@ async function main() {
             initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
-        await check("initialize: hover, code actions and the two commands", () => {
+        await check("initialize: hover, code actions, code lenses and the three commands", () => {
             assert.ok(result.capabilities.hoverProvider);
             assert.ok(result.capabilities.codeActionProvider);
+            assert.ok(result.capabilities.codeLensProvider);
             assert.deepStrictEqual([...result.capabilities.executeCommandProvider.commands].sort(),
-                ["reachls.report", "reachls.rescan"]);
+                ["reachls.report", "reachls.rescan", "reachls.showReferences"]);
         });
 
         const first = await waitFor("diagnostics for entry.S", () => diagnostics.find((d) => d.length));
