@@ -149,3 +149,5 @@ def test_neovim_shows_the_trend_and_the_lenses(growing_builds, tmp_path):
     site_lines = {d["lnum"] + 1 for d in got["diagnostics"]}
     shown = {location["range"]["start"]["line"] + 1 for location in got["shown"]}
     assert shown & site_lines, (shown, site_lines)
+    listed = {(item["file"], item["lnum"]) for item in got["quickfix"]}
+    assert {(str(tree / ENTRY), line) for line in shown & site_lines} <= listed, got["quickfix"]

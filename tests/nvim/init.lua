@@ -9,7 +9,8 @@
 --   "messages": what the server said with window/showMessage and window/logMessage while the
 --            first scan ran (no diagnostics expected);
 --   "lenses": diagnostics, the hover at the first one, the code lenses Neovim shows (after
---            vim.lsp.codelens.refresh), and what the server answers for the first lens's command.
+--            vim.lsp.codelens.refresh), what the server answers for the first lens's command, and the
+--            quickfix list the README's `reachls.showReferences` handler fills when that lens is run.
 -- REACHLS_INIT_OPTIONS (JSON, optional): the server's initializationOptions (its settings).
 
 local env = vim.env
@@ -163,6 +164,17 @@ local function lenses()
     end, shown)
     result.shown = request(client, bufnr, "workspace/executeCommand",
       { command = shown[1].command.command, arguments = shown[1].command.arguments })
+  end)
+  step(function()  -- a click, as the README's handler takes it: the references into the quickfix list
+    vim.lsp.commands["reachls.showReferences"] = function(command)
+      vim.fn.setqflist({}, " ", { title = command.title,
+        items = vim.lsp.util.locations_to_items(command.arguments[3], "utf-16") })
+    end
+    vim.api.nvim_win_set_cursor(0, { result.lenses[1].range.start.line + 1, 0 })
+    vim.lsp.codelens.run()
+    result.quickfix = vim.tbl_map(function(item)
+      return { file = vim.api.nvim_buf_get_name(item.bufnr), lnum = item.lnum }
+    end, vim.fn.getqflist())
   end)
   vim.lsp.stop_client(id)
 end
