@@ -1,3 +1,5 @@
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -5,7 +7,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from toolchain import EXAMPLE_VARIANTS, build_example, build_real_kernels, copy_example  # noqa: E402
+from toolchain import EXAMPLE_VARIANTS, build_example, build_real_kernels, copy_example, rebuild_example  # noqa: E402
+
+#: Filler files linked in each of three successive builds of the example's at-risk variant: hyp_panic
+#: moves away from __guest_enter build by build, from about half of cbz's reach to most of it.
+GROWING_FILLER = (6, 8, 10)
+#: The threshold those builds are scanned and recorded at: below it a reference is not reported,
+#: so not recorded, and the first build's references use only about half their reach.
+HISTORY_THRESHOLD = 0.5
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +46,20 @@ def private_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_kernels() -> dict[str, Path]:
     """The real arm64 kernels of scripts/build-real-kernel.sh: clang-lto, gcc, clang-lto-overflow."""
     return build_real_kernels()
+
+
+@pytest.fixture(scope="session")
+def growing_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
+    """Three successive builds of one build dir, each recorded with `reachls scan --record`:
+    (tree, build dir, a copy of each build's --noinhibit-exec image, oldest first). Tests that
+    record more work on copies of the build dir."""
+    tree = copy_example(tmp_path_factory.mktemp("growing"))
+    images = []
+    for step, files in enumerate(GROWING_FILLER):
+        build = rebuild_example(tree, "at-risk", files)
+        subprocess.run([sys.executable, "-m", "reachls.cli", "scan", "--record", "--threshold", str(HISTORY_THRESHOLD),
+                        str(build)], check=True, capture_output=True)
+        image = tree / f"image-{step}"
+        shutil.copy(build / "vmlinux.noinhibit", image)
+        images.append(image)
+    return tree, build, images

@@ -24,8 +24,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("records", "analysis", "decode")),
     ("modes", ("stages", "linklog")),
     ("pipeline", ("pipeline",)),
-    ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings")),
-    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "cli", "__main__", "lsp")),
+    ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings", "lenses")),
+    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "history", "trend_report", "cli",
+                    "__main__", "lsp")),
 )
 
 #: Imports a function may make: the language server, which a scan from the command line never loads.

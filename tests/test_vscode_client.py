@@ -115,7 +115,7 @@ def test_vsix_manifest_contributes(vsix: zipfile.ZipFile):
     assert {"reachls.server.path", "reachls.server.pythonPath", "reachls.buildDirs", "reachls.threshold",
             "reachls.engine", "reachls.linker", "reachls.pathMappings", "reachls.severity.overflow",
             "reachls.severity.veneer", "reachls.severity.at-risk", "reachls.severity.fragile",
-            "reachls.trace.server"} <= set(properties)
+            "reachls.trace.server", "reachls.history", "reachls.historyBuilds", "reachls.codeLens"} <= set(properties)
     assert properties["reachls.engine"]["enum"] == list(ENGINES)
     assert properties["reachls.linker"]["enum"] == list(LINKERS)
 

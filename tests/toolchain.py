@@ -236,3 +236,14 @@ def uleb128(value: int) -> bytes:
 def source_map(obj: ElfInput) -> SourceMap:
     """The source map of `obj` as a scan makes it: with its architecture's debug relocation types."""
     return SourceMap(obj, architecture_of(obj).dwarf_relocations)
+
+
+def rebuild_example(tree: Path, variant: str, filler_files: int) -> Path:
+    """One variant's build dir rebuilt with `filler_files` generated filler files linked in (the
+    next build of a growing kernel): `vmlinux.o` relinked and its `--noinhibit-exec` image."""
+    need("clang", "ld.lld", "make")
+    build = tree / "out" / variant
+    (build / "vmlinux.o").unlink(missing_ok=True)  # fewer files than before would not make it newer
+    run("make", "-s", "-C", tree, f"VARIANT={variant}", f"FILLER_FILES_{variant}={filler_files}", "vmlinux.o",
+        "noinhibit")
+    return build

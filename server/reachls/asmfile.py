@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .edits import Fix, Span, TextEdit
 
+_LINKAGE_RE = re.compile(r"SYM_\w*(?:START|LABEL)\w*|ENTRY|GLOBAL|WEAK")
 _NUMERIC_REF_RE = re.compile(r"(?<![\w.$\\])(\d+)([bf])\b")
 
 
@@ -75,6 +76,17 @@ class AsmFile:
 
     def labels(self) -> set[str]:
         return set(self.label_lines)
+
+    def definition(self, name: str) -> Span | None:
+        """Where the symbol `name` is defined: the name in a kernel linkage macro
+        (`SYM_FUNC_START(name)`, `SYM_INNER_LABEL(name, ...)`, `ENTRY(name)`), else the line of a
+        `name:` label (column 0); None when the file defines no such symbol."""
+        for statement in self.statements:
+            if (statement.kind == "macro" and statement.operands and statement.operands[0].text == name
+                    and _LINKAGE_RE.fullmatch(statement.mnemonic)):
+                return statement.operands[0].span
+        lines = self.label_lines.get(name)
+        return Span(lines[0], 0, 0) if lines else None
 
     def fresh_numeric_label(self, near_line: int) -> str:
         """A numeric local label to define on a new line just before `near_line`.

@@ -20,11 +20,13 @@ from .diff import diff_builds
 from .diffreport import diff_json, diff_text
 from .layout.linkopts import LINKERS
 from .errors import ReachlsError
+from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
 from .sarif import default_source_root, sarif_report
+from .trend_report import history_json, history_text
 
 
 def _threshold(text: str) -> float:
@@ -40,6 +42,13 @@ def _fail_on(text: str) -> FailOn:
         return parse_fail_on(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _keep(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_KEEP:
+        raise argparse.ArgumentTypeError(f"keep from 1 to {MAX_KEEP} builds")
+    return value
 
 
 def _common(parser: argparse.ArgumentParser, sarif: bool = False) -> None:
@@ -78,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: the tree the build came from)")
     scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
                              "could not be checked (listed in the report's note) do not fail the scan")
+    scan_parser.add_argument("--record", action="store_true", help="record the references this scan reports (with "
+                             "--all, every one) in the build dir's history (.reachls-history.sqlite), for "
+                             "`reachls history`")
+    scan_parser.add_argument("--keep", type=_keep, default=DEFAULT_KEEP, metavar="N",
+                             help=f"with --record: keep the newest N builds (default {DEFAULT_KEEP})")
+    history_parser = commands.add_parser("history", help="each reference's headroom over the recorded builds, its "
+                                         "rate of change and the builds left until it is out of range")
+    history_parser.add_argument("path", type=Path, help="build directory (or its artefact) scanned with --record")
+    which = history_parser.add_mutually_exclusive_group()
+    which.add_argument("--worst", type=int, metavar="N", help="only the N references with the least headroom now")
+    which.add_argument("site", nargs="?", help="only the references at FUNCTION or FUNCTION+OFFSET (0x..)")
+    history_parser.add_argument("--format", choices=("text", "json"), default="text")
     layout_parser = commands.add_parser("layout", help="where every function lands (address, offset in its "
                                         "output section)")
     _common(layout_parser)
@@ -107,6 +128,10 @@ def _scan(args: argparse.Namespace, options: ScanOptions) -> int:
         result, comparison = scan_against(args.path, args.baseline, options)
     else:
         result = scan(args.path, options)
+    if args.record:
+        note = record_scan(result, args.keep).note
+        if note:
+            print(printable(f"reachls: {note}"), file=sys.stderr)
     if args.format == "sarif":
         sys.stdout.write(sarif_report(result, args.source_root or default_source_root(result), comparison))
     elif args.format == "json":
@@ -134,10 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     # written as a backslash escape rather than ending the command.
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
-    options = ScanOptions(engine=args.engine, script=getattr(args, "script", None), threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
-                          include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
-                          linker=args.linker)
     try:
+        if args.command == "history":
+            return _history(args)
+        options = ScanOptions(engine=args.engine, script=getattr(args, "script", None),
+                              threshold=getattr(args, "threshold", DEFAULT_THRESHOLD),
+                              include_ok=getattr(args, "all", False), log=getattr(args, "log", None),
+                              linker=args.linker)
         if args.command == "scan":
             return _scan(args, options)
         if args.command == "diff":
@@ -157,6 +185,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    build_dir = args.path if args.path.is_dir() else args.path.parent
+    if args.worst is not None and args.worst < 1:
+        raise ReachlsError("--worst takes a count of 1 or more")
+    opened = open_history(build_dir, writing=False)
+    if opened is None:
+        raise ReachlsError("no history recorded here: scan it with `reachls scan --record` first", str(build_dir))
+    with opened[0] as history:
+        builds, trends = history.builds(), history.trends()
+    if args.site:
+        function, _, offset = args.site.partition("+")
+        trends = [t for t in trends if t.key.function == function
+                  and (not offset or t.key.offset == _offset(offset))]
+        if not trends:
+            raise ReachlsError(f"no reference recorded at {args.site} in the newest build", str(build_dir))
+    elif args.worst is not None:
+        trends = trends[:args.worst]
+    sys.stdout.write(history_json(build_dir, builds, trends) if args.format == "json"
+                     else history_text(build_dir, builds, trends))
+    return 0
+
+
+def _offset(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise ReachlsError(f"a site's offset is a number (0x20 or 32), not {text!r}") from None
 
 
 if __name__ == "__main__":

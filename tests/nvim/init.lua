@@ -7,7 +7,11 @@
 --   "edit": diagnostics, then REACHLS_INSERT_LINES blank lines inserted at the top of the unsaved
 --            buffer, and the diagnostics as they are once the server has moved them;
 --   "messages": what the server said with window/showMessage and window/logMessage while the
---            first scan ran (no diagnostics expected).
+--            first scan ran (no diagnostics expected);
+--   "lenses": diagnostics, the hover at the first one, the code lenses Neovim shows (after
+--            vim.lsp.codelens.refresh), what the server answers for the first lens's command, and the
+--            quickfix list the README's `reachls.showReferences` handler fills when that lens is run.
+-- REACHLS_INIT_OPTIONS (JSON, optional): the server's initializationOptions (its settings).
 
 local env = vim.env
 local timeout = tonumber(env.REACHLS_TIMEOUT_MS or "30000")
@@ -50,7 +54,9 @@ local function received(bufnr)
 end
 
 local function start(bufnr)
-  local id = vim.lsp.start_client({ name = "reachls", cmd = vim.fn.json_decode(env.REACHLS_CMD), root_dir = env.REACHLS_ROOT })
+  local init_options = env.REACHLS_INIT_OPTIONS and vim.fn.json_decode(env.REACHLS_INIT_OPTIONS) or nil
+  local id = vim.lsp.start_client({ name = "reachls", cmd = vim.fn.json_decode(env.REACHLS_CMD), root_dir = env.REACHLS_ROOT,
+                                    init_options = init_options })
   if not id then error("vim.lsp.start_client failed") end
   if not vim.lsp.buf_attach_client(bufnr, id) then error("vim.lsp.buf_attach_client failed") end
   return id, vim.lsp.get_client_by_id(id)
@@ -132,7 +138,48 @@ local function findings()
   vim.lsp.stop_client(id)
 end
 
-local scenarios = { findings = findings, edit = edit, messages = messages }
+local function lenses()
+  vim.cmd("edit " .. vim.fn.fnameescape(env.REACHLS_FILE))
+  local bufnr = vim.api.nvim_get_current_buf()
+  local id, client = start(bufnr)
+  if not vim.wait(timeout, function() return #vim.diagnostic.get(bufnr) > 0 end, 100) then
+    error(("no diagnostics for %s within %d ms"):format(env.REACHLS_FILE, timeout))
+  end
+  result.diagnostics = received(bufnr)
+  local document = { uri = vim.uri_from_bufnr(bufnr) }
+  step(function()
+    local position = { line = result.diagnostics[1].lnum, character = result.diagnostics[1].col }
+    local hover = request(client, bufnr, "textDocument/hover", { textDocument = document, position = position })
+    result.hover = hover and hover.contents and (hover.contents.value or hover.contents) or vim.NIL
+  end)
+  step(function()
+    vim.lsp.codelens.refresh()
+    if not vim.wait(timeout, function() return #vim.lsp.codelens.get(bufnr) > 0 end, 100) then
+      error("no code lenses within " .. timeout .. " ms")
+    end
+    local shown = vim.lsp.codelens.get(bufnr)
+    table.sort(shown, function(a, b) return a.range.start.line < b.range.start.line end)
+    result.lenses = vim.tbl_map(function(lens)
+      return { range = lens.range, title = lens.command.title, command = lens.command.command }
+    end, shown)
+    result.shown = request(client, bufnr, "workspace/executeCommand",
+      { command = shown[1].command.command, arguments = shown[1].command.arguments })
+  end)
+  step(function()  -- a click, as the README's handler takes it: the references into the quickfix list
+    vim.lsp.commands["reachls.showReferences"] = function(command)
+      vim.fn.setqflist({}, " ", { title = command.title,
+        items = vim.lsp.util.locations_to_items(command.arguments[3], "utf-16") })
+    end
+    vim.api.nvim_win_set_cursor(0, { result.lenses[1].range.start.line + 1, 0 })
+    vim.lsp.codelens.run()
+    result.quickfix = vim.tbl_map(function(item)
+      return { file = vim.api.nvim_buf_get_name(item.bufnr), lnum = item.lnum }
+    end, vim.fn.getqflist())
+  end)
+  vim.lsp.stop_client(id)
+end
+
+local scenarios = { findings = findings, edit = edit, messages = messages, lenses = lenses }
 
 local function main()
   step(scenarios[env.REACHLS_SCENARIO or "findings"])

@@ -26,7 +26,9 @@ import { StatusItem } from "./status";
 const REPORT_URI = vscode.Uri.parse("reachls-report:/reachls%20report.txt");
 // Settings the running server takes through didChangeConfiguration; `server.*` needs a restart.
 const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "linker", "pathMappings", "severity", "discoveryDepth",
-    "debounceSeconds", "allowWorkspaceLinker"];
+    "debounceSeconds", "allowWorkspaceLinker", "history", "historyBuilds", "codeLens"];
+// The command of the server's function lenses: arguments (uri, position, locations) in protocol form.
+const SHOW_REFERENCES = "reachls.showReferences";
 
 /**
  * The server advertises `reachls.rescan` and `reachls.report` as LSP commands. The stock client
@@ -34,6 +36,26 @@ const SERVER_SETTINGS = ["buildDirs", "threshold", "engine", "linker", "pathMapp
  * must exist, and explain, while the server is down), so its execute-command feature is left out
  * and the extension sends workspace/executeCommand itself.
  */
+/**
+ * A function lens as VS Code runs it: the server's `reachls.showReferences` (protocol JSON, for any
+ * client) becomes `editor.action.showReferences` with VS Code's own Uri, Position and Locations.
+ */
+function showingReferences(lens: vscode.CodeLens, client: LanguageClient): vscode.CodeLens {
+    const command = lens.command;
+    if (command?.command !== SHOW_REFERENCES || command.arguments?.length !== 3) {
+        return lens;
+    }
+    const [uri, position, locations] = command.arguments as [string, unknown, unknown[]];
+    const convert = client.protocol2CodeConverter;
+    lens.command = {
+        title: command.title,
+        command: "editor.action.showReferences",
+        arguments: [convert.asUri(uri), convert.asPosition(position as never),
+            locations.map((location) => convert.asLocation(location as never))],
+    };
+    return lens;
+}
+
 class ReachlsClient extends LanguageClient {
     override registerFeature(feature: StaticFeature | DynamicFeature<unknown>): void {
         if ("registrationType" in feature && feature.registrationType.method === ExecuteCommandRequest.method) {
@@ -149,6 +171,10 @@ class Extension implements vscode.Disposable {
                 handleWorkDoneProgress: (token, params, next) => {
                     this.status.progress(token, params.kind);
                     next(token, params);
+                },
+                provideCodeLenses: async (document, token, next) => {
+                    const lenses = await next(document, token);
+                    return lenses?.map((lens) => showingReferences(lens, client));
                 },
             },
         };

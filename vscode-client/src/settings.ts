@@ -31,6 +31,9 @@ export interface ReachlsConfig {
     discoveryDepth?: number;
     debounceSeconds?: number;
     allowWorkspaceLinker?: boolean;
+    history?: boolean;
+    historyBuilds?: number;
+    codeLens?: boolean;
 }
 
 /**
@@ -50,6 +53,9 @@ export interface ServerSettings {
     discoveryDepth?: unknown;
     debounceSeconds?: unknown;
     allowWorkspaceLinker?: unknown;
+    history?: unknown;
+    historyBuilds?: unknown;
+    codeLens?: unknown;
 }
 
 /**

@@ -81,6 +81,8 @@ async function main() {
         assert.strictEqual(settings.allowWorkspaceLinker, undefined);
         assert.ok(!("server" in settings) && !("trace" in settings));
         assert.strictEqual(serverSettings({ allowWorkspaceLinker: true }, [tree]).allowWorkspaceLinker, true);
+        const asked = serverSettings({ history: false, historyBuilds: 7, codeLens: true }, [tree]);
+        assert.deepStrictEqual([asked.history, asked.historyBuilds, asked.codeLens], [false, 7, true]);
     });
 
     await check("an untrusted workspace: the model engine, no linker from the workspace", () => {
@@ -181,11 +183,12 @@ async function main() {
             initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
-        await check("initialize: hover, code actions and the two commands", () => {
+        await check("initialize: hover, code actions, code lenses and the three commands", () => {
             assert.ok(result.capabilities.hoverProvider);
             assert.ok(result.capabilities.codeActionProvider);
+            assert.ok(result.capabilities.codeLensProvider);
             assert.deepStrictEqual([...result.capabilities.executeCommandProvider.commands].sort(),
-                ["reachls.report", "reachls.rescan"]);
+                ["reachls.report", "reachls.rescan", "reachls.showReferences"]);
         });
 
         const first = await waitFor("diagnostics for entry.S", () => diagnostics.find((d) => d.length));

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import uuid
+from collections import ChainMap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types as lsp
+from lsprotocol.converters import get_converter
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
@@ -29,12 +31,15 @@ from .. import __version__
 from ..anchor import SourceTexts
 from ..errors import ReachlsError
 from ..findings import Findings, PathMapper, source_findings, walk_workspace
+from ..history import SiteTrend, record_scan
 from ..kbuild import ARTEFACTS, LOG_NAME
+from ..lenses import FunctionLens, function_lenses
 from ..logparse import looks_like_log
 from ..pipeline import ScanOptions, ScanResult, scan
+from ..record import ReachRecord
 from ..report import text_report
 from .documents import Documents, Shown, local_path
-from .hover import hover_markdown
+from .hover import hover_markdown, lens_title
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
 from .settings import DEFAULT_SETTINGS, read_settings
 from .watch import BuildWatcher
@@ -45,6 +50,9 @@ SEVERITIES = {"error": lsp.DiagnosticSeverity.Error, "warning": lsp.DiagnosticSe
 #: How long after the last keystroke diagnostics are moved to follow an unsaved edit.
 EDIT_SETTLE_SECONDS = 0.15
 T = TypeVar("T")
+_JSON = get_converter()
+#: The command of a function lens: arguments (uri, position, locations), as `editor.action.showReferences` takes them.
+SHOW_REFERENCES = "reachls.showReferences"
 #: How long a client may take to accept a progress token before the scan goes on without progress.
 PROGRESS_ANSWER_SECONDS = 10.0
 
@@ -55,6 +63,8 @@ class Published:
 
     results: dict[Path, ScanResult] = field(default_factory=dict)
     findings: Findings = field(default_factory=Findings)
+    trends: dict[Path, dict[ReachRecord, SiteTrend]] = field(default_factory=dict)  # per build dir, from its history
+    lenses: dict[Path, list[FunctionLens]] = field(default_factory=dict)  # per workspace file, with `codeLens` on
 
 
 def discover_build_dirs(roots: list[Path], depth: int) -> list[Path]:
@@ -150,18 +160,21 @@ class ReachServer(LanguageServer):
         token = await self._begin_progress(f"Scanning {len(build_dirs)} build dir(s)")
         try:
             results = {d: r for d, r in self.published.results.items() if d in self.build_dirs}
+            trends = {d: t for d, t in self.published.trends.items() if d in self.build_dirs}
             for build_dir in build_dirs:
-                await self._scan_into(build_dir, results)
+                await self._scan_into(build_dir, results, trends)
             mapper = self.mapper
-            findings = await self._in_worker(self._findings, results, mapper)
+            findings, lenses = await self._in_worker(self._findings, results, mapper)
             self.notices.mapped(mapper, findings.missing, set(findings.by_path))
-            self._publish(Published(results, findings))
+            self._publish(Published(results, findings, trends, lenses))
             self.notices.send_status(self.build_dirs, results)
         finally:
             self._end_progress(token)
 
-    async def _scan_into(self, build_dir: Path, results: dict[Path, ScanResult]) -> None:
-        """Scan one build dir into `results`; a dir that cannot be scanned keeps its last good result."""
+    async def _scan_into(self, build_dir: Path, results: dict[Path, ScanResult],
+                         trends: dict[Path, dict[ReachRecord, SiteTrend]]) -> None:
+        """Scan one build dir into `results` and record it in its history (`trends`); a dir that
+        cannot be scanned keeps its last good result."""
         if not has_artefact(build_dir):
             self.notices.raise_problem(no_artefact(build_dir))
             return
@@ -173,8 +186,22 @@ class ReachServer(LanguageServer):
         except ReachlsError as exc:
             self.notices.scan_failed(build_dir, exc, time.monotonic() - started, build_dir in results)
             return
+        seconds = time.monotonic() - started
+        trends[build_dir] = await self._recorded(result) if self.settings.history else {}
         results[build_dir] = result
-        self.notices.scanned(build_dir, result, time.monotonic() - started)
+        self.notices.scanned(build_dir, result, seconds)
+
+    async def _recorded(self, result: ScanResult) -> dict[ReachRecord, SiteTrend]:
+        """Record a scan in its build dir's history; the trend of each reference. A history that
+        cannot be written costs the trends, never the scan: said in the log."""
+        try:
+            recorded = await self._in_worker(record_scan, result, self.settings.history_builds)
+        except ReachlsError as exc:
+            self.notices.log(f"not recorded in the history: {exc}", lsp.MessageType.Warning)
+            return {}
+        if recorded.note:
+            self.notices.log(recorded.note)
+        return recorded.trends
 
     def linker_untrusted_roots(self) -> tuple[Path, ...]:
         """The folders no linker may be run from: the workspace's, unless `allowWorkspaceLinker`
@@ -188,19 +215,26 @@ class ReachServer(LanguageServer):
             raise asyncio.CancelledError
         return await asyncio.get_running_loop().run_in_executor(self.scanner, function, *args)
 
-    def _findings(self, results: dict[Path, ScanResult], mapper: PathMapper) -> Findings:
-        """The findings of every build dir, read against the editor's buffers and the texts as built."""
+    def _findings(self, results: dict[Path, ScanResult],
+                  mapper: PathMapper) -> tuple[Findings, dict[Path, list[FunctionLens]]]:
+        """The findings of every build dir, read against the editor's buffers and the texts as
+        built; and, with `codeLens` on, their function lenses."""
         texts = SourceTexts(self.documents.buffers(), dict(self.as_built))
         merged = Findings()
+        lenses: dict[Path, list[FunctionLens]] = {}
         for result in results.values():
             findings: Findings = source_findings(result.analysis.records, result.arch, mapper, texts)
+            if self.settings.code_lens:
+                for path, items in function_lenses(result.analysis.records, result.arch, findings, mapper,
+                                                   texts).items():
+                    lenses.setdefault(path, []).extend(items)
             for path, items in findings.by_path.items():
                 merged.by_path.setdefault(path, []).extend(items)
             merged.missing |= findings.missing
             merged.texts.update(findings.texts)
             merged.as_built.update(findings.as_built)
             merged.dropped += findings.dropped
-        return merged
+        return merged, lenses
 
     def _diagnostic(self, shown: Shown) -> lsp.Diagnostic:
         finding = shown.finding
@@ -214,6 +248,7 @@ class ReachServer(LanguageServer):
                               code=worst.kind.name, source="reachls", related_information=related or None)
 
     def _publish(self, published: Published) -> None:
+        lenses_shown = bool(self.published.lenses)
         self.published = published
         self.documents.rescanned(published.findings.texts)
         self.as_built.update(published.findings.as_built)
@@ -224,6 +259,9 @@ class ReachServer(LanguageServer):
             self.notices.log(note)
         for uri in set(self.shown) | {from_fs_path(str(path)) for path in published.findings.by_path}:
             self._show(uri)
+        workspace = self.client_capabilities.workspace
+        if (published.lenses or lenses_shown) and workspace and workspace.code_lens and workspace.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)  # the client asks again: new lenses, or none now
 
     def _show(self, uri: str) -> None:
         """(Re)publish the diagnostics of `uri` where its findings are in the text the editor has now."""
@@ -293,6 +331,24 @@ class ReachServer(LanguageServer):
                                                   edit=lsp.WorkspaceEdit(changes=changes)))
         return actions
 
+    def code_lenses(self, uri: str) -> list[lsp.CodeLens]:
+        """Function lenses of `uri` (with `codeLens` on), where their lines are in the current text."""
+        path = local_path(uri)
+        if not self.settings.code_lens or path is None:
+            return []
+        lenses = []
+        for lens in self.published.lenses.get(path, []):
+            span = self.documents.edit_range(path, lens.span)
+            if span is None:
+                continue
+            locations = [lsp.Location(from_fs_path(str(place)), _line_range(self.documents.line_now(place, line) or line))
+                         for place, line in lens.references]
+            arguments = [uri, span.start, locations]
+            command = lsp.Command(title=lens_title(lens), command=SHOW_REFERENCES,
+                                  arguments=_JSON.unstructure(arguments))
+            lenses.append(lsp.CodeLens(range=span, command=command))
+        return lenses
+
     def report(self) -> str:
         return "\n".join(text_report(result) for result in self.published.results.values()) or \
             "reachls: no build directory scanned yet\n"
@@ -329,7 +385,8 @@ def on_hover(ls: ReachServer, params: lsp.HoverParams) -> lsp.Hover | None:
     found = ls.findings_at(params.text_document.uri, params.position)
     if not found:
         return None
-    text = "\n\n---\n\n".join(hover_markdown(s.finding) for s in found)
+    trends = ChainMap(*ls.published.trends.values())
+    text = "\n\n---\n\n".join(hover_markdown(s.finding, trends) for s in found)
     return lsp.Hover(contents=lsp.MarkupContent(kind=lsp.MarkupKind.Markdown, value=text), range=found[0].range)
 
 
@@ -337,6 +394,11 @@ def on_hover(ls: ReachServer, params: lsp.HoverParams) -> lsp.Hover | None:
                 lsp.CodeActionOptions(code_action_kinds=[lsp.CodeActionKind.QuickFix]))
 def on_code_action(ls: ReachServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
     return ls.code_actions(params.text_document.uri, params.range)
+
+
+@server.feature(lsp.TEXT_DOCUMENT_CODE_LENS, lsp.CodeLensOptions(resolve_provider=False))
+def on_code_lens(ls: ReachServer, params: lsp.CodeLensParams) -> list[lsp.CodeLens]:
+    return ls.code_lenses(params.text_document.uri)
 
 
 @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
@@ -359,6 +421,13 @@ def on_did_close(ls: ReachServer, params: lsp.DidCloseTextDocumentParams) -> Non
 async def on_rescan(ls: ReachServer, *args: Any) -> str:
     await ls.rescan()
     return ls.report()
+
+
+@server.command(SHOW_REFERENCES)
+def on_show_references(ls: ReachServer, *args: Any) -> list[Any]:
+    """A lens clicked in a client that runs server commands: the references' locations, for the
+    client to show (VS Code's extension turns the lens into `editor.action.showReferences` itself)."""
+    return args[2] if len(args) == 3 and isinstance(args[2], list) else []
 
 
 @server.command("reachls.report")

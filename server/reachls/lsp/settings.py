@@ -21,6 +21,7 @@ from typing import Any, Literal, TypedDict, get_args, get_origin
 import cattrs
 from cattrs.cols import list_structure_factory
 
+from ..history import DEFAULT_KEEP, MAX_KEEP
 from ..record import DEFAULT_THRESHOLD
 
 DEFAULT_SEVERITY = {"overflow": "error", "veneer": "information", "at-risk": "warning", "fragile": "information"}
@@ -37,7 +38,9 @@ MAX_DEBOUNCE_SECONDS = 3600.0
 class Settings:
     """What the server works with; `allow_workspace_linker`: run a linker that lies inside a
     workspace folder (the build's own wrapper, a toolchain in the tree) — off, as opening a tree
-    must not run a program from it."""
+    must not run a program from it. `history`: record every completed scan in its build dir's
+    history (`history_builds` kept); `code_lens`: a lens above each function a reported reference
+    is in or goes to (off: opt-in)."""
 
     build_dirs: tuple[Path, ...]
     threshold: float
@@ -48,6 +51,9 @@ class Settings:
     discovery_depth: int
     debounce_seconds: float
     allow_workspace_linker: bool
+    history: bool
+    history_builds: int
+    code_lens: bool
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,9 @@ KEYS = (
     _Key("discoveryDepth", "discovery_depth", int, 4, 0, MAX_DISCOVERY_DEPTH),
     _Key("debounceSeconds", "debounce_seconds", float, 0.5, 0, MAX_DEBOUNCE_SECONDS),
     _Key("allowWorkspaceLinker", "allow_workspace_linker", bool, False),
+    _Key("history", "history", bool, True),
+    _Key("historyBuilds", "history_builds", int, DEFAULT_KEEP, 1, MAX_KEEP),
+    _Key("codeLens", "code_lens", bool, False),
 )
 
 
