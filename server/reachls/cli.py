@@ -17,6 +17,7 @@ from . import __version__
 from .arch import LINKERS
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
+from .picture import write_picture
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD, Status
 from .report import json_report, layout_json, layout_text, printable, text_report
@@ -32,16 +33,24 @@ def _threshold(text: str) -> float:
     return value
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, formats: bool = True) -> None:
     parser.add_argument("path", type=Path, help="build directory (holding vmlinux.o or vmlinux) or an ELF file")
     parser.add_argument("--script", "-T", type=Path, help="linker script (default: from .vmlinux.cmd or "
                         "arch/*/kernel/vmlinux.lds in the build dir)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="layout of a relocatable input: relink with the build's linker (exact), model (no "
                              "toolchain), auto = relink when that linker is available, else the model")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    if formats:
+        parser.add_argument("--format", choices=("text", "json"), default="text")
     parser.add_argument("--linker", choices=LINKERS, default="auto",
                         help="whose layout and veneers: lld, gnu, or auto = the build's linker")
+
+
+def _reported(parser: argparse.ArgumentParser) -> None:
+    """Which references a scan reports."""
+    parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
+                        help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    parser.add_argument("--all", action="store_true", help="include references that are ok")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     scan_parser = commands.add_parser("scan", help="report branches and PC-relative loads near or out of reach")
     _common(scan_parser)
-    scan_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
-                             help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    _reported(scan_parser)
     scan_parser.add_argument("--log", nargs="?", const=LOG_NAME, metavar="NAME",
                              help=f"read the overflows from the linker log NAME in the build dir (default "
                                   f"{LOG_NAME}) instead of vmlinux.o; a PATH that is a log file is read as one")
-    scan_parser.add_argument("--all", action="store_true", help="include references that are ok")
     scan_parser.add_argument("--fail-on", choices=tuple(FAIL_ON), help="exit 1 when a reference has this "
                              "status or a worse one, or when a short-reach reference could not be checked")
     scan_parser.add_argument("--allow-unchecked", action="store_true", help="with --fail-on: references that "
@@ -64,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                                         "output section)")
     _common(layout_parser)
     layout_parser.add_argument("--symbol", action="append", help="only this function (repeatable)")
+    picture_parser = commands.add_parser("picture", help="draw the layout to scale with each reported reference: "
+                                         "an SVG, or an HTML page whose hover shows the record")
+    _common(picture_parser, formats=False)
+    _reported(picture_parser)
+    picture_parser.add_argument("-o", "--output", type=Path, required=True,
+                                help="the file to write: .svg, or .html (self-contained, loads nothing)")
     commands.add_parser("serve", help="run the language server on stdio")
     return parser
 
@@ -94,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             if worst and (any(r.status.rank <= worst.rank for r in result.analysis.records)
                           or (result.analysis.unresolved and not args.allow_unchecked)):
                 return 1
+            return 0
+        if args.command == "picture":
+            write_picture(scan(args.path, options), args.output)
             return 0
         placement, functions = function_layout(args.path, options)
         if args.symbol:

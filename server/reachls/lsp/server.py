@@ -31,6 +31,7 @@ from ..errors import ReachlsError
 from ..findings import Findings, PathMapper, source_findings, walk_workspace
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..linklog import looks_like_log
+from ..picture import layout_picture, picture_html
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..report import text_report
 from .documents import Documents, Shown, local_path
@@ -293,6 +294,24 @@ class ReachServer(LanguageServer):
                                                   edit=lsp.WorkspaceEdit(changes=changes)))
         return actions
 
+    async def picture(self, build_dir: Any = None) -> str:
+        """The layout picture (HTML) of the last completed scan of `build_dir` (default: the first
+        one scanned), its source paths mapped onto the workspace as the diagnostics' are. Drawn on
+        the scan worker, where the path mapper is used too."""
+        results = self.published.results
+        if isinstance(build_dir, str):
+            wanted = Path(build_dir).resolve()
+            result = next((r for d, r in results.items() if d.resolve() == wanted), None)
+            if result is None:
+                raise ReachlsError("no completed scan of this build directory", build_dir)
+        elif results:
+            result = next(iter(results.values()))
+        else:
+            raise ReachlsError("no build directory scanned yet")
+        mapper = self.mapper
+        return await self._in_worker(lambda: picture_html(layout_picture(result),
+                                                          lambda file: str(mapper(file) or file)))
+
     def report(self) -> str:
         return "\n".join(text_report(result) for result in self.published.results.values()) or \
             "reachls: no build directory scanned yet\n"
@@ -364,6 +383,12 @@ async def on_rescan(ls: ReachServer, *args: Any) -> str:
 @server.command("reachls.report")
 def on_report(ls: ReachServer, *args: Any) -> str:
     return ls.report()
+
+
+@server.command("reachls.picture")
+async def on_picture(ls: ReachServer, *args: Any) -> str:
+    """`[buildDir]` → the HTML page of `reachls picture` for it."""
+    return await ls.picture(*args[:1])
 
 
 @server.feature(lsp.SHUTDOWN)
