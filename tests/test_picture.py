@@ -12,12 +12,15 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import numpy as np
 import pytest
 from elftools.elf.elffile import ELFFile
 
+from reachls import picture
 from reachls.cli import main
+from reachls.pipeline import ScanOptions, scan
 from test_vscode_client import package_extension
 from test_vscode_e2e import chromium
 from toolchain import build_example, copy_example, need, nm_symbols, objdump_targets, run
@@ -168,3 +171,16 @@ def test_picture_output_must_be_svg_or_html(build: Path, tmp_path: Path):
     assert result.stderr.count("\n") == 1 and "svg or .html" in result.stderr, result.stderr
     result = run(sys.executable, "-m", "reachls.cli", "picture", build, "-o", tmp_path / "missing" / "layout.svg", check=False)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot write" in result.stderr, result.stderr
+
+
+def test_only_the_worst_records_drawn_and_the_rest_counted(build: Path, monkeypatch: pytest.MonkeyPatch):
+    """Past `DRAWN_RECORDS` (a kernel's --all: ~100 000) the worst are drawn and the title counts the rest."""
+    monkeypatch.setattr(picture, "DRAWN_RECORDS", 50)
+    result = scan(build, ScanOptions(include_ok=True))
+    document = ET.fromstring(picture.picture_svg(picture.layout_picture(result)))
+    drawn = [g for g in document.iter("{http://www.w3.org/2000/svg}g") if g.get("class") == "record"]
+    worst = result.analysis.records[:50]
+    assert [(g.get("data-status"), g.get("data-type")) for g in drawn] == [(r.status.value, r.kind.name) for r in worst]
+    assert [g.get("data-status") for g in drawn[:3]] == ["overflow"] * 3
+    title = next(t for t in document.iter("{http://www.w3.org/2000/svg}text") if t.get("font-weight") == "bold").text
+    assert f"{len(result.analysis.records) - 50} more reported, not drawn" in title, title

@@ -29,7 +29,7 @@ from .elf import ElfInput
 from .errors import ReachlsError
 from .pipeline import ScanResult
 from .record import ReachRecord, Status, format_size
-from .report import describe, linker_site
+from .report import describe, display_path, linker_site
 from .sourcemap import SourceLocation
 
 #: Status → colour (the editor's severities: red error, amber warning, blue/purple information).
@@ -44,7 +44,10 @@ CHAR_WIDTH = 6.6
 LABELLED_INPUT_SECTIONS = 12
 #: The most input sections drawn (the biggest): more than the width has pixels for.
 DRAWN_INPUT_SECTIONS = 1500
-ROW = 18
+ROW = 20
+#: The most references drawn, worst first: a kernel's `--all` holds ~100 000 (a 100 MB drawing);
+#: the title says how many were left out.
+DRAWN_RECORDS = 2000
 FONT = "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"
 
 
@@ -69,14 +72,15 @@ class LayoutPicture:
     output_sections: tuple[Span, ...]
     input_sections: tuple[Span, ...]
     records: tuple[ReachRecord, ...]
+    left_out: int = 0  # reported records not drawn (past DRAWN_RECORDS, the least worrying)
 
 
 def layout_picture(result: ScanResult, labelled: int = LABELLED_INPUT_SECTIONS) -> LayoutPicture:
     """The picture of a scan: output sections from its placement and the artefact's section sizes."""
-    records = tuple(result.analysis.records)
-    unplaced = sum(r.site.address is None or r.target.address is None for r in records)
+    records = tuple(result.analysis.records[:DRAWN_RECORDS])  # worst first
+    unplaced = sum(r.site.address is None or r.target.address is None for r in result.analysis.records)
     if unplaced:
-        raise ReachlsError(f"{unplaced} of {len(records)} references have no address (read from a linker log "
+        raise ReachlsError(f"{unplaced} of {len(result.analysis.records)} references have no address (read from a linker log "
                            "whose objects are not at hand): a picture needs vmlinux.o or vmlinux",
                            str(result.inputs.artefact))
     placement = result.analysis.placement
@@ -94,7 +98,8 @@ def layout_picture(result: ScanResult, labelled: int = LABELLED_INPUT_SECTIONS) 
     outputs = [placement.output_section.get(i, name) for i, name in zip(indices.tolist(), names)]
     return LayoutPicture(str(result.inputs.artefact), placement.placed_by,
                          _output_sections(outputs, starts, ends, placement.output_start),
-                         _crossed_sections(names, outputs, starts, ends, records, labelled), records)
+                         _crossed_sections(names, outputs, starts, ends, records, labelled), records,
+                         len(result.analysis.records) - len(records))
 
 
 def _output_sections(outputs: list[str], starts: np.ndarray, ends: np.ndarray,
@@ -194,29 +199,33 @@ def _element(parent: ET.Element, tag: str, title: str | None = None, **attribute
 
 
 def _where(location: SourceLocation | None) -> str:
-    return f"{location.file}:{location.line}" if location else "no source line (no DWARF)"
+    return f"{display_path(location.file)}:{location.line}" if location else "no source line (no DWARF)"
 
 
 def record_text(record: ReachRecord) -> str:
     """The hover text of a record: the report's line, then site, target, window and headroom."""
     lo, hi = reach_window(record)
     site, target = record.site, record.target
-    site_name = f"{site.symbol}+{site.symbol_offset:#x}" if site.symbol is not None else linker_site(record)
+    site_name = linker_site(record)
+    if site.symbol is not None:
+        site_name = f"{site.symbol}+{site.symbol_offset:#x} ({site_name})"
     return "\n".join((
         f"{record.status.value}: {describe(record)}",
-        f"site {site_name} ({linker_site(record)}) at {site.address:#x} in {site.output_section or '?'}, "
+        f"site {site_name} at {site.address:#x} in {site.output_section or '?'}, "
         f"{_where(site.location)}",
         f"target {target.symbol} at {target.address:#x} in {target.section or 'absolute'}, {_where(target.location)}",
         f"reach window {lo:#x}–{hi:#x}; headroom {record.headroom} B; {record.kind.name}",
     ))
 
 
-def picture_svg(picture: LayoutPicture, locate: Callable[[str], str] = str) -> str:
+def picture_svg(picture: LayoutPicture) -> str:
     """The picture as a standalone SVG document (each element's record or section in its <title>)."""
-    return ET.tostring(_svg(picture, locate), encoding="unicode")
+    return ET.tostring(_svg(picture, None), encoding="unicode")
 
 
-def _svg(picture: LayoutPicture, locate: Callable[[str], str]) -> ET.Element:
+def _svg(picture: LayoutPicture, locate: Callable[[str], str] | None) -> ET.Element:
+    """The drawing; with `locate` (build path → the path to open), each record names its site's and
+    target's files and lines for the page's clicks."""
     records = picture.records
     addresses = [a for s in picture.output_sections for a in (s.start, s.end)]
     addresses += [a for r in records for a in (r.site.address, r.target.address)]
@@ -227,13 +236,15 @@ def _svg(picture: LayoutPicture, locate: Callable[[str], str]) -> ET.Element:
     height = rows_top + ROW * max(len(records), 1) + 40
     svg = ET.Element("svg", {"xmlns": "http://www.w3.org/2000/svg", "width": str(WIDTH), "height": str(height),
                              "viewBox": f"0 0 {WIDTH} {height}", "font-family": FONT, "font-size": "11",
-                             "class": "reachls-layout", "data-lo": str(axis.lo), "data-hi": str(axis.hi)})
+                             "class": "reachls-layout"})
     _markers(svg)
     _element(svg, "rect", x=0, y=0, width=WIDTH, height=height, fill="#ffffff")
     counts = {status: sum(r.status is status for r in records) for status in Status}
     summary = ", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "nothing reported"
+    if picture.left_out:
+        summary += f" drawn, the worst; {picture.left_out} more reported, not drawn"
     _element(svg, "text", x=MARGIN, y=18, font_size=13, font_weight="bold").text = \
-        f"{picture.artefact} — placed by {picture.placed_by}; {summary}"
+        f"{display_path(picture.artefact)} — placed by {picture.placed_by}; {summary}"
     _ticks(svg, axis, 36)
     _output_band(svg, axis, picture.output_sections, 52)
     _input_band(svg, axis, picture.input_sections, 96)
@@ -303,7 +314,7 @@ def _input_band(svg: ET.Element, axis: _Axis, sections: tuple[Span, ...], y: int
 
 
 def _record_row(svg: ET.Element, axis: _Axis, record: ReachRecord, row: int, y: int,
-                locate: Callable[[str], str]) -> None:
+                locate: Callable[[str], str] | None) -> None:
     colour = COLOURS[record.status]
     site, target = record.site, record.target
     attributes: dict[str, object] = {
@@ -311,27 +322,25 @@ def _record_row(svg: ET.Element, axis: _Axis, record: ReachRecord, row: int, y: 
         "data_site_symbol": site.symbol or "", "data_target_symbol": target.symbol,
     }
     for side, location in (("site", site.location), ("target", target.location)):
-        if location is not None:
+        if location is not None and locate is not None:
             attributes[f"data_{side}_file"] = locate(location.file)
             attributes[f"data_{side}_line"] = location.line
     group = _element(svg, "g", record_text(record), **attributes)
     lo, hi = reach_window(record)
     left, right = axis.clipped_x(lo), axis.clipped_x(hi)
-    _element(group, "rect", class_="window", x=left, y=y + 2, width=max(round(right - left, 3), MIN_BOX),
-             height=ROW - 4, fill=colour, fill_opacity=0.1, stroke=colour, stroke_opacity=0.35, stroke_width=0.5,
-             data_lo=lo, data_hi=hi)
-    site_x, target_x, mid = axis.x(site.address), axis.x(target.address), y + ROW / 2
+    _element(group, "rect", class_="window", x=left, y=y + 9, width=max(round(right - left, 3), MIN_BOX),
+             height=ROW - 10, fill=colour, fill_opacity=0.1, stroke=colour, stroke_opacity=0.35, stroke_width=0.5)
+    site_x, target_x, mid = axis.x(site.address), axis.x(target.address), y + 14
     _element(group, "line", class_="reference", x1=site_x, y1=mid, x2=target_x, y2=mid, stroke=colour,
              stroke_width=1.5, marker_end=f"url(#arrow-{record.status.value})")
     _element(group, "circle", class_="site", cx=site_x, cy=mid, r=3.5, fill=colour)
     _element(group, "path", class_="target", d=f"M{target_x},{mid - 5} l4,8 h-8 z", fill=colour)
     label = f"{site.instruction or record.kind.short_name} → {target.symbol}"
     width, near, far = _text_width(label), min(site_x, target_x), max(site_x, target_x)
-    # beyond the arrow's head or tail, else over the arrow itself (haloed) when it is long enough
-    for text_x in (far + 8, near - 8 - width, near + 10):
-        if MARGIN <= text_x and text_x + width <= min(WIDTH - MARGIN, far - 10 if text_x == near + 10 else WIDTH):
-            _element(group, "text", x=round(text_x, 3), y=mid + 4, fill=colour, stroke="#ffffff", stroke_width=3,
-                     paint_order="stroke").text = label
+    # beyond the arrow's head or tail, else above the arrow when it is long enough
+    for text_x, text_y in ((far + 8, mid + 4), (near - 8 - width, mid + 4), (near + 6, mid - 5)):
+        if MARGIN <= text_x and text_x + width <= (WIDTH - MARGIN if text_y > mid else far):
+            _element(group, "text", x=round(text_x, 3), y=text_y, font_size=10, fill=colour).text = label
             break
 
 

@@ -44,10 +44,10 @@ def _printable_json(text: str) -> str:
 def _where(location: SourceLocation | None) -> str | None:
     if location is None:
         return None
-    return f"{_display_path(location.file)}:{location.line}" + (f":{location.column}" if location.column else "")
+    return f"{display_path(location.file)}:{location.line}" + (f":{location.column}" if location.column else "")
 
 
-def _display_path(path: str) -> str:
+def display_path(path: str) -> str:
     """Paths under the current directory are shown relative to it, the way compilers print them."""
     try:
         relative = os.path.relpath(path)
@@ -163,7 +163,7 @@ def text_report(result: ScanResult, fix_hints: bool = True) -> str:
     """Records grouped by the source file of their site; files and records worst first."""
     groups: dict[str, list[ReachRecord]] = defaultdict(list)
     for record in result.analysis.records:
-        key = _display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
+        key = display_path(record.site.location.file) if record.site.location else f"[{record.site.section}]"
         groups[key].append(record)
     lines = [f"reachls: {_summary(result)}"]
     unchecked = unchecked_note(result.analysis)

@@ -24,8 +24,8 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
     page.setDefaultTimeout(TIMEOUT);
     const seen = { requests: [] };
-    page.on("request", (request) => {
-        if (!request.url().startsWith(url)) {
+    page.on("request", (request) => {  // any request off the machine (blob: and the server's own are local)
+        if (/^(https?|wss?):/.test(request.url()) && !request.url().startsWith(url)) {
             seen.requests.push(request.url());
         }
     });
@@ -42,6 +42,7 @@ async function main() {
     const picture = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
     const records = picture.locator(".reachls-layout .record");
     const cursor = async () => (await page.locator("#status\\.editor\\.selection").innerText()).trim();
+    const activeTab = async () => (await page.locator(".editor-group-container.active .tab.active").innerText()).trim();
     try {
         await step("workbench", async () => {
             await page.goto(`${url}/?folder=${encodeURIComponent(tree)}`);
@@ -77,12 +78,12 @@ async function main() {
                 await page.locator(".tab", { hasText: "reachls layout" }).click();
                 await records.nth(i).locator(".site").click({ force: true });
                 const name = path.basename(seen.records[i].siteFile);
-                await page.locator(".tab.active", { hasText: name }).waitFor();
+                await page.locator(".editor-group-container.active .tab.active", { hasText: name }).waitFor();
                 await page.waitForFunction((line) => {
                     const item = document.querySelector("#status\\.editor\\.selection");
                     return item && item.textContent.includes(`Ln ${line},`);
                 }, Number(seen.records[i].siteLine), { timeout: 10000 }).catch(() => undefined);
-                opened.push({ tab: (await page.locator(".tab.active").innerText()).trim(), cursor: await cursor() });
+                opened.push({ tab: await activeTab(), cursor: await cursor() });
             }
             await shot("site-opened");
             return opened;
@@ -92,8 +93,8 @@ async function main() {
             await page.locator(".tab", { hasText: "reachls layout" }).click();
             await records.first().locator(".target").click({ force: true });
             const name = path.basename(seen.records[0].targetFile);
-            await page.locator(".tab.active", { hasText: name }).waitFor();
-            return { tab: (await page.locator(".tab.active").innerText()).trim(), cursor: await cursor() };
+            await page.locator(".editor-group-container.active .tab.active", { hasText: name }).waitFor();
+            return { tab: await activeTab(), cursor: await cursor() };
         });
     } finally {
         await browser.close();

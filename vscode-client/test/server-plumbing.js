@@ -180,11 +180,11 @@ async function main() {
             initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
-        await check("initialize: hover, code actions and the two commands", () => {
+        await check("initialize: hover, code actions and the three commands", () => {
             assert.ok(result.capabilities.hoverProvider);
             assert.ok(result.capabilities.codeActionProvider);
             assert.deepStrictEqual([...result.capabilities.executeCommandProvider.commands].sort(),
-                ["reachls.report", "reachls.rescan"]);
+                ["reachls.picture", "reachls.report", "reachls.rescan"]);
         });
 
         const first = await waitFor("diagnostics for entry.S", () => diagnostics.find((d) => d.length));
