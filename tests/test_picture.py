@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +22,12 @@ from reachls.cli import main
 from reachls.pipeline import ScanOptions, scan
 from test_vscode_client import package_extension
 from test_vscode_e2e import chromium
-from toolchain import build_example, copy_example, need, nm_symbols, objdump_targets, run
+from toolchain import build_example, copy_example, lld_site_addresses, need, nm_symbols, objdump_targets, run
 
 PROBE = Path(__file__).resolve().parent / "picture_probe.js"
 #: How far (page pixels) a drawn position may be from where its address belongs: 0.05 px is about
 #: 100 bytes on the example's 2.2 MiB axis — one element drawn at a wrong address is ~1 px off or more.
 TOLERANCE = 0.05
-_LLD_SITE = r"vmlinux\.o:\(function (\S+): \.text\+(0x[0-9a-f]+)\): relocation (R_\w+) out of range: (-?\d+) is not in " \
-            r"\[(-?\d+), (-?\d+)\]; references '?([^'\s]+)'?"
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +56,6 @@ def linked_sections(image: Path) -> dict[str, tuple[int, int]]:
         return {s.name: (s["sh_addr"], s["sh_size"]) for s in ELFFile(stream).iter_sections() if s["sh_flags"] & 2}
 
 
-def lld_sites(log: str, build: Path) -> list[tuple[int, str, int, int, int, str]]:
-    """Each out-of-range error of ld.lld as (site address in the image, type, distance, lo, hi, target):
-    the function and .text offset it names in vmlinux.o, moved by where that function landed."""
-    in_object, linked = nm_symbols(build / "vmlinux.o"), nm_symbols(build / "vmlinux.noinhibit")
-    return [(linked[m[1]] + int(m[2], 16) - in_object[m[1]], m[3], int(m[4]), int(m[5]), int(m[6]), m[7])
-            for m in re.finditer(_LLD_SITE, log)]
-
-
 @pytest.mark.parametrize("suffix", [".svg", ".html"])
 def test_each_record_drawn_where_the_linker_put_it(build: Path, node_modules: Path, tmp_path: Path, suffix: str,
                                                    capsys: pytest.CaptureFixture[str]):
@@ -82,7 +71,7 @@ def test_each_record_drawn_where_the_linker_put_it(build: Path, node_modules: Pa
 
     # One element per record: as many overflows as ld.lld printed, every other reported record too.
     image = build / "vmlinux.noinhibit"
-    errors = lld_sites((build / "noinhibit.log").read_text(), build)
+    errors = lld_site_addresses((build / "noinhibit.log").read_text(), build)
     records = seen["records"]
     assert len(errors) == 3
     assert len(records) == len(reported) > 100

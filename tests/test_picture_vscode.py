@@ -10,15 +10,14 @@ import json
 import subprocess
 from pathlib import Path
 
-from test_picture import lld_sites
 from test_vscode_e2e import chromium, example_tree, vscode  # noqa: F401 (fixtures)
-from toolchain import gnu_addr2line
+from toolchain import gnu_addr2line, lld_site_addresses
 
 
 def test_show_layout_opens_the_picture_and_a_click_opens_the_source(vscode: tuple[str, Path],  # noqa: F811
                                                                      example_tree: Path, tmp_path: Path):  # noqa: F811
     build_dir = example_tree / "out" / "overflow"
-    errors = lld_sites((build_dir / "noinhibit.log").read_text(), build_dir)
+    errors = lld_site_addresses((build_dir / "noinhibit.log").read_text(), build_dir)
     lines = gnu_addr2line(build_dir / "vmlinux.noinhibit", [site for site, *_ in errors])
     url, build = vscode
     result = subprocess.run(["node", "test/layout-e2e.js", url, str(example_tree), str(tmp_path), chromium()],
