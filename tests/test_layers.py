@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("modes", ("stages", "linklog")),
     ("pipeline", ("pipeline",)),
     ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings", "lenses")),
-    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "history", "trend_report", "cli",
+    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "history", "trend_report", "picture", "cli",
                     "__main__", "lsp")),
 )
 

@@ -109,7 +109,7 @@ def test_vsix_manifest_contributes(vsix: zipfile.ZipFile):
     assert manifest["main"] == "./dist/extension.js"
     contributes = manifest["contributes"]
     assert {c["command"] for c in contributes["commands"]} == {
-        "reachls.rescan", "reachls.showReport", "reachls.restartServer", "reachls.showServerLog",
+        "reachls.rescan", "reachls.showReport", "reachls.showLayout", "reachls.restartServer", "reachls.showServerLog",
         "reachls.setBuildDirectory", "reachls.addPathMapping"}
     properties = contributes["configuration"]["properties"]
     assert {"reachls.server.path", "reachls.server.pythonPath", "reachls.buildDirs", "reachls.threshold",

@@ -93,6 +93,20 @@ def lld_sites(log: str) -> list[LldSite]:
             for m in _LLD_SITE.finditer(log)]
 
 
+_LLD_FUNCTION_SITE = re.compile(
+    r"vmlinux\.o:\(function (\S+): \.text\+(0x[0-9a-f]+)\): relocation (R_\w+) out of range: (-?\d+) is not in "
+    r"\[(-?\d+), (-?\d+)\]; references '?([^'\s]+)'?")
+
+
+def lld_site_addresses(log: str, build: Path) -> list[tuple[int, str, int, int, int, str]]:
+    """Each out-of-range error of ld.lld in an example build's `noinhibit.log` as (site address in
+    `vmlinux.noinhibit`, type, distance, lo, hi, target): the function and .text offset it names in
+    vmlinux.o, moved by where llvm-nm says that function landed."""
+    in_object, linked = nm_symbols(build / "vmlinux.o"), nm_symbols(build / "vmlinux.noinhibit")
+    return [(linked[m[1]] + int(m[2], 16) - in_object[m[1]], m[3], int(m[4]), int(m[5]), int(m[6]), m[7])
+            for m in _LLD_FUNCTION_SITE.finditer(log)]
+
+
 def link_noinhibit(script: Path, inputs: list[Path], output: Path, *flags: str, linker: str = "ld.lld",
                    require_output: bool = True) -> str:
     """Link with `--noinhibit-exec`: every out-of-range error printed, the output still written.

@@ -1,4 +1,4 @@
-"""`reachls scan`, `reachls layout` and `reachls diff`: the command-line front end over the shared pipeline.
+"""`reachls scan`, `layout`, `diff`, `history`, `picture` and `serve`: the command-line front end over the shared pipeline.
 
 Exit status: 0 clean (or below `--fail-on`), 1 when a record meets a `--fail-on` condition (a status;
 with `--baseline`, new at a status or worse than the baseline by an amount) or, with `--fail-on`, when
@@ -22,6 +22,7 @@ from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
+from .picture import write_picture
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
@@ -51,16 +52,24 @@ def _keep(text: str) -> int:
     return value
 
 
-def _common(parser: argparse.ArgumentParser, sarif: bool = False) -> None:
+def _common(parser: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "json")) -> None:
     parser.add_argument("path", type=Path, help="build directory (holding vmlinux.o or vmlinux) or an ELF file")
     parser.add_argument("--script", "-T", type=Path, help="linker script (default: from .vmlinux.cmd or "
                         "arch/*/kernel/vmlinux.lds in the build dir)")
     parser.add_argument("--engine", choices=ENGINES, default="auto",
                         help="layout of a relocatable input: relink with the build's linker (exact), model (no "
                              "toolchain), auto = relink when that linker is available, else the model")
-    parser.add_argument("--format", choices=("text", "json", "sarif") if sarif else ("text", "json"), default="text")
+    if formats:
+        parser.add_argument("--format", choices=formats, default="text")
     parser.add_argument("--linker", choices=LINKERS, default="auto",
                         help="whose layout and veneers: lld, gnu, or auto = the build's linker")
+
+
+def _reported(parser: argparse.ArgumentParser) -> None:
+    """Which references a scan reports."""
+    parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
+                        help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    parser.add_argument("--all", action="store_true", help="include references that are ok")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,13 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"reachls {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     scan_parser = commands.add_parser("scan", help="report branches and PC-relative loads near or out of reach")
-    _common(scan_parser, sarif=True)
-    scan_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
-                             help="usage from which a reference is at-risk (default 0.75 = 75%%)")
+    _common(scan_parser, formats=("text", "json", "sarif"))
+    _reported(scan_parser)
     scan_parser.add_argument("--log", nargs="?", const=LOG_NAME, metavar="NAME",
                              help=f"read the overflows from the linker log NAME in the build dir (default "
                                   f"{LOG_NAME}) instead of vmlinux.o; a PATH that is a log file is read as one")
-    scan_parser.add_argument("--all", action="store_true", help="include references that are ok")
     scan_parser.add_argument("--fail-on", type=_fail_on, action="append", default=[], metavar="CONDITION",
                              help="exit 1 when a reference has this status or a worse one (overflow, veneer, "
                                   "at-risk), one the baseline did not have (new-overflow, …), or one that came "
@@ -111,9 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "(as for scan)")
     diff_parser.add_argument("--linker", choices=LINKERS, default="auto", help="whose layout (as for scan)")
     diff_parser.add_argument("--format", choices=("text", "json"), default="text")
-    diff_parser.add_argument("--threshold", type=_threshold, default=DEFAULT_THRESHOLD,
-                             help="usage from which a reference is at-risk (default 0.75 = 75%%)")
-    diff_parser.add_argument("--all", action="store_true", help="also references in reach (ok) in both builds")
+    _reported(diff_parser)
+    picture_parser = commands.add_parser("picture", help="draw the layout to scale with each reported reference: "
+                                         "an SVG, or an HTML page whose hover shows the record")
+    _common(picture_parser, formats=())
+    _reported(picture_parser)
+    picture_parser.add_argument("-o", "--output", type=Path, required=True,
+                                help="the file to write: .svg, or .html (self-contained, loads nothing)")
     commands.add_parser("serve", help="run the language server on stdio")
     return parser
 
@@ -171,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "diff":
             diff = diff_builds(args.old, args.new, options, include_ok=args.all)
             sys.stdout.write(diff_json(diff) if args.format == "json" else diff_text(diff))
+            return 0
+        if args.command == "picture":
+            write_picture(scan(args.path, options), args.output)
             return 0
         placement, functions = function_layout(args.path, options)
         if args.symbol:

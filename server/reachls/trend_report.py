@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from .history import Build, SiteTrend
-from .report import built_at, printable
+from .messages import built_at
+from .report import printable
 
 MINUS = "\u2212"
 

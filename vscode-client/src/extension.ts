@@ -125,6 +125,8 @@ class Extension implements vscode.Disposable {
     /** The last scan status from the server, and the problems already shown as a notification. */
     private scan: ScanStatus | undefined;
     private readonly notified = new Set<string>();
+    /** The layout picture's webview while it is open (redrawn after each scan). */
+    private layoutPanel: vscode.WebviewPanel | undefined;
 
     constructor(private readonly selector: DocumentSelector) {}
 
@@ -192,6 +194,9 @@ class Extension implements vscode.Disposable {
             }
             this.scan = scan;
             this.status.setScan(scan);
+            if (this.layoutPanel !== undefined) {
+                void this.showLayout(false);
+            }
             scan.problems.forEach((problem) => void this.notifyOnce(problem));
         });
         client.onDidChangeState((event) => {
@@ -305,7 +310,8 @@ class Extension implements vscode.Disposable {
     }
 
     /** Runs a command of the server; undefined (after saying why) when it is not running. */
-    private async serverCommand(command: "reachls.rescan" | "reachls.report"): Promise<string | undefined> {
+    private async serverCommand(command: "reachls.rescan" | "reachls.report" | "reachls.picture"):
+        Promise<string | undefined> {
         await this.lifecycle;
         if (!this.client?.isRunning()) {
             const choice = await vscode.window.showWarningMessage("reachls: the server is not running.",
@@ -335,6 +341,55 @@ class Extension implements vscode.Disposable {
         const document = await vscode.workspace.openTextDocument(REPORT_URI);
         await vscode.window.showTextDocument(document, { preview: true });
         return report;
+    }
+
+    /**
+     * The server's layout picture of the last scan (the page `reachls picture -o layout.html` writes) in a
+     * webview that runs only the page's own script and loads nothing; a click on a reference asks, by
+     * message, for its source line, which opens beside the picture.
+     */
+    async showLayout(reveal = true): Promise<void> {
+        let html: string | undefined;
+        try {
+            html = await this.serverCommand("reachls.picture");
+        } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            if (reveal) {
+                void vscode.window.showWarningMessage(`reachls: no layout to show: ${message}`);
+            }
+            return;
+        }
+        if (html === undefined) {
+            return;
+        }
+        if (this.layoutPanel === undefined) {
+            const panel = vscode.window.createWebviewPanel("reachls.layout", "reachls layout", vscode.ViewColumn.Active,
+                { enableScripts: true, localResourceRoots: [], enableFindWidget: true });
+            panel.onDidDispose(() => this.layoutPanel = undefined);
+            panel.webview.onDidReceiveMessage((message: unknown) => void this.openSource(message));
+            this.layoutPanel = panel;
+        } else if (reveal) {
+            this.layoutPanel.reveal();
+        }
+        this.layoutPanel.webview.html = html;
+    }
+
+    /** `{command: "open", file, line}` from the layout webview: that line of that file, beside the picture. */
+    private async openSource(message: unknown): Promise<void> {
+        const { command, file, line } = (message ?? {}) as { command?: unknown; file?: unknown; line?: unknown };
+        if (command !== "open" || typeof file !== "string" || typeof line !== "number" || !Number.isInteger(line) ||
+            line < 1) {
+            this.output.appendLine(`reachls: unexpected message from the layout view: ${JSON.stringify(message)}`);
+            return;
+        }
+        const position = new vscode.Position(line - 1, 0);
+        try {
+            await vscode.window.showTextDocument(vscode.Uri.file(file), {
+                viewColumn: vscode.ViewColumn.Beside, preview: false, selection: new vscode.Range(position, position),
+            });
+        } catch (error) {
+            void vscode.window.showWarningMessage(`reachls: cannot open ${file}: ${String(error)}`);
+        }
     }
 
     configurationChanged(event: vscode.ConfigurationChangeEvent): void {
@@ -375,6 +430,7 @@ export function activate(context: vscode.ExtensionContext): void {
         vscode.workspace.registerTextDocumentContentProvider(REPORT_URI.scheme, ext.reportProvider()),
         vscode.commands.registerCommand("reachls.rescan", () => ext.rescan()),
         vscode.commands.registerCommand("reachls.showReport", () => ext.showReport()),
+        vscode.commands.registerCommand("reachls.showLayout", () => ext.showLayout()),
         vscode.commands.registerCommand("reachls.restartServer", () => ext.restart()),
         vscode.commands.registerCommand("reachls.showServerLog", () => ext.output.show(true)),
         vscode.commands.registerCommand("reachls.setBuildDirectory", () => ext.setBuildDirectory()),

@@ -35,6 +35,7 @@ from ..history import SiteTrend, record_scan
 from ..kbuild import ARTEFACTS, LOG_NAME
 from ..lenses import FunctionLens, function_lenses
 from ..logparse import looks_like_log
+from ..picture import layout_picture, picture_html
 from ..pipeline import ScanOptions, ScanResult, scan
 from ..record import ReachRecord
 from ..report import text_report
@@ -349,6 +350,24 @@ class ReachServer(LanguageServer):
             lenses.append(lsp.CodeLens(range=span, command=command))
         return lenses
 
+    async def picture(self, build_dir: Any = None) -> str:
+        """The layout picture (HTML) of the last completed scan of `build_dir` (default: the first
+        one scanned), its source paths mapped onto the workspace as the diagnostics' are. Drawn on
+        the scan worker, where the path mapper is used too."""
+        results = self.published.results
+        if isinstance(build_dir, str):
+            wanted = Path(build_dir).resolve()
+            result = next((r for d, r in results.items() if d.resolve() == wanted), None)
+            if result is None:
+                raise ReachlsError("no completed scan of this build directory", build_dir)
+        elif results:
+            result = next(iter(results.values()))
+        else:
+            raise ReachlsError("no build directory scanned yet")
+        mapper = self.mapper
+        return await self._in_worker(lambda: picture_html(layout_picture(result),
+                                                          lambda file: str(mapper(file) or file)))
+
     def report(self) -> str:
         return "\n".join(text_report(result) for result in self.published.results.values()) or \
             "reachls: no build directory scanned yet\n"
@@ -433,6 +452,12 @@ def on_show_references(ls: ReachServer, *args: Any) -> list[Any]:
 @server.command("reachls.report")
 def on_report(ls: ReachServer, *args: Any) -> str:
     return ls.report()
+
+
+@server.command("reachls.picture")
+async def on_picture(ls: ReachServer, *args: Any) -> str:
+    """`[buildDir]` → the HTML page of `reachls picture` for it."""
+    return await ls.picture(*args[:1])
 
 
 @server.feature(lsp.SHUTDOWN)
