@@ -110,11 +110,14 @@ export function settingPath(dir: string, workspaceFolders: readonly string[]): s
     return outside ? dir : `\${workspaceFolder}/${relative.split(path.sep).join("/")}`;
 }
 
+/** The client's own settings (`reachls.server.*`, `reachls.trace.*`), which the server never reads. */
+const CLIENT_ONLY = new Set(["server", "trace"]);
+
 export function serverSettings(config: ReachlsConfig, workspaceFolders: readonly string[],
                                home = os.homedir()): ServerSettings {
-    const { server: _server, trace: _trace, buildDirs, threshold, pathMappings, ...rest } = config;
+    const { buildDirs, threshold, pathMappings } = config;
     return {
-        ...rest,
+        ...Object.fromEntries(Object.entries(config).filter(([key]) => !CLIENT_ONLY.has(key))),
         // A blank entry is what the Settings editor leaves behind an emptied row, not a path.
         buildDirs: Array.isArray(buildDirs)
             ? buildDirs.filter((dir) => typeof dir !== "string" || dir.trim() !== "")

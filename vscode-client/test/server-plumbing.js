@@ -64,7 +64,7 @@ async function main() {
         threshold: 75,
         engine: "relink",
         linker: "lld",
-        severity: { overflow: "error", "at-risk": "bogus" },
+        severity: { overflow: "error" },
         pathMappings: { "/build/linux": ".", "": "/ignored" },
     };
     const settings = serverSettings(userSettings, [tree]);
@@ -73,8 +73,10 @@ async function main() {
         assert.deepStrictEqual(settings.buildDirs, [path.join(tree, "out/overflow")]);
         assert.strictEqual(settings.threshold, 0.75);
         assert.strictEqual(settings.engine, "relink");
+        assert.deepStrictEqual(settings.severity, { overflow: "error" });
         // Passed as written: the server checks each value against its schema and names a bad one.
-        assert.deepStrictEqual(settings.severity, { overflow: "error", "at-risk": "bogus" });
+        assert.deepStrictEqual(serverSettings({ severity: { "at-risk": "bogus" } }, [tree]).severity,
+            { "at-risk": "bogus" });
         assert.deepStrictEqual(settings.pathMappings, [{ from: "/build/linux", to: tree }]);
         assert.strictEqual(settings.linker, "lld");
         assert.strictEqual(serverSettings({ linker: "bfd" }, [tree]).linker, "bfd");
@@ -183,12 +185,12 @@ async function main() {
             initializationOptions: initializationOptions(settings),
         });
         await connection.sendNotification(rpc.InitializedNotification.type, {});
-        await check("initialize: hover, code actions, code lenses and the three commands", () => {
+        await check("initialize: hover, code actions, code lenses and the four commands", () => {
             assert.ok(result.capabilities.hoverProvider);
             assert.ok(result.capabilities.codeActionProvider);
             assert.ok(result.capabilities.codeLensProvider);
             assert.deepStrictEqual([...result.capabilities.executeCommandProvider.commands].sort(),
-                ["reachls.report", "reachls.rescan", "reachls.showReferences"]);
+                ["reachls.picture", "reachls.report", "reachls.rescan", "reachls.showReferences"]);
         });
 
         const first = await waitFor("diagnostics for entry.S", () => diagnostics.find((d) => d.length));
