@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "server"))
 
-from reachls.arch import for_machine
+from reachls.arch import architecture_of
 from reachls.decode import analyse_decoded
 from reachls.elf import ElfInput
 from reachls.pipeline import linked_placement
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="reachls-decode-bench-") as tmp_name:
         image, origin = _image(Path(tmp_name), args.image)
         with ElfInput(image) as obj:
-            arch = for_machine(obj.machine, str(image))
+            arch = architecture_of(obj)
             code = sum(s.size for s in obj.sections if s.is_code and s.sh_type != 8)
             if any(obj.sections[t].is_code for t in obj.relocation_sections() if t < len(obj.sections)):
                 print(f"{image} has relocations for code: the relocation path would be used", file=sys.stderr)

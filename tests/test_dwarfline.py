@@ -16,8 +16,7 @@ from elftools.dwarf.structs import DWARFStructs
 
 from reachls.dwarfline import die_offsets, line_rows
 from reachls.elf import ElfInput
-from reachls.sourcemap import SourceMap
-from toolchain import TARGET, need, run, uleb128
+from toolchain import TARGET, need, run, source_map, uleb128
 
 HEADER_H = """\
 static inline int mix(int a, int b)
@@ -138,7 +137,7 @@ def assert_rows_match_pyelftools(path: Path) -> int:
     """Every line program of `path`: our rows == pyelftools' state rows; returns the row count."""
     total = 0
     with ElfInput(path) as obj:
-        sm, mask = SourceMap(obj), (1 << (64 if obj.is64 else 32)) - 1
+        sm, mask = source_map(obj), (1 << (64 if obj.is64 else 32)) - 1
         for offset in sm._unit_starts(".debug_line").tolist():
             program = sm._program(offset)
             rows = sm._rows(offset)
@@ -169,7 +168,7 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
     their count and whether one was nested in another subprogram."""
     count, nested = 0, False
     with ElfInput(path) as obj:
-        sm = SourceMap(obj)
+        sm = source_map(obj)
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
@@ -201,7 +200,7 @@ def test_children_of_types_are_jumped_over(objects: list[Path]) -> None:
     members, reached = set(), set()
     for path in (p for p in objects if p.name.startswith("gcc_")):
         with ElfInput(path) as obj:
-            sm = SourceMap(obj)
+            sm = source_map(obj)
             for cu_offset in sm._unit_starts(".debug_info").tolist():
                 unit = sm._unit(cu_offset)
                 here = [d.offset - cu_offset for d in unit.cu.iter_DIEs() if d.tag == "DW_TAG_member"]
@@ -304,13 +303,13 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
     """VLIW line programs and unsized forms go through pyelftools: same rows and DIEs."""
     path = next(p for p in objects if p.name == "combined5.o")
     with ElfInput(path) as obj:
-        fast = SourceMap(obj)
+        fast = source_map(obj)
         lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
         dies = [fast._subprograms(c) for c in fast._unit_starts(".debug_info").tolist()]
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
-        slow = SourceMap(obj)
+        slow = source_map(obj)
         for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
         for ours, theirs in zip(dies, (slow._subprograms(c) for c in slow._unit_starts(".debug_info").tolist())):

@@ -16,6 +16,7 @@ from elftools.elf.elffile import ELFFile
 
 from reachls.elf import ElfInput
 from reachls.errors import ReachlsError
+from reachls.arch import architecture_of
 from reachls.layout.model import model_layout
 from reachls.layout.script import (Assignment, InputSectionDescription, OutputSectionDescription,
                                    load_linker_script, parse_linker_script)
@@ -278,7 +279,7 @@ def test_model_matches_lld(objects: dict[str, Path], object_name: str, script_na
     if script_name is not None:
         script = load_linker_script(obj_path.parent / f"{script_name}.lds")
     with ElfInput(obj_path) as obj:
-        placement = model_layout(obj, script)
+        placement = model_layout(obj, script, architecture_of(obj))
         functions = function_symbols(obj)
     names = [name for name, *_ in functions]
     assert len(names) == len(set(names)), "test sources must not repeat a function name"
@@ -295,7 +296,7 @@ def test_model_reports_orphans_and_failed_asserts(objects: dict[str, Path]) -> N
     script = parse_linker_script('SECTIONS { .text : { *(.text) } }\nASSERT(ADDR(.text) > 0x1000, "too low")\n',
                                  "t.lds")
     with ElfInput(objects["mixed"]) as obj:
-        notes = model_layout(obj, script).notes
+        notes = model_layout(obj, script, architecture_of(obj)).notes
     assert any("orphan" in note for note in notes)
     assert any(note.startswith("ASSERT failed at t.lds:2") and "too low" in note for note in notes)
 
@@ -307,7 +308,7 @@ def test_model_reports_orphans_and_failed_asserts(objects: dict[str, Path]) -> N
 ])
 def test_model_errors_name_the_script_line(objects: dict[str, Path], text: str, message: str, line: int) -> None:
     with ElfInput(objects["mixed"]) as obj, pytest.raises(ReachlsError) as caught:
-        model_layout(obj, parse_linker_script(text, "bad.lds"))
+        model_layout(obj, parse_linker_script(text, "bad.lds"), architecture_of(obj))
     assert message in str(caught.value)
     assert caught.value.where == f"bad.lds:{line}"
 

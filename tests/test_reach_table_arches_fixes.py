@@ -42,7 +42,6 @@ CASES = [
 HEADER = {"riscv64": ".option norelax\n.option rvc\n", "ppc64": "", "arm": ".syntax unified\n.thumb\n"}
 #: Our adr_l, with the kernel's interface (arch/arm/include/asm/assembler.h has its own).
 ARM_MACROS = ".macro adr_l, dst, sym\n  movw \\dst, #:lower16:\\sym\n  movt \\dst, #:upper16:\\sym\n.endm\n"
-DIALECT = {"riscv64": "riscv", "ppc64": "riscv", "arm": "arm"}  # gas: '#' comments on both RISC-V and POWER
 ASSEMBLE = {"riscv64": ("clang", "--target=riscv64-linux-gnu", "-mno-relax", "-c"),
             "ppc64": ("clang", "--target=powerpc64le-linux-gnu", "-c"),
             "arm": ("arm-linux-gnueabihf-as",)}  # clang widens b.n to another section by itself; gas does not
@@ -74,7 +73,7 @@ def test_fix_assembles_and_links_beyond_the_old_reach(case: FixCase, tmp_path: P
     text = (f"{HEADER[case.arch]}{macros}.text\n.globl f\nf:\n\t{case.line}\n\tnop\n"
             f'.section .far,"ax"\n.globl far\n' + (".type far, %function\n.thumb_func\n" if case.arch == "arm" else "")
             + "far:\n\tnop\n")
-    asm = parse_asm(text, DIALECT[case.arch], known_macros={"adr_l"} if macros else ())
+    asm = parse_asm(text, arch.asm_dialect, known_macros={"adr_l"} if macros else ())
     line_no = text.split("\n").index(f"\t{case.line}") + 1
     statement = asm.instruction_on(line_no)
     source = tmp_path / "fix.S"

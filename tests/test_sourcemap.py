@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from reachls.elf import ElfInput
-from reachls.sourcemap import SourceLocation, SourceMap
+from reachls.sourcemap import SourceLocation
 from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
-from toolchain import TARGET, function_symbols, gnu_addr2line, need, run
+from toolchain import TARGET, function_symbols, gnu_addr2line, need, run, source_map
 
 C_SOURCE = """\
 extern int asm_func(int x);
@@ -136,7 +136,7 @@ def relocation_sites(obj: ElfInput) -> list[tuple[int, int, str]]:
 
 def test_every_relocation_site_matches_gnu_addr2line(build: Build) -> None:
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image:
-        sm, base = SourceMap(obj), build.final_base(obj, image)
+        sm, base = source_map(obj), build.final_base(obj, image)
         sites = relocation_sites(obj)
         assert len(sites) >= 10
         gnu = build.gnu([base[sec] + off for sec, off, _ in sites])
@@ -160,7 +160,7 @@ def test_subsection_rows_stepping_back(build: Build) -> None:
     sequence at the end of subsection 0, so the replacement code itself has no line, for GNU too.)"""
     need("llvm-dwarfdump")
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image:
-        sm, base = SourceMap(obj), build.final_base(obj, image)
+        sm, base = source_map(obj), build.final_base(obj, image)
         text = next(s.index for s in obj.sections if s.name == ".text")
         size = obj.sections[text].size
         offsets = list(range(0, size, 4))
@@ -184,7 +184,7 @@ def test_subsection_rows_stepping_back(build: Build) -> None:
 def test_overlapping_sections_map_to_their_own_lines(build: Build) -> None:
     """helper_one and helper_two both start at offset 0 of their own `.text.*` section."""
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image:
-        sm, base = SourceMap(obj), build.final_base(obj, image)
+        sm, base = source_map(obj), build.final_base(obj, image)
         funcs = {name: (sec, value, size) for name, sec, value, size in function_symbols(obj)}
         firsts = []
         for name in ("helper_one", "helper_two"):
@@ -203,7 +203,7 @@ def test_function_declaration(build: Build) -> None:
     """In the relocatable input and in both linked images (all CUs / indexed by --emit-relocs)."""
     with ElfInput(build.combined) as obj, ElfInput(build.image) as image, \
             ElfInput(build.image_relocs) as image_relocs:
-        sm, linked = SourceMap(obj), [(SourceMap(i), i) for i in (image, image_relocs)]
+        sm, linked = source_map(obj), [(source_map(i), i) for i in (image, image_relocs)]
         final = {name: (sec, value) for name, sec, value, _ in function_symbols(image)}
         for name, sec, value, size in function_symbols(obj):
             if name == "asm_func":  # assembler DWARF has no DW_TAG_subprogram
@@ -221,7 +221,7 @@ def test_function_declaration(build: Build) -> None:
 def test_linked_image_lines_at(build: Build) -> None:
     for path in (build.image, build.image_relocs):  # all line programs / indexed by relocations
         with ElfInput(path) as image:
-            sm = SourceMap(image)
+            sm = source_map(image)
             assert sm.has_dwarf()
             addresses = [s.addr + off for s in image.sections if s.is_code for off in range(0, s.size, 4)]
             ours = sm.lines_at(np.array(addresses, dtype=np.uint64))
@@ -236,7 +236,7 @@ def test_without_dwarf(tmp_path: Path) -> None:
     run("clang", TARGET, "-O1", "-ffunction-sections", "-c", "funcs.c", "-o", "funcs.o", cwd=tmp_path)
     run("ld.lld", "-r", "funcs.o", "-o", "combined.o", cwd=tmp_path)
     with ElfInput(tmp_path / "combined.o") as obj:
-        sm = SourceMap(obj)
+        sm = source_map(obj)
         assert not sm.has_dwarf()
         code = [s.index for s in obj.sections if s.is_code]
         assert code
@@ -247,7 +247,7 @@ def test_only_the_needed_units_are_decoded_once(build: Build) -> None:
     """Trap 3: a site in funcs.c decodes funcs.c's line program / CU (offset 0: first in combined.o)
     and not alt.S's; rows are kept sorted per sequence."""
     with ElfInput(build.combined) as obj:
-        sm = SourceMap(obj)
+        sm = source_map(obj)
         entry = next(sec for name, sec, _, _ in function_symbols(obj) if name == "entry")
         assert sm.line_for(entry, 0) is not None and sm.line_for(entry, 4) is not None
         assert sm.function_declaration(entry, 0) is not None

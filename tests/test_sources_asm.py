@@ -6,8 +6,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from reachls.asmfile import AsmFile, AsmStatement
+from reachls.edits import Span
+from reachls.arch import aarch64, riscv64
+from reachls.arch import arm as arm_arch
+from reachls.sources.asm import parse_asm
 
-from reachls.sources.asm import AsmFile, AsmStatement, Span, parse_asm
+A64 = aarch64.ARCH.asm_dialect
 
 # A made-up excerpt in the style of arch/arm64/kvm/hyp/entry.S.
 ENTRY_S = r"""/* SPDX-License-Identifier: GPL-2.0-only */
@@ -75,7 +80,7 @@ LINES = ENTRY_S.split("\n")
 
 @pytest.fixture(scope="module")
 def entry() -> AsmFile:
-    return parse_asm(ENTRY_S, known_macros=["ldr_l"])
+    return parse_asm(ENTRY_S, A64, known_macros=["ldr_l"])
 
 
 def line_of(needle: str) -> int:
@@ -145,7 +150,7 @@ def test_macro_invocations(entry: AsmFile) -> None:
     adr_l = only(entry, "adr_l\tx2")
     assert (adr_l.kind, [o.text for o in adr_l.operands]) == ("macro", ["x2", "kvm_hyp_ctxt"])
     assert only(entry, "ldr_l").kind == "macro"  # from a header, via known_macros
-    assert parse_asm("\tldr_l\tx6, sym\n").statements[0].kind == "instruction"
+    assert parse_asm("\tldr_l\tx6, sym\n", A64).statements[0].kind == "instruction"
     alt = only(entry, "ARM64_WORKAROUND_1508412")
     assert alt.kind == "macro"
     assert [o.text for o in alt.operands] == ['"nop"', '"dmb ish"', "ARM64_WORKAROUND_1508412"]
@@ -240,58 +245,56 @@ def test_every_span_is_the_text_as_written(entry: AsmFile) -> None:
 
 
 def test_fresh_numeric_label() -> None:
-    assert parse_asm(ENTRY_S).fresh_numeric_label(30) == "9999"
+    assert parse_asm(ENTRY_S, A64).fresh_numeric_label(30) == "9999"
     text = "9999:\tnop\n\tb\t9999b\n\tb\t9998f\n\tnop\n9998:\tret\n"
-    f = parse_asm(text)
+    f = parse_asm(text, A64)
     assert f.fresh_numeric_label(2) == "9998"  # 9999 there would capture `b 9999b`
     assert f.fresh_numeric_label(4) == "9999"  # 9998 would capture `b 9998f`; 9999 is past its use
     assert f.fresh_numeric_label(3) == "9999"
-    assert parse_asm("\tld1\t{v0.16b}, [x0]\n9999:\n\tb 9999b\n").fresh_numeric_label(1) == "9999"
+    assert parse_asm("\tld1\t{v0.16b}, [x0]\n9999:\n\tb 9999b\n", A64).fresh_numeric_label(1) == "9999"
 
 
 def test_dialects() -> None:
-    arm = parse_asm("1:\tldr\tr0, =foo @ load it\n\tbne\t1b\n.L\\@:\tmov r0, #1\n", dialect="arm")
+    arm = parse_asm("1:\tldr\tr0, =foo @ load it\n\tbne\t1b\n.L\\@:\tmov r0, #1\n", arm_arch.ARCH.asm_dialect)
     assert [(s.mnemonic, s.comment) for s in arm.statements] == [("ldr", "@ load it"), ("bne", None), ("mov", None)]
     assert arm.instruction_on(2, "b.ne").mnemonic == "bne"
     assert arm.label_lines == {"1": [1], ".L\\@": [3]}
-    a64 = parse_asm("\tmov\tx0, #1 @ kept\n")
+    a64 = parse_asm("\tmov\tx0, #1 @ kept\n", A64)
     assert [o.text for o in a64.statements[0].operands] == ["x0", "#1 @ kept"]
-    rv = parse_asm("#include <asm/asm.h>\n\tli\ta0, 1 # set\n#define STR(x) #x\n", dialect="riscv")
+    rv = parse_asm("#include <asm/asm.h>\n\tli\ta0, 1 # set\n#define STR(x) #x\n", riscv64.ARCH.asm_dialect)
     assert [(s.kind, s.comment) for s in rv.statements] == [
         ("preprocessor", None),
         ("instruction", "# set"),
         ("preprocessor", None),
     ]
     assert rv.statements[2].operands[1].text == "#x"
-    with pytest.raises(ValueError, match="dialect"):
-        parse_asm("", dialect="mips")
 
 
 def test_strings_and_odd_text() -> None:
-    f = parse_asm('\t.asciz\t"a;b // c, d"\t// real\n')
+    f = parse_asm('\t.asciz\t"a;b // c, d"\t// real\n', A64)
     (s,) = f.statements
     assert ([o.text for o in s.operands], s.comment) == (['"a;b // c, d"'], "// real")
-    crlf = parse_asm("\tmov x0, x1 // c\r\n1:\tret\r\n")
+    crlf = parse_asm("\tmov x0, x1 // c\r\n1:\tret\r\n", A64)
     assert [(s.mnemonic, s.comment, at(s.span, "\tmov x0, x1 // c\n1:\tret\n")) for s in crlf.statements] == [
         ("mov", "// c", "mov x0, x1"),
         ("ret", None, "ret"),
     ]
-    assert parse_asm("\tnop /* never closed\n\tret\n").statements[0].comment == "/* never closed"
-    assert len(parse_asm('\t.ascii "open\n\tnop\n').statements) == 2
-    assert parse_asm("").statements == []
+    assert parse_asm("\tnop /* never closed\n\tret\n", A64).statements[0].comment == "/* never closed"
+    assert len(parse_asm('\t.ascii "open\n\tnop\n', A64).statements) == 2
+    assert parse_asm("", A64).statements == []
 
 
 def test_block_comment_joins_lines_like_cpp() -> None:
     """cpp turns a block comment into one space, so code on either side is one line for gas."""
-    f = parse_asm("\tmov\tx0, /* dst\n\t src */ x1\n\tret\n")
+    f = parse_asm("\tmov\tx0, /* dst\n\t src */ x1\n\tret\n", A64)
     mov, ret = f.statements
     assert [o.text for o in mov.operands] == ["x0", "x1"]
     assert (mov.line, mov.operands[1].span, ret.line) == (1, Span(2, 9, 11), 3)
-    f = parse_asm("\tmov x0, x1 /* a\n b */\n\tret\n")
+    f = parse_asm("\tmov x0, x1 /* a\n b */\n\tret\n", A64)
     assert [(s.mnemonic, s.line, s.comment) for s in f.statements] == [("mov", 1, "/* a"), ("ret", 3, None)]
 
 
 def test_unbalanced_parenthesis_stops_at_blank_line() -> None:
-    f = parse_asm("\tFOO(a,\n\tb\n\n\tret\n")
+    f = parse_asm("\tFOO(a,\n\tb\n\n\tret\n", A64)
     assert [o.text for o in f.statements[0].operands] == ["a", "b"]
     assert f.statements[1].mnemonic == "ret"

@@ -4,8 +4,7 @@ where tree-sitter-c misreads the kernel's attribute macros."""
 from __future__ import annotations
 
 import pytest
-
-from reachls.sources.asm import Span
+from reachls.edits import Span
 from reachls.sources.c import CFile, CFunction, parse_c
 
 # A made-up excerpt in the style of arch/arm64/kvm/hyp/nvhe/switch.c.

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from reachls.arch import LINKERS
+from reachls.layout.linkopts import LINKERS
 from reachls.kbuild import ARTEFACTS, LOG_NAME
 from reachls.lsp.server import Settings
 from reachls.pipeline import ENGINES

@@ -18,6 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from reachls.arch import architecture_of
+from reachls.elf import ElfInput
+from reachls.sourcemap import SourceMap
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "--target=aarch64-linux-gnu"
 _LLD_OVERFLOW = re.compile(
@@ -226,3 +230,8 @@ def uleb128(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+def source_map(obj: ElfInput) -> SourceMap:
+    """The source map of `obj` as a scan makes it: with its architecture's debug relocation types."""
+    return SourceMap(obj, architecture_of(obj).dwarf_relocations)

@@ -21,7 +21,7 @@ from enum import Enum
 
 import numpy as np
 
-from .arch import Architecture, checked_distance
+from .arch.base import Architecture, checked_distance
 from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
 from .errors import ReachlsError
 from .layout import Placement, undefined_symbols
@@ -56,6 +56,7 @@ class UncheckedReason(str, Enum):
     WEAK_UNDEFINED = "weak-undefined-symbol"
     SYMBOL_OUT_OF_RANGE = "symbol-index-out-of-range"
     GOT_UNKNOWN = "got-slot-unknown"
+    COMPOSED = "composed-relocation"
     LOG_TYPE_UNKNOWN = "log-type-unknown"
     LOG_RELOCATION_NOT_FOUND = "log-relocation-not-found"
     LOG_NO_PLACEMENT = "log-no-placement"
@@ -81,6 +82,8 @@ _UNCHECKED_WHY = {
                                     "object), or what the linker resolves it to is not known for this type",
     UncheckedReason.SYMBOL_OUT_OF_RANGE: "the relocation names a symbol past the end of the symbol table",
     UncheckedReason.GOT_UNKNOWN: "a GOT-relative type and the layout has no .got to measure to",
+    UncheckedReason.COMPOSED: "the entry composes this type with further ones applied to its result (ELF64 "
+                              "MIPS r_type2/r_type3): the field the linker checks is not this type's alone",
     UncheckedReason.LOG_TYPE_UNKNOWN: "the linker log names a relocation type reachls has no reach for",
     UncheckedReason.LOG_RELOCATION_NOT_FOUND: "the object has no such relocation where the log says (the log "
                                               "is from another build)",
@@ -230,7 +233,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     got_start = placement.got_address if placement.got_address is not None else placement.output_start.get(".got")
     # GOT-relative types are measured to the .got, so their symbol does not decide whether they are checked.
     is_got_type = np.zeros(max(arch.kinds, default=0) + 1, dtype=bool)
-    is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]] = True
+    is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.is_got]] = True
     got_reason = -1 if got_start is not None else _UNCHECKED_CODE[UncheckedReason.GOT_UNKNOWN]
     symbol_reason = unchecked_symbol_reasons(obj, is_placed, defined_by_link)
     index = SymbolIndex(obj, linked)
@@ -252,6 +255,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                 & (weak_offset[relocs.type[chosen]] >= 0) & (relocs.addend[chosen] == 0)
             reason[linker_resolves] = -1
             reason[is_got_type[relocs.type[chosen]] & in_table] = got_reason
+            if relocs.composed is not None:
+                reason[relocs.composed[chosen]] = _UNCHECKED_CODE[UncheckedReason.COMPOSED]
         else:
             reason = np.full(len(chosen), _UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED])
         checked = reason < 0
@@ -283,7 +288,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             kind = arch.kinds[int(number)]
             rows = np.flatnonzero(types == number)
             kind_target = target[rows]
-            if kind.formula.startswith("got"):  # checked only when the layout has a .got
+            if kind.formula.is_got:  # checked only when the layout has a .got
                 kind_target = np.full_like(kind_target, np.uint64(got_start))
             distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
             status = statuses(kind, distance, target_shndx[rows] != site_section, threshold)
@@ -360,7 +365,7 @@ def unchecked_symbol_reasons(obj: ElfInput, is_placed: np.ndarray, defined_by_li
 
 def got_entries(obj: ElfInput, arch: Architecture) -> int:
     """How many symbols GOT-relative relocations of allocated sections name: the slots of the .got."""
-    got_types = [n for n, kind in arch.kinds.items() if kind.formula.startswith("got")]
+    got_types = [n for n, kind in arch.kinds.items() if kind.formula.is_got]
     if not got_types:
         return 0
     tables = [obj.relocations(table) for site, table in obj.relocation_sections().items()

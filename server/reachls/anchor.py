@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .arch import Architecture
+from .arch.base import Architecture
+from .asmfile import AsmStatement, fold_mnemonic
 from .record import ReachRecord
-from .sources.asm import AsmStatement, fold_mnemonic
 
 _SPACES_RE = re.compile(r"\s+")
 _COMMA_RE = re.compile(r"\s*,\s*")

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .arch import LINKERS
+from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan

@@ -29,108 +29,19 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .arch.base import Architecture, Decoder, SectionContext, place_base
 from .analysis import Analysis, SymbolIndex, statuses, usages, words_at
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, ReachRecord, Site, Status, Target
 from .sourcemap import SourceMap
 
-if TYPE_CHECKING:
-    from .arch import Architecture
-
 _STATUS_CODES = list(Status)
 DECODED_NOTE = ("linked image without relocations: references decoded from its instructions, each within "
                 "reach as linked (scan vmlinux.o, or link with --emit-relocs, to see overflows)")
-
-
-@dataclass(frozen=True)
-class Decoded:
-    """One instruction class found in a section: the relocation kind it corresponds to, where, how far.
-
-    `index` holds word indices into the section; `displacement` is what the instruction encodes,
-    in bytes: target − P for `prel` kinds, Page(target) − Page(P) for `page` kinds.
-    `relaxed` marks instructions a linker relaxation made out of a longer sequence (ld.lld's
-    `nop; adr` for an in-range `adrp; add`): out of reach, the linker keeps the long form, so
-    they are never at risk.
-    """
-
-    kind: int
-    index: np.ndarray
-    displacement: np.ndarray
-    relaxed: np.ndarray | None = None
-    #: Absolute target addresses (uint64), where they are not P (or its page) + displacement: Arm,
-    #: whose checked distance keeps the PC bias and a Thumb function's bit 0 that the target has not.
-    target: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class SectionContext:
-    """What a decoder of 16-bit units may need beyond the units themselves (`Decoder.context`).
-
-    `mapping` holds per unit the letter of the mapping symbol in force (`ord('t')` for `$t`, …;
-    0 before the first one); `anchors` the sorted unit indices where a symbol of the section sits
-    (an instruction or data starts there); `odd_functions` the addresses, bit 0 cleared, of the
-    function symbols whose value has bit 0 set (Arm Thumb functions).
-    """
-
-    address: int
-    mapping: np.ndarray
-    anchors: np.ndarray
-    odd_functions: np.ndarray
-
-
-def instruction_starts(long: np.ndarray, anchors: np.ndarray | None = None) -> np.ndarray:
-    """Which units of a stream of one- and two-unit instructions start an instruction, vectorised.
-
-    `long[i]` says whether unit i, if an instruction starts there, starts a two-unit one (RISC-V:
-    low bits 0b11; Thumb-2: top bits 0b11101/0b11110/0b11111). Walking the stream is a serial
-    dependency, but it collapses: a unit after a short unit always starts an instruction (either
-    the short unit was an instruction, or it was the second half of a long one), and so does unit
-    0 and every anchor (a symbol or mapping symbol). From such a start, through a run of long
-    units, starts alternate. So unit i starts an instruction iff the distance to the last "sure
-    start" at or before it is even: one `maximum.accumulate` over the sure starts, no loop.
-    """
-    n = len(long)
-    sure = np.ones(n, dtype=bool)
-    sure[1:] = ~long[:-1]
-    if anchors is not None and len(anchors):
-        sure[anchors[(anchors >= 0) & (anchors < n)]] = True
-    position = np.arange(n, dtype=np.int64)
-    last = np.maximum.accumulate(np.where(sure, position, 0))
-    return ((position - last) & 1) == 0
-
-
-@dataclass(frozen=True)
-class Decoder:
-    """What linked-image mode needs from an architecture.
-
-    `decode(words)` takes the words of one executable section (uint32, host order) and returns
-    a `Decoded` per instruction class; with `context`, `decode(units, SectionContext)`, the units
-    being `word_size` bytes each (16-bit units for Thumb-2 and RVC streams), indices in units. `veneer_target(read, address, little)` follows the code
-    of a linker veneer at `address` to its final target (`read(address, n)` gives image bytes,
-    or None outside the image). `thunk_symbols` match the names linkers give veneers (group 1 is
-    the final target's name), anchored to one whole string of the string table.
-    `stub_sections` matches output sections that hold only veneers. Mapping symbols
-    `<data_mapping>` / `<data_mapping>.N` start data, any other `$<letter>[.N]` starts code.
-    """
-
-    decode: Callable[[np.ndarray], list[Decoded]]
-    veneer_target: Callable[[Callable[[int, int], bytes | None], int, bool], int | None]
-    thunk_symbols: tuple[re.Pattern[bytes], ...] = ()
-    stub_sections: re.Pattern[str] | None = None
-    word_size: int = 4
-    instruction_byteorder: str | None = "<"  # None: the ELF's byte order
-    data_mapping: bytes | None = b"$d"
-    notes: tuple[str, ...] = field(default=())
-    context: bool = False
-    #: Symbol values of code carry the instruction set in bit 0 (32-bit Arm: Thumb).
-    code_bit0: bool = False
 
 
 class LinkedImage:
@@ -331,7 +242,6 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
     stubs = [s for s in image.sections if decoder.stub_sections and decoder.stub_sections.fullmatch(s.name)]
     order = decoder.instruction_byteorder or ("<" if obj.little else ">")
     word_dtype = np.dtype(f"{order}u{decoder.word_size}")
-    page_mask = np.uint64(~(arch.page_size - 1) & U64)
     counts: Counter[Status] = Counter()
     found_rows = _Found()
     unmapped: list[str] = []
@@ -365,7 +275,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
             if not len(offset):
                 continue
             place = offset.astype(np.uint64) + np.uint64(section.addr)
-            base = place & page_mask if kind.formula in ("page", "got_page") else place
+            base = place_base(kind, place, arch.page_size)
             target = explicit.astype(np.uint64) if explicit is not None else base + displacement.view(np.uint64)
             cross = image.section_of(target) != section.index
             status = statuses(kind, displacement, cross, threshold)

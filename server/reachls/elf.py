@@ -10,6 +10,7 @@ of debug sections are never read here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -125,6 +126,13 @@ class Relocations:
     type: np.ndarray
     addend: np.ndarray
     explicit_addend: bool
+    #: Entries whose type is composed with further types (`Architecture.relocation_info`); None: none.
+    composed: np.ndarray | None = None
+
+
+#: (r_info words, ELF64, little-endian) -> (symbol indices, relocation types, composed mask or None):
+#: how an architecture packs r_info where it is not the standard split (`Architecture.relocation_info`).
+RelocationInfo = Callable[[np.ndarray, bool, bool], tuple[np.ndarray, np.ndarray, "np.ndarray | None"]]
 
 
 class ElfInput:
@@ -151,6 +159,7 @@ class ElfInput:
         self.machine: str = header["e_machine"]
         self.elf_type: int = {"ET_REL": ET_REL, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN}.get(header["e_type"], 0)
         self.is64 = self.elffile.elfclass == 64
+        self.relocation_info: RelocationInfo | None = None  # set by `arch.architecture_of`
         self.little = self.elffile.little_endian
         self._dt = _dtypes(self.is64, self.little)
         self.size = size
@@ -296,12 +305,15 @@ class ElfInput:
         table = self._table(rel_section.offset, rel_section.size, self._dt["rela" if explicit else "rel"],
                             f"relocation section {rel_section.name}")
         info = table["info"].astype(np.uint64)
-        if self.is64:
+        composed = None
+        if self.relocation_info is not None:
+            sym, rtype, composed = self.relocation_info(info, self.is64, self.little)
+        elif self.is64:
             sym, rtype = (info >> np.uint64(32)).astype(np.int64), (info & np.uint64(0xFFFFFFFF)).astype(np.int64)
         else:
             sym, rtype = (info >> np.uint64(8)).astype(np.int64), (info & np.uint64(0xFF)).astype(np.int64)
         addend = table["addend"].astype(np.int64) if explicit else np.zeros(len(table), dtype=np.int64)
-        return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit)
+        return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit, composed)
 
     def alloc_sections_by_name(self) -> dict[str, list[int]]:
         """Allocated section indices per name, in file order (a fresh dict): linker maps name input

@@ -22,11 +22,13 @@ from pathlib import Path
 
 from .anchor import (SourceTexts, changed_note, line_map, names_target, normalise, reanchor, statement_agrees,
                      target_name)
-from .arch import Architecture
-from .fixes import Fix, lto_makefile_fix, section_attribute_fix
+from .arch.base import Architecture
+from .asmfile import AsmFile, AsmStatement
+from .edits import Fix, Span
+from .fixes import lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
 from .report import describe, linker_site, target_summary
-from .sources.asm import AsmFile, AsmStatement, Span, parse_asm
+from .sources.asm import parse_asm
 from .sources.c import CFile, CFunction, parse_c
 
 ASM_SUFFIXES = (".S", ".s", ".asm")

@@ -8,47 +8,14 @@ the language server only translates it into a WorkspaceEdit.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-from .sources.asm import AsmFile, AsmStatement, Span
+from .edits import Fix, Span, TextEdit
 from .sources.c import CFunction
 
 #: The kernel's spelling of "take this directory out of LTO" (as in the 2021 hyp fix).
 LTO_REMOVE_LINE = "ccflags-remove-y += $(CC_FLAGS_LTO)"
 _KBUILD_RE = re.compile(r"^\s*(obj|lib)-[\w$()]*\s*[:+]?=", re.M)
-
-
-@dataclass(frozen=True)
-class TextEdit:
-    path: Path
-    span: Span
-    new_text: str
-
-
-@dataclass(frozen=True)
-class Fix:
-    title: str
-    edits: tuple[TextEdit, ...]
-    preferred: bool = False
-
-
-def branch_over_fix(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile, inverse: str,
-                    kept: list[str], jump: str, reach: str) -> Fix:
-    """`<inverse> kept…, Nf` / `<jump> target` / `N:`: the conditional branch skips an unconditional one.
-
-    The common rewrite of every architecture: the line keeps its indentation, its spacing after
-    the mnemonic and its comment; N is a numeric local label that rebinds no existing `Nb`/`Nf`.
-    """
-    operands = statement.operands
-    label = asm.fresh_numeric_label(statement.line + 1)
-    gap = line_text[statement.mnemonic_span.end:operands[0].span.start]
-    branch = f"{inverse}{gap}{', '.join([*kept, label + 'f'])}"
-    after = f"\n{statement.indent}{jump}{gap}{operands[-1].text}\n{label}:"
-    line_end = len(line_text)
-    return Fix(f"Invert to {inverse} over an unconditional {jump} ({reach})",
-               (TextEdit(path, Span(statement.line, statement.span.start, statement.span.end), branch),
-                TextEdit(path, Span(statement.line, line_end, line_end), after)), preferred=True)
 
 
 def section_attribute_fix(path: Path, function: CFunction, kernel_tree: bool) -> Fix | None:

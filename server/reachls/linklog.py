@@ -39,7 +39,8 @@ import numpy as np
 
 from .analysis import (Analysis, SymbolIndex, UncheckedExample, UncheckedReason, UncheckedTally, attach_sources,
                        implicit_addends, make_record)
-from .arch import Architecture, checked_distance, for_machine, for_relocation_type
+from .arch import architecture_of, for_relocation_type
+from .arch.base import Architecture, checked_distance
 from .elf import SECTION_ABS, SHN_UNDEF, U64, ElfInput
 from .errors import ReachlsError
 from .kbuild import ARTEFACTS, BuildInputs, find_inputs, read_link_command
@@ -364,7 +365,7 @@ def scan_log(log: Path, build_dir: Path | None, engine: str = "auto", script: Pa
         if path is not None:
             try:
                 with ElfInput(path) as obj:
-                    obj_arch = for_machine(obj.machine, str(path)).for_linker(  # the linker that wrote the log
+                    obj_arch = architecture_of(obj).for_linker(  # the linker that wrote the log
                         "gnu" if overflows[0].linker == GNU else "lld")
                     found, more_notes, lost, mapped = _object_records(obj, obj_arch, name, overflows, build_dir,
                                                                       engine, script, provenance, bases,
@@ -484,7 +485,7 @@ def _build_arch(build_dir: Path | None) -> Architecture:
     for name in ARTEFACTS:
         if build_dir is not None and (build_dir / name).is_file():
             with ElfInput(build_dir / name) as obj:
-                return for_machine(obj.machine, str(obj.path))
+                return architecture_of(obj)
     return _UNKNOWN_ARCH
 
 
@@ -593,7 +594,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
                 skipped.append((overflow.type, UncheckedReason.LOG_NO_PLACEMENT, example))
                 continue
             kind_target = target
-            if kind.formula.startswith("got") and placement.output_start.get(".got") is not None:
+            if kind.formula.is_got and placement.output_start.get(".got") is not None:
                 kind_target = placement.output_start[".got"]
             distance = int(checked_distance(kind, np.array([kind_target], dtype=np.uint64),
                                             np.array([place], dtype=np.uint64), arch.page_size)[0])
@@ -613,7 +614,7 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         printed.append((record, overflow))
     if computed:
         notes.insert(0, f"GNU ld prints no distance: those from {name} are computed, {how}")
-    sourcemap = SourceMap(obj)
+    sourcemap = SourceMap(obj, arch.dwarf_relocations)
     mapped = sourcemap.has_dwarf()
     if mapped and records:
         records = attach_sources(records, sourcemap, False)
@@ -641,7 +642,7 @@ def _targets_elsewhere(records: list[ReachRecord], overflows: list[LoggedOverflo
                 with ElfInput(defining_path) as defining:
                     found = _defined_symbol(defining, overflow.symbol or target.symbol.split("+")[0])
                     if found is not None:
-                        sourcemap = SourceMap(defining)
+                        sourcemap = SourceMap(defining, architecture_of(defining).dwarf_relocations)
                         location = sourcemap.function_declaration(*found) or sourcemap.line_for(*found)
                         target = dataclasses.replace(target, section=defining.sections[found[0]].name,
                                                      location=location)

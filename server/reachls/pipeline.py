@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .analysis import Analysis, analyse, attach_sources, got_entries
-from .arch import Architecture, for_machine, linker_flavour
+from .arch import Architecture, architecture_of
+from .layout.linkopts import linker_flavour
 from .decode import analyse_decoded
 from .elf import ElfInput
 from .errors import ReachlsError
@@ -64,7 +65,7 @@ def open_input(path: Path, options: ScanOptions) -> tuple[BuildInputs, ElfInput,
     flavour (`lld`/`gnu`: `--linker`, else the build's own)."""
     inputs = find_inputs(path, options.script)
     obj = ElfInput(inputs.artefact)
-    arch = for_machine(obj.machine, str(inputs.artefact))
+    arch = architecture_of(obj)
     flavour = linker_flavour(options.linker, inputs.link_command and inputs.link_command.linker)
     return inputs, obj, arch.for_linker(flavour), flavour
 
@@ -84,7 +85,7 @@ def place(obj: ElfInput, inputs: BuildInputs, engine: str, flavour: str | None =
     if not obj.is_relocatable:
         return linked_placement(obj)
     flavour = flavour or linker_flavour("auto", inputs.link_command and inputs.link_command.linker)
-    placement = _place_relocatable(obj, for_machine(obj.machine, str(obj.path)), inputs, engine, flavour,
+    placement = _place_relocatable(obj, architecture_of(obj), inputs, engine, flavour,
                                    untrusted_roots)
     if inputs.links_objects and not placement.pieces:
         placement = dataclasses.replace(placement, notes=(*placement.notes, LINKS_OBJECTS_NOTE))
@@ -133,10 +134,10 @@ def _model(obj: ElfInput, arch: Architecture, inputs: BuildInputs, flavour: str)
     if _replays_objects(inputs, flavour):
         try:
             objects = final_link_sections(obj, inputs.partial_link, inputs.partial_link.base_dir)
-            return model_layout(obj, script, flavour, entries, objects)
+            return model_layout(obj, script, arch, flavour, entries, objects)
         except ReachlsError as exc:
             notes = (f"the model could not read the objects vmlinux.o was made of ({exc})",)
-    placement = model_layout(obj, script, flavour, entries)
+    placement = model_layout(obj, script, arch, flavour, entries)
     return dataclasses.replace(placement, notes=(*notes, *placement.notes))
 
 
@@ -165,7 +166,7 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
                                 "relocatable" if obj.is_relocatable else "linked",
                                 "decoded" if decoded else placement.engine, placement.linker)
-        sourcemap = SourceMap(obj)
+        sourcemap = SourceMap(obj, arch.dwarf_relocations)
         has_dwarf = sourcemap.has_dwarf()
         if decoded:  # no relocations left: decode the short-reach instructions themselves (decode.py)
             analysis = analyse_decoded(obj, arch, placement, provenance, options.threshold, options.include_ok,

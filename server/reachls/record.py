@@ -35,13 +35,34 @@ class Status(str, Enum):
         return list(Status).index(self)
 
 
+class Formula(str, Enum):
+    """How the value a linker range-checks is computed from S+A and the place P.
+
+    PREL: S+A - P', P' being P plus the kind's `place_offset`, rounded down to its
+    `place_alignment` (Arm's PC-relative loads read the PC word-aligned; a MIPS J-type jump stays
+    in the 256 MiB region of its delay slot: P+4 rounded down to 256 MiB, range [0, 256 MiB)).
+    PAGE: Page(S+A) - Page(P). GOT/GOT_PAGE: the same against the symbol's GOT entry."""
+
+    PREL = "prel"
+    PAGE = "page"
+    GOT = "got"
+    GOT_PAGE = "got_page"
+
+    @property
+    def is_page(self) -> bool:
+        return self in (Formula.PAGE, Formula.GOT_PAGE)
+
+    @property
+    def is_got(self) -> bool:
+        return self in (Formula.GOT, Formula.GOT_PAGE)
+
+
 @dataclass(frozen=True)
 class RelocKind:
     """A relocation type with a bounded reach, described the way the linker checks it.
 
     `lo`/`hi` are the inclusive bounds of the value the linker range-checks, in bytes;
-    `formula` says how that value is computed from S+A and P (`prel`: S+A-P, `page`:
-    Page(S+A)-Page(P), `got`/`got_page`: the same against the symbol's GOT entry).
+    `formula` says how that value is computed from S+A and P (`Formula`).
     `thunk` is true when linkers bridge an out-of-range value with a veneer instead of failing.
     """
 
@@ -52,7 +73,9 @@ class RelocKind:
     hi: int
     alignment: int
     thunk: bool
-    formula: str = "prel"
+    formula: Formula = Formula.PREL
+    place_offset: int = 0
+    place_alignment: int = 1
 
     @property
     def short_name(self) -> str:
@@ -262,7 +285,8 @@ class ReachRecord:
 
 def _kind_json(kind: RelocKind) -> dict[str, Any]:
     return {"arch": kind.arch, "type": kind.name, "number": kind.number, "range": [kind.lo, kind.hi],
-            "alignment": kind.alignment, "thunk": kind.thunk, "formula": kind.formula}
+            "alignment": kind.alignment, "thunk": kind.thunk, "formula": kind.formula.value,
+            "place_offset": kind.place_offset, "place_alignment": kind.place_alignment}
 
 
 def _provenance_json(provenance: Provenance) -> dict[str, Any]:

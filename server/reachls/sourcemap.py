@@ -26,6 +26,7 @@ import struct
 import zlib
 from bisect import bisect_right
 from collections import namedtuple
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
@@ -41,20 +42,7 @@ from .elf import U64, ElfInput
 from .errors import ReachlsError
 
 SHF_COMPRESSED = 0x800
-# The data relocation types found in debug sections: (byte width, operation). "set" writes S+A,
-# "add"/"sub" add S+A to (subtract it from) what is there: RISC-V describes address differences
-# in line tables as ADD/SUB pairs, even without linker relaxation. Width 0 = nothing to write.
-_SET, _ADD, _SUB = "set", "add", "sub"
-_RELOC_OPS: dict[str, dict[int, tuple[int, str]]] = {
-    "EM_AARCH64": {0: (0, _SET), 256: (0, _SET), 257: (8, _SET), 258: (4, _SET)},  # NONE (both), ABS64, ABS32
-    "EM_X86_64": {0: (0, _SET), 1: (8, _SET), 10: (4, _SET), 11: (4, _SET)},  # NONE, 64, 32, 32S
-    "EM_ARM": {0: (0, _SET), 2: (4, _SET)},  # NONE, ABS32 (REL: the addend is the field's content)
-    "EM_PPC64": {0: (0, _SET), 1: (4, _SET), 38: (8, _SET)},  # NONE, ADDR32, ADDR64
-    "EM_RISCV": {0: (0, _SET), 1: (4, _SET), 2: (8, _SET), 51: (0, _SET),  # NONE, 32, 64, RELAX
-                 33: (1, _ADD), 34: (2, _ADD), 35: (4, _ADD), 36: (8, _ADD),
-                 37: (1, _SUB), 38: (2, _SUB), 39: (4, _SUB), 40: (8, _SUB),
-                 54: (1, _SET), 55: (2, _SET), 56: (4, _SET)},  # SET8/16/32
-}
+_SET, _ADD, _SUB = "set", "add", "sub"  # the operations of `Architecture.dwarf_relocations`
 
 
 def _read_fields(buf: np.ndarray, offsets: np.ndarray, widths: np.ndarray, little: bool) -> np.ndarray:
@@ -241,8 +229,11 @@ def _text(value: bytes | str | None) -> str:
 class SourceMap:
     """file:line for (section, offset) of a relocatable input or addresses of a linked image."""
 
-    def __init__(self, obj: ElfInput) -> None:
+    def __init__(self, obj: ElfInput, relocation_operations: Mapping[int, tuple[int, str]]) -> None:
+        """`relocation_operations`: what each relocation type of the debug sections writes, from the
+        file's architecture (`Architecture.dwarf_relocations`)."""
         self.obj = obj
+        self._relocation_operations = relocation_operations
         self._index = {s.name: s.index for s in obj.sections if s.name in _DEBUG and s.size}
         self._e = "<" if obj.little else ">"
         self._is_code = np.array([s.is_code for s in obj.sections] + [False])  # [-1] (no section): False
@@ -467,7 +458,7 @@ class SourceMap:
 
     def _operations(self, name: str, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(width, operation) per relocation; an unknown type is a clear error, never a wrong line."""
-        known = _RELOC_OPS.get(self.obj.machine, {})
+        known = self._relocation_operations
         if unknown := sorted(set(np.unique(types).tolist()) - set(known)):
             raise DamagedDwarf(f"{name}: relocation type(s) {unknown} not used in debug sections of "
                                f"{self.obj.machine}")

@@ -7,13 +7,16 @@ the number the linker prints. Only the branch relocations are bridged by linker 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
+
+from ..asmfile import AsmFile, AsmStatement, Dialect, branch_over_fix
+from ..edits import Fix, Span, TextEdit
 from ..elf import U64
-from ..fixes import Fix, TextEdit, branch_over_fix
-from ..record import RelocKind
-from ..sources.asm import AsmFile, AsmStatement, Span
-from . import Architecture, sign_extend
+from ..record import Formula, RelocKind
+from .base import Architecture, Decoded, Decoder, sign_extend
 
 
 def _signed_range(bits: int) -> tuple[int, int]:
@@ -21,7 +24,7 @@ def _signed_range(bits: int) -> tuple[int, int]:
 
 
 def _kind(name: str, number: int, bounds: tuple[int, int], alignment: int = 1, thunk: bool = False,
-          formula: str = "prel") -> RelocKind:
+          formula: Formula = Formula.PREL) -> RelocKind:
     return RelocKind("aarch64", name, number, bounds[0], bounds[1], alignment, thunk, formula)
 
 
@@ -30,8 +33,8 @@ KINDS: dict[int, RelocKind] = {k.number: k for k in (
     _kind("R_AARCH64_PREL32", 0x105, (-(1 << 31), (1 << 32) - 1)),
     _kind("R_AARCH64_LD_PREL_LO19", 0x111, _signed_range(21), alignment=4),
     _kind("R_AARCH64_ADR_PREL_LO21", 0x112, _signed_range(21)),
-    _kind("R_AARCH64_ADR_PREL_PG_HI21", 0x113, _signed_range(33), formula="page"),
-    _kind("R_AARCH64_ADR_PREL_PG_HI21_NC", 0x114, _signed_range(33), formula="page"),
+    _kind("R_AARCH64_ADR_PREL_PG_HI21", 0x113, _signed_range(33), formula=Formula.PAGE),
+    _kind("R_AARCH64_ADR_PREL_PG_HI21_NC", 0x114, _signed_range(33), formula=Formula.PAGE),
     _kind("R_AARCH64_TSTBR14", 0x117, _signed_range(16), alignment=4),
     _kind("R_AARCH64_CONDBR19", 0x118, _signed_range(21), alignment=4),
     _kind("R_AARCH64_JUMP26", 0x11A, _signed_range(28), alignment=4, thunk=True),
@@ -39,8 +42,8 @@ KINDS: dict[int, RelocKind] = {k.number: k for k in (
     _kind("R_AARCH64_MOVW_PREL_G0", 0x11F, _signed_range(17)),
     _kind("R_AARCH64_MOVW_PREL_G1", 0x121, _signed_range(33)),
     _kind("R_AARCH64_MOVW_PREL_G2", 0x123, _signed_range(49)),
-    _kind("R_AARCH64_GOT_LD_PREL19", 0x135, _signed_range(21), alignment=4, formula="got"),
-    _kind("R_AARCH64_ADR_GOT_PAGE", 0x137, _signed_range(33), formula="got_page"),
+    _kind("R_AARCH64_GOT_LD_PREL19", 0x135, _signed_range(21), alignment=4, formula=Formula.GOT),
+    _kind("R_AARCH64_ADR_GOT_PAGE", 0x137, _signed_range(33), formula=Formula.GOT_PAGE),
 )}
 
 _CONDITIONS = ("eq", "ne", "hs", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt", "gt", "le", "al", "nv")
@@ -59,7 +62,7 @@ def instruction(kind: RelocKind, word: int) -> str | None:
         return "bl" if word & 0x80000000 else "b"
     if kind.short_name == "ADR_PREL_LO21" and word & 0x9F000000 == 0x10000000:
         return "adr"
-    if kind.formula in ("page", "got_page") and word & 0x9F000000 == 0x90000000:
+    if kind.formula.is_page and word & 0x9F000000 == 0x90000000:
         return "adrp"
     if kind.short_name in ("LD_PREL_LO19", "GOT_LD_PREL19") and word & 0x3B000000 == 0x18000000:
         return "ldr"
@@ -115,43 +118,11 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     return [branch_over_fix(path, statement, line_text, asm, inverse, [op.text for op in operands[:-1]], "b",
                             "±128 MiB")]
 
-ARCH = Architecture(
-    name="aarch64",
-    gnu_ld="aarch64-linux-gnu-ld",
-    elf_machine="EM_AARCH64",
-    kinds=KINDS,
-    instruction=instruction,
-    instruction_bits=0xFF00001F,  # what `instruction` tests: the opcode bits and b.cond's condition
-    fix_hint=fix_hint,
-    # b.hs/b.lo are also spelled b.cs/b.cc; a literal load decoded as ldr may be ldrsw or prfm
-    mnemonic_spellings={"bhs": ("bcs",), "blo": ("bcc",), "ldr": ("ldrsw", "prfm")},
-    asm_fixes=asm_fixes,
-    aliases=("arm64",),
-    # What ld.lld 14 and GNU ld write for a reference to a weak symbol that stays undefined
-    # (tests/test_unchecked.py links one of each and reads the result back): ld.lld branches to
-    # the next instruction and points ADRP, ADR, literal loads and data at the place; GNU ld
-    # turns B/BL into a NOP and resolves the rest to the place.
-    undefined_weak_targets={
-        "ld.lld": {"R_AARCH64_CALL26": 4, "R_AARCH64_JUMP26": 4, "R_AARCH64_CONDBR19": 4, "R_AARCH64_TSTBR14": 4,
-                   **dict.fromkeys(("R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
-                                    "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
-                                    "R_AARCH64_PREL32"), 0)},
-        "GNU ld": dict.fromkeys(("R_AARCH64_CALL26", "R_AARCH64_JUMP26", "R_AARCH64_CONDBR19", "R_AARCH64_TSTBR14",
-                                 "R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
-                                 "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
-                                 "R_AARCH64_PREL32"), 0),
-    },
-)
-
 
 # --- Linked-image mode: short-reach instructions decoded from a final image (see decode.py) ---
 
-import dataclasses
-import re
 
-import numpy as np
 
-from ..decode import Decoded, Decoder
 
 _CONDBR19, _TSTBR14, _JUMP26, _CALL26, _ADR, _LD_LO19, _ADRP = 0x118, 0x117, 0x11A, 0x11B, 0x112, 0x111, 0x113
 _NOP = 0xD503201F
@@ -258,4 +229,36 @@ DECODER = Decoder(
     stub_sections=re.compile(r"(.*\.)?stub"),
 )
 
-ARCH = dataclasses.replace(ARCH, decoder=DECODER)
+
+ARCH = Architecture(
+    name="aarch64",
+    max_page_size=0x10000,
+    image_base=0x200000,
+    dwarf_relocations={0: (0, "set"), 256: (0, "set"), 257: (8, "set"), 258: (4, "set")},  # NONE (both), ABS64, ABS32
+    asm_dialect=Dialect("", ";"),
+    gnu_ld="aarch64-linux-gnu-ld",
+    elf_machine="EM_AARCH64",
+    kinds=KINDS,
+    instruction=instruction,
+    instruction_bits=0xFF00001F,  # what `instruction` tests: the opcode bits and b.cond's condition
+    fix_hint=fix_hint,
+    # b.hs/b.lo are also spelled b.cs/b.cc; a literal load decoded as ldr may be ldrsw or prfm
+    mnemonic_spellings={"bhs": ("bcs",), "blo": ("bcc",), "ldr": ("ldrsw", "prfm")},
+    asm_fixes=asm_fixes,
+    aliases=("arm64",),
+    # What ld.lld 14 and GNU ld write for a reference to a weak symbol that stays undefined
+    # (tests/test_unchecked.py links one of each and reads the result back): ld.lld branches to
+    # the next instruction and points ADRP, ADR, literal loads and data at the place; GNU ld
+    # turns B/BL into a NOP and resolves the rest to the place.
+    undefined_weak_targets={
+        "ld.lld": {"R_AARCH64_CALL26": 4, "R_AARCH64_JUMP26": 4, "R_AARCH64_CONDBR19": 4, "R_AARCH64_TSTBR14": 4,
+                   **dict.fromkeys(("R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
+                                    "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
+                                    "R_AARCH64_PREL32"), 0)},
+        "GNU ld": dict.fromkeys(("R_AARCH64_CALL26", "R_AARCH64_JUMP26", "R_AARCH64_CONDBR19", "R_AARCH64_TSTBR14",
+                                 "R_AARCH64_ADR_PREL_PG_HI21", "R_AARCH64_ADR_PREL_PG_HI21_NC",
+                                 "R_AARCH64_ADR_PREL_LO21", "R_AARCH64_LD_PREL_LO19", "R_AARCH64_PREL16",
+                                 "R_AARCH64_PREL32"), 0),
+    },
+    decoder=DECODER,
+)

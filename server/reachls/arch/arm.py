@@ -36,31 +36,31 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fixes import Fix, TextEdit
+from ..asmfile import AsmFile, AsmStatement, Dialect
+from ..edits import Fix, Span, TextEdit
 from ..record import RelocKind
-from ..sources.asm import AsmFile, AsmStatement, Span
-from . import Architecture, sign_extend
+from .base import Architecture, Decoded, Decoder, SectionContext, instruction_starts, sign_extend
 
 
 def _kind(name: str, number: int, lo: int, hi: int, alignment: int = 1, thunk: bool = False,
-          formula: str = "prel") -> RelocKind:
-    return RelocKind("arm", name, number, lo, hi, alignment, thunk, formula)
+          place_alignment: int = 1) -> RelocKind:
+    return RelocKind("arm", name, number, lo, hi, alignment, thunk, place_alignment=place_alignment)
 
 
 KINDS: dict[int, RelocKind] = {k.number: k for k in (
     _kind("R_ARM_PC24", 1, -(1 << 25), (1 << 25) - 1, thunk=True),
-    _kind("R_ARM_LDR_PC_G0", 4, -4095, 4095, formula="prel_pa"),
+    _kind("R_ARM_LDR_PC_G0", 4, -4095, 4095, place_alignment=4),
     _kind("R_ARM_THM_CALL", 10, -(1 << 24), (1 << 24) - 1, thunk=True),
-    _kind("R_ARM_THM_PC8", 11, 0, 1023, alignment=4, formula="prel_pa"),
+    _kind("R_ARM_THM_PC8", 11, 0, 1023, alignment=4, place_alignment=4),
     _kind("R_ARM_PLT32", 27, -(1 << 25), (1 << 25) - 1, thunk=True),
     _kind("R_ARM_CALL", 28, -(1 << 25), (1 << 25) - 1, thunk=True),
     _kind("R_ARM_JUMP24", 29, -(1 << 25), (1 << 25) - 1, thunk=True),
     _kind("R_ARM_THM_JUMP24", 30, -(1 << 24), (1 << 24) - 1, thunk=True),
     _kind("R_ARM_THM_JUMP19", 51, -(1 << 20), (1 << 20) - 1, thunk=True),
-    _kind("R_ARM_THM_ALU_PREL_11_0", 53, -4095, 4095, formula="prel_pa"),
-    _kind("R_ARM_THM_PC12", 54, -4095, 4095, formula="prel_pa"),
-    _kind("R_ARM_ALU_PC_G0", 58, -256, 256, formula="prel_pa"),
-    _kind("R_ARM_LDRS_PC_G0", 64, -255, 255, formula="prel_pa"),
+    _kind("R_ARM_THM_ALU_PREL_11_0", 53, -4095, 4095, place_alignment=4),
+    _kind("R_ARM_THM_PC12", 54, -4095, 4095, place_alignment=4),
+    _kind("R_ARM_ALU_PC_G0", 58, -256, 256, place_alignment=4),
+    _kind("R_ARM_LDRS_PC_G0", 64, -255, 255, place_alignment=4),
     _kind("R_ARM_THM_JUMP11", 102, -2048, 2047),
     _kind("R_ARM_THM_JUMP8", 103, -256, 255),
 )}
@@ -217,28 +217,10 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     return []
 
 
-ARCH = Architecture(
-    name="arm",
-    gnu_ld="arm-linux-gnueabihf-ld",
-    asm_dialect="arm",
-    elf_machine="EM_ARM",
-    kinds=KINDS,
-    instruction=instruction,
-    fix_hint=fix_hint,
-    asm_fixes=asm_fixes,
-    aliases=("arm32", "aarch32"),
-    implicit_addend=implicit_addend,
-    pc_bias=pc_bias,
-    gnu_ld_thunks=GNU_LD_THUNKS,
-    gnu_ld_ranges=GNU_LD_RANGES,
-)
-
 
 # --- Linked-image decoding (decode.py) ---------------------------------------------------------
 
-import dataclasses
 
-from ..decode import Decoded, Decoder, SectionContext, instruction_starts
 
 _K = {k.short_name: k.number for k in KINDS.values()}
 
@@ -469,4 +451,23 @@ DECODER = Decoder(
     code_bit0=True,
 )
 
-ARCH = dataclasses.replace(ARCH, decoder=DECODER)
+
+ARCH = Architecture(
+    name="arm",
+    max_page_size=0x10000,
+    image_base=0x10000,
+    dwarf_relocations={0: (0, "set"), 2: (4, "set")},  # NONE, ABS32 (REL: the addend is the field's content)
+    gnu_ld="arm-linux-gnueabihf-ld",
+    asm_dialect=Dialect("@", ";"),
+    elf_machine="EM_ARM",
+    kinds=KINDS,
+    instruction=instruction,
+    fix_hint=fix_hint,
+    asm_fixes=asm_fixes,
+    aliases=("arm32", "aarch32"),
+    implicit_addend=implicit_addend,
+    pc_bias=pc_bias,
+    gnu_ld_thunks=GNU_LD_THUNKS,
+    gnu_ld_ranges=GNU_LD_RANGES,
+    decoder=DECODER,
+)

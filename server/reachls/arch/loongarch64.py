@@ -11,13 +11,14 @@ not by the linker.
 
 from __future__ import annotations
 
+from ..asmfile import Dialect
 from ..record import RelocKind
-from . import Architecture
+from .base import Architecture
 
 
 def _kind(name: str, number: int, bits: int) -> RelocKind:
     """A branch whose field holds `bits` signed bits of S+A-P >> 2."""
-    return RelocKind("loongarch64", name, number, -(1 << (bits + 1)), (1 << (bits + 1)) - 1, 4, False, "prel")
+    return RelocKind("loongarch64", name, number, -(1 << (bits + 1)), (1 << (bits + 1)) - 1, 4, False)
 
 
 KINDS: dict[int, RelocKind] = {k.number: k for k in (
@@ -58,8 +59,10 @@ def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
 
 ARCH = Architecture(
     name="loongarch64",
+    max_page_size=0x10000,
+    image_base=0x10000,
     gnu_ld="loongarch64-linux-gnu-ld",
-    asm_dialect="loongarch",
+    asm_dialect=Dialect("#", ";"),
     elf_machine="EM_LOONGARCH",
     kinds=KINDS,
     instruction=instruction,

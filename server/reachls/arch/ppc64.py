@@ -19,18 +19,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..fixes import Fix, branch_over_fix
+import numpy as np
+
+from ..asmfile import AsmFile, AsmStatement, Dialect, branch_over_fix
+from ..edits import Fix
 from ..elf import U64
 from ..record import RelocKind
-from ..sources.asm import AsmFile, AsmStatement
-from . import Architecture
+from .base import Architecture, Decoded, Decoder
 
 _REL24 = (-(1 << 25), (1 << 25) - 1)
 _REL14 = (-(1 << 15), (1 << 15) - 1)
 
 
 def _kind(name: str, number: int, bounds: tuple[int, int]) -> RelocKind:
-    return RelocKind("ppc64", name, number, bounds[0], bounds[1], 4, True, "prel")
+    return RelocKind("ppc64", name, number, bounds[0], bounds[1], 4, True)
 
 
 KINDS: dict[int, RelocKind] = {k.number: k for k in (
@@ -117,26 +119,11 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     mnemonic, kept, links = inverted
     return [branch_over_fix(path, statement, line_text, asm, mnemonic, kept, "bl" if links else "b", "±32 MiB")]
 
-ARCH = Architecture(
-    name="ppc64",
-    gnu_ld="powerpc64le-linux-gnu-ld",
-    asm_dialect="ppc",
-    elf_machine="EM_PPC64",
-    kinds=KINDS,
-    instruction=instruction,
-    fix_hint=fix_hint,
-    asm_fixes=asm_fixes,
-    aliases=("powerpc", "powerpc64", "ppc64le"),
-)
-
 
 # --- Linked-image decoding (decode.py) ---------------------------------------------------------
 
-import dataclasses
 
-import numpy as np
 
-from ..decode import Decoded, Decoder
 
 _REL24_KIND, _REL14_KIND = 10, 11
 
@@ -208,4 +195,19 @@ DECODER = Decoder(
     data_mapping=None,
 )
 
-ARCH = dataclasses.replace(ARCH, decoder=DECODER)
+
+ARCH = Architecture(
+    name="ppc64",
+    max_page_size=0x10000,
+    image_base=0x10000000,
+    dwarf_relocations={0: (0, "set"), 1: (4, "set"), 38: (8, "set")},  # NONE, ADDR32, ADDR64
+    gnu_ld="powerpc64le-linux-gnu-ld",
+    asm_dialect=Dialect("#", ";"),
+    elf_machine="EM_PPC64",
+    kinds=KINDS,
+    instruction=instruction,
+    fix_hint=fix_hint,
+    asm_fixes=asm_fixes,
+    aliases=("powerpc", "powerpc64", "ppc64le"),
+    decoder=DECODER,
+)

@@ -18,16 +18,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..fixes import Fix, TextEdit, branch_over_fix
+import numpy as np
+
+from ..asmfile import AsmFile, AsmStatement, Dialect, branch_over_fix
+from ..edits import Fix, Span, TextEdit
 from ..record import RelocKind
-from ..sources.asm import AsmFile, AsmStatement, Span
-from . import Architecture
+from .base import Architecture, Decoded, Decoder, SectionContext, instruction_starts
 
 _HI20 = (-(1 << 31) - 0x800, (1 << 31) - 0x800 - 1)
 
 
 def _kind(name: str, number: int, bounds: tuple[int, int], alignment: int = 1) -> RelocKind:
-    return RelocKind("riscv64", name, number, bounds[0], bounds[1], alignment, False, "prel")
+    return RelocKind("riscv64", name, number, bounds[0], bounds[1], alignment, False)
 
 
 def _halfwords(bits: int) -> tuple[int, int]:
@@ -137,27 +139,11 @@ def asm_fixes(path: Path, statement: AsmStatement, line_text: str, asm: AsmFile,
     return [branch_over_fix(path, statement, line_text, asm, inverse, [op.text for op in operands[:-1]], "j",
                             "±1 MiB")]
 
-ARCH = Architecture(
-    name="riscv64",
-    gnu_ld="riscv64-linux-gnu-ld",
-    asm_dialect="riscv",
-    elf_machine="EM_RISCV",
-    kinds=KINDS,
-    instruction=instruction,
-    fix_hint=fix_hint,
-    asm_fixes=asm_fixes,
-    aliases=("riscv",),
-    mnemonic_spellings=MNEMONIC_SPELLINGS,
-)
-
 
 # --- Linked-image decoding (decode.py) ---------------------------------------------------------
 
-import dataclasses
 
-import numpy as np
 
-from ..decode import Decoded, Decoder, SectionContext, instruction_starts
 
 _BRANCH_KIND, _JAL_KIND, _CALL_KIND, _HI20_KIND, _RVC_BRANCH_KIND, _RVC_JUMP_KIND = 16, 17, 18, 23, 44, 45
 #: How many instructions after an `auipc` are searched for the one that adds its low 12 bits.
@@ -269,4 +255,24 @@ DECODER = Decoder(
             "instruction that uses it (addi/load/store/jalr within the next 4 instructions)"),),
 )
 
-ARCH = dataclasses.replace(ARCH, decoder=DECODER)
+
+ARCH = Architecture(
+    name="riscv64",
+    max_page_size=0x1000,
+    image_base=0x10000,
+    # Line tables describe address differences as ADD/SUB pairs, even without linker relaxation.
+    dwarf_relocations={0: (0, "set"), 1: (4, "set"), 2: (8, "set"), 51: (0, "set"),  # NONE, 32, 64, RELAX
+                       33: (1, "add"), 34: (2, "add"), 35: (4, "add"), 36: (8, "add"),
+                       37: (1, "sub"), 38: (2, "sub"), 39: (4, "sub"), 40: (8, "sub"),
+                       54: (1, "set"), 55: (2, "set"), 56: (4, "set")},  # SET8/16/32
+    gnu_ld="riscv64-linux-gnu-ld",
+    asm_dialect=Dialect("#", ";"),
+    elf_machine="EM_RISCV",
+    kinds=KINDS,
+    instruction=instruction,
+    fix_hint=fix_hint,
+    asm_fixes=asm_fixes,
+    aliases=("riscv",),
+    mnemonic_spellings=MNEMONIC_SPELLINGS,
+    decoder=DECODER,
+)

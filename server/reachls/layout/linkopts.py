@@ -201,3 +201,11 @@ def _match(token: str, table: dict[str, tuple[Form, Action]]) -> tuple[str | Non
 def _resolve(path: str, base_dir: Path) -> Path:
     candidate = Path(path)
     return candidate if candidate.is_absolute() else base_dir / candidate
+
+
+LINKERS = ("auto", "lld", "gnu")
+
+
+def linker_flavour(requested: str, build_linker: str | None) -> str:
+    """`lld` or `gnu`: as asked, else from the build's link command (`ld.lld` vs `*-ld`/`ld.bfd`)."""
+    return requested if requested != "auto" else build_flavour(build_linker)

@@ -38,6 +38,7 @@ import numpy as np
 
 from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS, U64,
                    ElfInput)
+from ..arch.base import Architecture
 from ..errors import ReachlsError
 from . import LINKER_NAMES, Placement
 from .members import ObjectSection
@@ -48,8 +49,6 @@ SHF_WRITE, SHF_TLS, SHF_EXCLUDE = 0x1, 0x400, 0x80000000
 SHT_PROGBITS, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 1, 7, 14, 15, 16
 _NOT_INPUT_TYPES = {0, 2, 3, 4, 9, 11, 17, 18}  # null, symtab, strtab, rela, rel, dynsym, group, shndx
 _DROPPED_NAMES = {".note.GNU-stack", ".note.gnu.split-stack", ".llvm_addrsig", ".llvm.call-graph-profile"}
-MAX_PAGE_SIZE, COMMON_PAGE_SIZE = 0x10000, 0x1000  # lld 14 AArch64 defaults
-IMAGE_BASE, ELF_HEADER_SIZE, PROGRAM_HEADER_SIZE = 0x200000, 64, 56
 _AFTER_EVERY_OBJECT = 1 << 62  # the input rank of a section no object gave
 _DEFAULT_PREFIXES = (".text.", ".rodata.", ".data.rel.ro.", ".data.", ".bss.rel.ro.", ".bss.", ".init_array.",
                      ".fini_array.", ".ctors.", ".dtors.", ".tbss.", ".gcc_except_table.", ".tdata.")
@@ -326,9 +325,10 @@ class _FirstMatch:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None, flavour: str, got_entries: int,
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, arch: Architecture, flavour: str, got_entries: int,
                  objects: list[ObjectSection] | None) -> None:
         self.obj = obj
+        self.arch = arch  # its page sizes and image base: ld.lld's defaults for the target
         self.flavour = flavour
         self.where = script.path if script else str(obj.path)
         self.inputs = _input_sections(obj, got_entries, objects)
@@ -414,7 +414,7 @@ class _Layout:
                 return self._fail(f"memory region '{args[0]}' is not declared", call.line)
             return region.origin if name == "ORIGIN" else region.length
         if name == "CONSTANT":
-            return MAX_PAGE_SIZE if args[0] == "MAXPAGESIZE" else COMMON_PAGE_SIZE
+            return self.arch.max_page_size if args[0] == "MAXPAGESIZE" else self.arch.page_size
         if name == "SEGMENT_START":
             return self.value(args[1])
         values = [self.value(arg) for arg in args]
@@ -465,7 +465,7 @@ class _Layout:
             if explicit_address:
                 self.dot = self.value(desc.address)
             elif out.page_aligned:
-                self.dot = _align_to(self.dot, MAX_PAGE_SIZE) + self.dot % MAX_PAGE_SIZE
+                self.dot = _align_to(self.dot, self.arch.max_page_size) + self.dot % self.arch.max_page_size
             if out.region:
                 out.region.cursor = max(out.region.cursor, self.dot)
         position = self.dot
@@ -617,7 +617,8 @@ def _default_layout(layout: _Layout) -> None:
         is_note = out.sh_type == SHT_NOTE and bool(out.flags & SHF_ALLOC)
         headers += is_note and (previous is None or previous.align != out.align)
         previous = out if is_note else None
-    layout.start = IMAGE_BASE + ELF_HEADER_SIZE + PROGRAM_HEADER_SIZE * headers
+    elf_header, program_header = (64, 56) if layout.obj.is64 else (52, 32)
+    layout.start = layout.arch.image_base + elf_header + program_header * headers
 
 
 def _finish_outputs(layout: _Layout, outputs: list[_Output]) -> None:
@@ -990,13 +991,13 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
         previous = out.region
 
 
-def model_layout(obj: ElfInput, script: LinkerScript | None, flavour: str = "lld", got_entries: int = 0,
-                 objects: list[ObjectSection] | None = None) -> Placement:
+def model_layout(obj: ElfInput, script: LinkerScript | None, arch: Architecture, flavour: str = "lld",
+                 got_entries: int = 0, objects: list[ObjectSection] | None = None) -> Placement:
     """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
     of `obj` when linking it with `script`; `got_entries` symbols have a slot in the linker's .got.
     With `objects`, the link reads those objects' sections instead of `obj` (a GCC kernel's
     vmlinux.a): `obj`'s sections are placed piece by piece (`Placement.pieces`)."""
-    layout = _Layout(obj, script, flavour, got_entries, objects)
+    layout = _Layout(obj, script, arch, flavour, got_entries, objects)
     if script is None or not script.has_sections:
         _default_layout(layout)
     else:

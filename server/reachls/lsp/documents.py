@@ -18,8 +18,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from ..anchor import line_map, moved_line, normalise
+from ..edits import Span
 from ..findings import Finding
-from ..sources.asm import Span
 
 
 def local_path(uri: str) -> Path | None:

@@ -1,7 +1,7 @@
 """Statements of GNU assembler `.S` files (kernel style), with exact spans for diagnostics and edits.
 
 No tree-sitter grammar for GNU as can be installed here, so this is a hand-written statement
-parser with the shape a grammar-backed one would have: `parse_asm(text) -> AsmFile`. It reads a
+parser with the shape a grammar-backed one would have: `parse_asm(text, dialect) -> AsmFile`. It reads a
 line the way the toolchain does: cpp splices backslash-newlines and turns `//` and `/* */`
 comments into blanks (joining the lines a block comment spans), then gas splits statements at
 the dialect's separator and drops its comment character. Macros are not expanded: an invocation
@@ -15,61 +15,9 @@ import re
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
-class Span:
-    """A range on one line: 1-based line, 0-based columns in `str` indices, end exclusive."""
-
-    line: int
-    start: int
-    end: int
-
-
-@dataclass(frozen=True)
-class Operand:
-    text: str
-    span: Span
-
-
-@dataclass(frozen=True)
-class AsmStatement:
-    """One statement. A statement continued onto later lines (a spliced line, or a C macro call
-    whose parentheses stay open) has `span` cut at the end of its first line; its operands carry
-    their own lines. `labels` are all labels defined earlier on the same line."""
-
-    line: int
-    span: Span
-    mnemonic: str
-    mnemonic_span: Span
-    operands: tuple[Operand, ...]
-    labels: tuple[str, ...]
-    indent: str
-    comment: str | None
-    kind: str  # "instruction" | "directive" | "macro" | "preprocessor"
-    in_macro_definition: bool
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """What gas itself treats as a comment or separator; cpp has already removed `//` and `/* */`.
-
-    A comment char starts a comment anywhere, except that `#` as the first non-blank of a line
-    is cpp's and `\\@` (a macro's invocation counter) is not a comment."""
-
-    comment_chars: str
-    separators: str
-
-
-DIALECTS = {
-    "aarch64": Dialect("", ";"),
-    "arm": Dialect("@", ";"),
-    "riscv": Dialect("#", ";"),
-    "x86": Dialect("#", ";"),
-    "ppc": Dialect("#", ";"),
-    "loongarch": Dialect("#", ";"),
-}
+from ..asmfile import AsmFile, AsmStatement, Dialect, Operand
+from ..edits import Span
 
 # Symbol names, including macro-body forms: `\arg`, `\@` (invocation counter), `\()` (separator).
 _NAME = r"(?:[A-Za-z_.$]|\\(?:\(\)|@)?)(?:[\w.$]|\\(?:\(\)|@)?)*"
@@ -80,76 +28,13 @@ _UPPER_RE = re.compile(r"_*[A-Z][A-Z0-9_]*")
 _DIRECTIVE_RE = re.compile(r"#\s*(\w*)")
 _DEFINE_RE = re.compile(r"([A-Za-z_]\w*)(\([^)]*\))?")
 _MACRO_PARAM_RE = re.compile(r"[^\s,=]+(?:\s*=\s*[^\s,]*)?")
-_NUMERIC_REF_RE = re.compile(r"(?<![\w.$\\])(\d+)([bf])\b")
 _OPEN, _CLOSE = "([{", ")]}"
 
 
-@dataclass
-class AsmFile:
-    statements: list[AsmStatement]
-    macros: set[str]  # .macro names defined in this file
-    includes: list[str]  # #include targets without <> or ""
-    label_lines: dict[str, list[int]] = field(default_factory=dict)  # label -> lines defining it
-
-    def statements_on(self, line: int) -> list[AsmStatement]:
-        return [s for s in self.statements if s.line == line]
-
-    def instruction_on(self, line: int, mnemonic: str | None = None) -> AsmStatement | None:
-        """The first instruction or macro invocation on `line` (a macro such as `adr_l` is where
-        its expansion's instructions are reported). Mnemonics compare case-insensitively and
-        without dots, so `b.ne`, `B.NE` and the arm32 spelling `bne` all match."""
-        want = fold_mnemonic(mnemonic) if mnemonic else None
-        return next(
-            (
-                s
-                for s in self.statements_on(line)
-                if s.kind in ("instruction", "macro") and want in (None, fold_mnemonic(s.mnemonic))
-            ),
-            None,
-        )
-
-    def labels(self) -> set[str]:
-        return set(self.label_lines)
-
-    def fresh_numeric_label(self, near_line: int) -> str:
-        """A numeric local label to define on a new line just before `near_line`.
-
-        Counting down from 9999 keeps clear of the small numbers kernel code uses; the first
-        number whose new definition there changes the target of no existing `Nb`/`Nf` wins (a
-        number the file never mentions always does). References inside `.macro` bodies count
-        too, conservatively."""
-        refs: dict[str, list[tuple[int, str]]] = defaultdict(list)
-        for s in self.statements:
-            if s.kind != "preprocessor":
-                for op in s.operands:
-                    for m in _NUMERIC_REF_RE.finditer(op.text):
-                        refs[m[1]].append((s.line, m[2]))
-        for number in map(str, range(9999, 0, -1)):
-            defs = self.label_lines.get(number, [])
-            if not any(_rebinds(near_line, line, way, defs) for line, way in refs[number]):
-                return number
-        raise LookupError(f"no numeric label 1..9999 can be added before line {near_line}")
-
-
-def fold_mnemonic(mnemonic: str) -> str:
-    """A mnemonic as spellings compare: lower case, without dots (`B.NE`, `b.ne`, `bne`)."""
-    return mnemonic.lower().replace(".", "")
-
-
-def _rebinds(at: int, ref_line: int, way: str, defs: list[int]) -> bool:
-    """Would a label defined just before line `at` capture the reference on `ref_line`? Only if
-    no existing definition lies strictly between them (same-line ones count as not between)."""
-    if way == "b":
-        return ref_line >= at and not any(at <= d < ref_line for d in defs)
-    return ref_line < at and not any(ref_line < d < at for d in defs)
-
-
-def parse_asm(text: str, dialect: str = "aarch64", known_macros: Iterable[str] = ()) -> AsmFile:
+def parse_asm(text: str, dialect: Dialect, known_macros: Iterable[str] = ()) -> AsmFile:
     """Parse a `.S` file. `known_macros` names `.macro`s from headers the file includes, so their
     invocations are kind "macro" rather than "instruction"."""
-    if dialect not in DIALECTS:
-        raise ValueError(f"unknown assembler dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    return _Parser(text, DIALECTS[dialect], known_macros).parse()
+    return _Parser(text, dialect, known_macros).parse()
 
 
 class _Parser:

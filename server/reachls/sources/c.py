@@ -24,7 +24,7 @@ from itertools import accumulate
 import tree_sitter_c
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from .asm import Span
+from ..edits import Span
 
 _LANGUAGE = Language(tree_sitter_c.language())
 _QUERY = Query(_LANGUAGE, files("reachls.grammars").joinpath("c/functions.scm").read_text())
