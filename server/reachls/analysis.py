@@ -296,8 +296,9 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             keep = np.ones(len(rows), dtype=bool) if include_ok else status != Status.OK.rank
             for j in np.flatnonzero(keep).tolist():
                 row = int(rows[j])
-                # The PC bias in an implicit addend (-8 for A32) is not part of what is referenced.
-                bias = arch.pc_bias(kind) if implicit and arch.pc_bias else 0
+                # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32)
+                # or in a RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
+                bias = arch.pc_bias(kind) if (implicit or relocs.explicit_addend) and arch.pc_bias else 0
                 records.append(make_record(obj, arch, kind, index, linked, site_section, int(relocs.offset[chosen[row]]),
                                        int(place[row]), int(sym[row]), int(addend[row]) - bias,
                                        int(target[row]) - bias, int(distance[j]), _STATUS_CODES[int(status[j])],
