@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from reachls.asmfile import fold_mnemonic
 from reachls.errors import ReachlsError
+from reachls.findings import PathMapper, source_findings
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import Status
 from toolchain import ROOT, lld_overflows, need, nm_symbols, run
@@ -283,3 +285,25 @@ def test_gnu_ld_log_gives_the_same_findings_as_lld(builds, arch):
         assert key(gnu) <= key(scan(build, ScanOptions(engine="relink")).analysis.records)
     else:
         assert key(gnu) == key(lld) and len(gnu) == len(lld_sites((build / "noinhibit.log").read_text()))
+
+
+@pytest.mark.parametrize("arch", ["riscv64", "mips"])
+def test_each_overflowing_entry_statement_gets_a_finding_with_a_fix(builds, arch):
+    """Each out-of-reach branch of the entry file, in relocatable and linked-image mode, is a site
+    finding on the line GNU addr2line gives, on a statement the decoded mnemonic may be spelled as
+    (`mnemonic_spellings`), with the architecture's rewrite first among its fixes. (The Arm tree's
+    sites are `b.n`, whose width suffix the spelling table does not list; ppc64's are veneers.)"""
+    build = builds[arch, "overflow"]
+    tree = build.parent.parent
+    for artefact in (build, build / "vmlinux.noinhibit"):
+        result = scan(artefact, ScanOptions(engine="relink") if artefact.is_dir() else ScanOptions())
+        records = [r for r in result.analysis.records if r.status is Status.OVERFLOW]
+        lines = gnu_addr2line(TREES[arch].triple, build / "vmlinux.noinhibit", [r.site.address for r in records])
+        expected = {(Path(file).name, line) for (file, line), r in zip(lines, records) if file.endswith(".S")}
+        findings = source_findings(result.analysis.records, result.arch, PathMapper(roots=(tree,)))
+        sites = [f for items in findings.by_path.values() for f in items if f.role == "site"]
+        assert {(f.path.name, f.span.line) for f in sites if f.status is Status.OVERFLOW} == expected
+        for finding in sites:
+            (record,) = finding.records
+            assert fold_mnemonic(finding.statement.split()[0]) in result.arch.source_spellings(record.site.instruction)
+            assert finding.fixes and finding.fixes[0].preferred, finding

@@ -10,7 +10,7 @@
 
 ENTRY(handle_exception)
 	mfc0	$k0, $13			# CP0 cause
-	beqz	$k0, do_ri			# R_MIPS_PC16
+	beq	$k0, $zero, do_ri		# R_MIPS_PC16, a beqz to the disassembler
 	li	$k1, 8
 	beq	$k0, $k1, do_syscall		# R_MIPS_PC16
 	bnez	$a2, ret_from_exception		# R_MIPS_PC16, a global in this section
