@@ -9,6 +9,9 @@ lands (decoded from llvm-objdump's output here) against where the symbol is (llv
 
 The value checked is S+A-P for the PC-relative types (A holds -4 for a branch: the distance
 from its delay slot) and, for R_MIPS_26, S+A minus the 256 MiB region of the delay slot P+4.
+The same edge objects are scanned in relocatable mode (relink with either linker, model) and
+log mode (each linker's log of the final link); linked images are checked against llvm-objdump;
+MIPS64's packed r_info against llvm-readelf; the assembly fixes by assembling and linking them.
 """
 
 from __future__ import annotations
