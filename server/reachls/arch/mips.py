@@ -158,10 +158,12 @@ def fix_hint(kind: RelocKind, insn: str | None) -> str | None:
         if insn in ("b", "bal"):
             return f"use {'jal' if insn == 'bal' else 'j'} (the 256 MiB region), or jump through a register"
         return "invert the branch over a j (the 256 MiB region), or over a jump through a register"
-    if kind.number in (R_MIPS_PC21_S2, R_MIPS_PC26_S2):
-        return "invert the branch over a jump through a register (jic/jialc after lui)"
-    if kind.name in LLD_UNSUPPORTED:
-        return "ld.lld 14 does not know this type: load the address with lui/daddiu instead"
+    if kind.number == R_MIPS_PC21_S2:
+        return "invert the compact branch over a bc (±128 MiB)"
+    if kind.number == R_MIPS_PC26_S2:
+        return "load the address and jump through a register (jic/jialc)"
+    if kind.number in (R_MIPS_PC19_S2, R_MIPS_PC18_S3):
+        return "load the address absolutely (la/dla: lui/addiu) and access through the register"
     return None
 
 
