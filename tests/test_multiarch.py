@@ -1,4 +1,4 @@
-"""The examples/multiarch trees (32-bit Arm, RISC-V 64, PowerPC64), built for real: reachls
+"""The examples/multiarch trees (32-bit Arm, RISC-V 64, PowerPC64, MIPS), built for real: reachls
 against ld.lld, GNU ld, GNU addr2line and llvm-objdump.
 
 Every expected value comes from the toolchain: the overflows ld.lld prints with --noinhibit-exec
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from reachls.asmfile import fold_mnemonic
 from reachls.errors import ReachlsError
+from reachls.findings import PathMapper, source_findings
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import Status
 from toolchain import ROOT, lld_overflows, need, nm_symbols, run
@@ -38,6 +40,7 @@ TREES = {
     "riscv64": Tree("riscv64-linux-gnu", frozenset({"R_RISCV_BRANCH", "R_RISCV_JAL", "R_RISCV_RVC_BRANCH",
                                                     "R_RISCV_RVC_JUMP"})),
     "ppc64": Tree("powerpc64le-linux-gnu"),
+    "mips": Tree("mips-linux-gnu"),
 }
 THUNK_PREFIXES = ("__long_branch_", "__ARMv7ABSLongThunk_", "__Thumbv7ABSLongThunk_")  # ld.lld 14's names
 _LLD_SITE = re.compile(r"\(function [^:]+: (\S+)\+0x([0-9a-f]+)\): relocation (R_\w+) out of range")
@@ -135,7 +138,7 @@ def test_overflows_are_exactly_what_lld_prints(builds, arch, variant, engine):
 
 @pytest.mark.parametrize("log", [
     "noinhibit.log", "build.log"])
-@pytest.mark.parametrize("arch", ["arm", "riscv64", "ppc64"])
+@pytest.mark.parametrize("arch", ["arm", "riscv64", "ppc64", "mips"])
 def test_log_mode_finds_what_the_relocatable_mode_finds(builds, arch, log):
     build = builds[arch, "overflow"]
     relocatable = {(r.site.address, r.kind.name, r.distance, r.target.symbol)
@@ -190,12 +193,21 @@ def test_every_site_line_equals_gnu_addr2line(builds, arch):
     assert any(Path(r.site.location.file).suffix == ".S" for r in records if r.status is not Status.OK)
 
 
+_MIPS_BRANCH = re.compile(r"^\s*([0-9a-f]+):\s+(b\w*|j|jal)\s+(?:[^<]*,\s*)?(-?\d+) <")
+MIPS_REGION = 1 << 28
+
+
 def objdump_branches(image: Path) -> dict[int, int]:
-    """Address → decoded target of every instruction llvm-objdump prints one for."""
+    """Address → decoded target of every instruction llvm-objdump prints one for. On MIPS it
+    prints a branch's offset from P in decimal, and a j/jal's field times 4: the low 28 bits of
+    the target, whose high bits are the delay slot's (P+4)."""
     decoded = {}
     line = re.compile(r"^\s*([0-9a-f]+):\s+\S+.*?\b0x([0-9a-f]+)\b")
     for text in run("llvm-objdump", "-d", "--no-show-raw-insn", image).stdout.splitlines():
-        if m := line.match(text):
+        if m := _MIPS_BRANCH.match(text):
+            site, number = int(m[1], 16), int(m[3])
+            decoded[site] = ((site + 4) & ~(MIPS_REGION - 1)) | number if m[2] in ("j", "jal") else site + number
+        elif m := line.match(text):
             decoded[int(m[1], 16)] = int(m[2], 16)
     return decoded
 
@@ -225,6 +237,8 @@ def test_linked_image_decoding_matches_objdump(builds, arch, variant):
         target = objdump[address]
         assert record.target.address & ~1 == target, (hex(address), record)
         expected = target - address
+        if arch == "mips":  # a branch's -4 addend (from the delay slot); a jump's place is its region
+            expected = target - ((address + 4) & ~(MIPS_REGION - 1)) if record.kind.name == "R_MIPS_26" else expected - 4
         if arch == "arm":  # the value ld.lld checks, S+A-P: A holds the PC bias, -4 Thumb, -8 A32
             expected += -4 if record.kind.name.startswith("R_ARM_THM_") else -8
         if arch == "arm" and address in relocatable:  # S+A-P: the Thumb bit and the PC bias, as relocated
@@ -239,7 +253,7 @@ def test_linked_image_decoding_matches_objdump(builds, arch, variant):
     assert not missing, f"short-reach instructions not decoded: {missing}"
 
 
-_TRUNCATED = re.compile(r"\((\S+)\+0x([0-9a-f]+)\): relocation truncated to fit: (R_\w+) against symbol `([^']+)'")
+_TRUNCATED = re.compile(r"\((\S+)\+0x([0-9a-f]+)\): relocation truncated to fit: (R_\w+) against (?:symbol )?`([^']+)'")
 
 
 @pytest.mark.parametrize("arch", TREES)
@@ -270,4 +284,26 @@ def test_gnu_ld_log_gives_the_same_findings_as_lld(builds, arch):
         assert len(gnu_printed) == 1
         assert key(gnu) <= key(scan(build, ScanOptions(engine="relink")).analysis.records)
     else:
-        assert key(gnu) == key(lld) and len(gnu) == 2
+        assert key(gnu) == key(lld) and len(gnu) == len(lld_sites((build / "noinhibit.log").read_text()))
+
+
+@pytest.mark.parametrize("arch", ["riscv64", "mips"])
+def test_each_overflowing_entry_statement_gets_a_finding_with_a_fix(builds, arch):
+    """Each out-of-reach branch of the entry file, in relocatable and linked-image mode, is a site
+    finding on the line GNU addr2line gives, on a statement the decoded mnemonic may be spelled as
+    (`mnemonic_spellings`), with the architecture's rewrite first among its fixes. (The Arm tree's
+    sites are `b.n`, whose width suffix the spelling table does not list; ppc64's are veneers.)"""
+    build = builds[arch, "overflow"]
+    tree = build.parent.parent
+    for artefact in (build, build / "vmlinux.noinhibit"):
+        result = scan(artefact, ScanOptions(engine="relink") if artefact.is_dir() else ScanOptions())
+        records = [r for r in result.analysis.records if r.status is Status.OVERFLOW]
+        lines = gnu_addr2line(TREES[arch].triple, build / "vmlinux.noinhibit", [r.site.address for r in records])
+        expected = {(Path(file).name, line) for (file, line), r in zip(lines, records) if file.endswith(".S")}
+        findings = source_findings(result.analysis.records, result.arch, PathMapper(roots=(tree,)))
+        sites = [f for items in findings.by_path.values() for f in items if f.role == "site"]
+        assert {(f.path.name, f.span.line) for f in sites if f.status is Status.OVERFLOW} == expected
+        for finding in sites:
+            (record,) = finding.records
+            assert fold_mnemonic(finding.statement.split()[0]) in result.arch.source_spellings(record.site.instruction)
+            assert finding.fixes and finding.fixes[0].preferred, finding

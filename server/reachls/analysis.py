@@ -124,8 +124,10 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             keep = np.flatnonzero(np.ones(len(rows), dtype=bool) if include_ok else status != Status.OK.rank)
             if not len(keep):
                 continue
-            # The PC bias in an implicit addend (-8 for A32) is not part of what is referenced.
-            bias = np.uint64((arch.pc_bias(kind) if implicit and arch.pc_bias else 0) & U64)
+            # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32)
+            # or in a RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
+            biased = (implicit or relocs.explicit_addend) and arch.pc_bias
+            bias = np.uint64((arch.pc_bias(kind) if biased else 0) & U64)
             offsets = relocs.offset[chosen[rows[keep]]]
             site_offset = (offsets.astype(np.uint64) - np.uint64(obj.sections[site_section].addr)).view(np.int64) \
                 if linked else offsets

@@ -303,7 +303,8 @@ def _object_records(obj: ElfInput, arch: Architecture, name: str, overflows: lis
         if not relocs.explicit_addend and arch.implicit_addend is not None:  # SHT_REL: the addend is in the code
             rows = slice(row, row + 1)
             addend = int(implicit_addends(obj, arch, section, relocs.offset[rows], relocs.type[rows])[0])
-            bias = arch.pc_bias(kind) if arch.pc_bias else 0  # as in analysis: the PC bias is not the target
+        if arch.pc_bias and (relocs.explicit_addend or arch.implicit_addend is not None):
+            bias = arch.pc_bias(kind)  # as in analysis: the PC bias is not the target
         target_section = int(obj.symbol_sections[sym])
         base = placement.section_address
         place = base.get(section, 0) + overflow.offset

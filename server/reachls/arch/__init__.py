@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from ..elf import ElfInput
 from ..errors import ReachlsError
-from . import aarch64, arm, loongarch64, ppc64, riscv64, x86_64
+from . import aarch64, arm, loongarch64, mips, ppc64, riscv64, x86_64
 from .base import Architecture
 
 ARCHITECTURES: tuple[Architecture, ...] = (
-    aarch64.ARCH, x86_64.ARCH, arm.ARCH, riscv64.ARCH, ppc64.ARCH, loongarch64.ARCH,
+    aarch64.ARCH, x86_64.ARCH, arm.ARCH, riscv64.ARCH, ppc64.ARCH, loongarch64.ARCH, mips.ARCH,
 )
 
 

@@ -33,8 +33,9 @@ class Architecture:
     the instructions they patch, for a whole array at once: `words` holds the four bytes at each
     site read in the file's byte order as uint32 (a Thumb-2 instruction's first halfword is the
     low 16 bits of a little-endian read); None for RELA-only architectures. `pc_bias(kind)` is
-    the part of such an addend that only compensates for the PC reading ahead (-8 in A32, -4 in
-    Thumb): distances keep it, as the linker does, but the target a record names does not.
+    the part of an addend, as the assembler writes it in the instruction or in a RELA entry, that
+    only says where the PC counts from (-8 in A32, -4 in Thumb, -4 for a MIPS branch: its delay
+    slot): distances keep it, as the linker does, but the target a record names does not.
     """
 
     name: str
