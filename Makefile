@@ -23,7 +23,7 @@ code-server:
 
 deps: toolchain $(VENV)/.installed
 
-# Real arm64 kernels for tests/test_real_kernel.py (Clang ThinLTO + ld.lld, GCC + GNU ld, and a
+# Real arm64 kernels for tests/e2e/test_real_kernel.py (Clang ThinLTO + ld.lld, GCC + GNU ld, and a
 # failing overflow variant), built once and cached under $REACHLS_CACHE (default ~/.cache/reachls)/kernel.
 real-kernel: toolchain
 	@bash scripts/build-real-kernel.sh

@@ -75,7 +75,7 @@ def _scan_all_vs_objdump(image: Path, repeat: int) -> str:
 
 
 def _real_kernels() -> list[Path]:
-    """The newest cached real kernel images (tests/test_real_kernel.py builds them), one per variant."""
+    """The newest cached real kernel images (tests/e2e/test_real_kernel.py builds them), one per variant."""
     cache = Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls")) / "kernel"
     found = []
     for variant in ("clang-lto", "gcc"):

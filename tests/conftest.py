@@ -5,7 +5,12 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+#: Tests are grouped by stage (unit/<stage>), end to end (e2e) and by client (clients); modules import
+#: helpers from one another (test_relink's build dir, test_vscode_client's packaging), so every test
+#: directory is importable, as the support modules here (toolchain, lsp_support) are.
+TESTS = Path(__file__).resolve().parent
+for directory in sorted({TESTS, *(path.parent for path in TESTS.glob("*/**/test_*.py"))}, reverse=True):
+    sys.path.insert(0, str(directory))
 
 from toolchain import EXAMPLE_VARIANTS, build_example, build_real_kernels, copy_example, rebuild_example  # noqa: E402
 

@@ -8,7 +8,7 @@ tinyconfig kernel's 1 100 line programs). The loops here read the bytes directly
 what source mapping needs: line program headers and opcodes, abbreviation tables, a DIE skipper,
 the attribute values of the few DIEs kept. pyelftools stays the fallback for what is not read
 here (VLIW line programs, DW_FORM_indirect, DWARF 5 strx file names) and the oracle in
-tests/test_dwarfline.py."""
+tests/unit/readers/test_dwarfline.py."""
 
 from __future__ import annotations
 

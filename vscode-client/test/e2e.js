@@ -2,7 +2,7 @@
 // Drives a real VS Code (code-server, with the packaged extension installed) in headless
 // Chromium, as a person would: open entry.S, read the Problems view and the status bar, hover
 // the `cbz` line, open the quick fixes and apply one, save. Prints what it saw as one JSON
-// object on the last line; tests/test_vscode_e2e.py checks it against the linker's answers.
+// object on the last line; tests/clients/test_vscode_e2e.py checks it against the linker's answers.
 //
 // Then the Settings editor: every reachls setting listed in the User tab, path mappings edited
 // without JSON, overflow severity → warning (the Problems view follows). Then a second workspace,

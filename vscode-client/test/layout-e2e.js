@@ -2,7 +2,7 @@
 // Drives "reachls: Show Layout" in a real VS Code (code-server, the packaged extension installed)
 // in headless Chromium: the picture opens in a webview, hovering a reference shows its record, and
 // clicking a reference's site opens its source file at its line (clicking its target, the target's
-// file). Prints what it saw as one JSON object on the last line; tests/test_picture_vscode.py
+// file). Prints what it saw as one JSON object on the last line; tests/clients/test_picture_vscode.py
 // checks it against ld.lld's own errors.
 //
 //   node test/layout-e2e.js URL TREE SCREENSHOT_DIR CHROMIUM

@@ -247,7 +247,7 @@ ARCH = Architecture(
     asm_fixes=asm_fixes,
     aliases=("arm64",),
     # What ld.lld 14 and GNU ld write for a reference to a weak symbol that stays undefined
-    # (tests/test_unchecked.py links one of each and reads the result back): ld.lld branches to
+    # (tests/unit/modes/test_unchecked.py links one of each and reads the result back): ld.lld branches to
     # the next instruction and points ADRP, ADR, literal loads and data at the place; GNU ld
     # turns B/BL into a NOP and resolves the rest to the place.
     undefined_weak_targets={

@@ -67,7 +67,7 @@ KINDS: dict[int, RelocKind] = {k.number: k for k in (
 
 #: Whether GNU ld (binutils 2.40) bridges an out-of-range reference of this kind with a stub,
 #: where that differs from ld.lld's `RelocKind.thunk`. Checked against the real linker in
-#: tests/test_reach_table_arches.py. GNU ld has no stub for the legacy R_ARM_PC24 (it reports
+#: tests/unit/arch/test_reach_table_arches.py. GNU ld has no stub for the legacy R_ARM_PC24 (it reports
 #: "relocation truncated to fit"), which ld.lld bridges; both bridge the other branches alike.
 GNU_LD_THUNKS: dict[str, bool] = {"R_ARM_PC24": False}
 

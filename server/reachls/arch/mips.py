@@ -4,7 +4,7 @@ names, fix hints, MIPS64's packed relocation types, linked-image decoding.
 The Linux kernel builds MIPS as o32 (`-mabi=32`: ELF32, SHT_REL, the addend in the instruction)
 or n64 (`-mabi=64`: ELF64, SHT_RELA), non-PIC (`-fno-pic -mno-abicalls -G0`); both byte orders.
 Ranges are the ones the linkers check (ld.lld 14 `MIPS::relocate`, binutils 2.40
-`mips_elf_calculate_relocation`), confirmed at their edges by tests/test_mips.py:
+`mips_elf_calculate_relocation`), confirmed at their edges by tests/unit/arch/test_mips.py:
 
 - `R_MIPS_PC16` (`b`, `beq`, `bnez`, `bal`, …): S+A-P in 18 signed bits, a multiple of 4. The
   assembler puts -4 in the addend, so the checked value is the distance from the delay slot (P+4),

@@ -1,7 +1,7 @@
 """A real headless Neovim as the LSP client, on the example built for real.
 
 pytest-lsp (test_lsp.py) proves the protocol; this proves an actual editor shows it: Neovim's
-own client starts `reachls serve`, and tests/nvim/init.lua writes what Neovim received (its
+own client starts `reachls serve`, and tests/clients/nvim/init.lua writes what Neovim received (its
 vim.diagnostic entries, the hover text, the code actions) as JSON. ld.lld is the answer key,
 and the preferred fix is applied to a copy of the tree and relinked.
 """
@@ -34,7 +34,7 @@ def got(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def neovim_session(root: Path, file: Path, output: Path, scenario: str = "findings",
                    **environment: str) -> dict[str, Any]:
-    """Run a scenario of tests/nvim/init.lua in a clean headless Neovim; its JSON, or a failure
+    """Run a scenario of tests/clients/nvim/init.lua in a clean headless Neovim; its JSON, or a failure
     showing Neovim's output."""
     env = {**os.environ, "REACHLS_CMD": json.dumps(SERVER_COMMAND), "REACHLS_ROOT": str(root),
            "REACHLS_FILE": str(file), "REACHLS_OUT": str(output), "REACHLS_SCENARIO": scenario, **environment}

@@ -2,10 +2,10 @@
 // Opens a `reachls picture` file (SVG or HTML) in headless Chromium and prints, as one JSON
 // object, what a reader sees there: where each element is drawn (bounding boxes, in page pixels),
 // the text hovering each record shows, every request the page made and every console message
-// (a content security policy violation is one). tests/test_picture.py checks it against the
+// (a content security policy violation is one). tests/unit/front/test_picture.py checks it against the
 // linker's and llvm-nm's addresses.
 //
-//   NODE_PATH=<dir holding playwright-core> node tests/picture_probe.js FILE CHROMIUM
+//   NODE_PATH=<dir holding playwright-core> node tests/unit/front/picture_probe.js FILE CHROMIUM
 "use strict";
 /* global document */ // used only in functions that run in the browser
 

@@ -1,5 +1,5 @@
 """The history's trend line in hover, and the function code lenses, through real clients: the
-server over stdio driven by pytest-lsp, and a headless Neovim (tests/nvim/init.lua).
+server over stdio driven by pytest-lsp, and a headless Neovim (tests/clients/nvim/init.lua).
 
 Headrooms come from each build's linked image (llvm-nm, llvm-objdump; test_history.py), overflow
 distances and the functions that hold them from ld.lld's own errors.

@@ -1,4 +1,4 @@
--- Drives reachls from a real headless Neovim for tests/test_neovim.py and writes, as JSON, what
+-- Drives reachls from a real headless Neovim for tests/clients/test_neovim.py and writes, as JSON, what
 -- the editor itself received: the test judges Neovim's view, not the server's intentions.
 -- Only APIs present in Neovim 0.7 (no vim.lsp.start, which arrived in 0.8); they remain in 0.8+.
 -- Environment: REACHLS_CMD (JSON list), REACHLS_ROOT, REACHLS_FILE, REACHLS_OUT,

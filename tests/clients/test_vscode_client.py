@@ -24,8 +24,8 @@ import pytest
 from reachls.layout.linkopts import LINKERS
 from reachls.kbuild import ARTEFACTS, LOG_NAME
 from reachls.pipeline import ENGINES
+from toolchain import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CLIENT = ROOT / "vscode-client"
 VSIX_NAME = "reachls.vsix"
 #: The language ids of the assembly highlighting extensions users have: x86-64 Assembly (asm),

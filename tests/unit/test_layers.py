@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "server" / "reachls"
+from toolchain import ROOT
+
+PACKAGE = ROOT / "server" / "reachls"
 
 #: Bottom first. A module is named by its path in the package; a package name covers its modules.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -1,4 +1,4 @@
-"""`reachls picture`: the SVG and the HTML page rendered in headless Chromium (tests/picture_probe.js,
+"""`reachls picture`: the SVG and the HTML page rendered in headless Chromium (tests/unit/front/picture_probe.js,
 with the playwright-core the VS Code extension's build installs), and what is drawn checked against
 the real link of the example: every section edge, site, target and reach window where a linear
 address axis puts the addresses llvm-nm, the image's section headers and ld.lld's own errors give.

@@ -4,11 +4,11 @@ extension's settings contribution is checked, so a default, type, enum or bound 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from reachls.lsp.settings import DEFAULT_SETTINGS, KEYS, read_settings, settings_schema
+from toolchain import ROOT
 
-PACKAGE_JSON = Path(__file__).resolve().parent.parent / "vscode-client" / "package.json"
+PACKAGE_JSON = ROOT / "vscode-client" / "package.json"
 #: Settings of the client itself, which the server never reads.
 CLIENT_ONLY = {"reachls.server.path", "reachls.server.pythonPath", "reachls.trace.server"}
 #: What the Settings editor shows but the schema does not decide.
