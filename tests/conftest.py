@@ -12,14 +12,8 @@ TESTS = Path(__file__).resolve().parent
 for directory in sorted({TESTS, *(path.parent for path in TESTS.glob("*/**/test_*.py"))}, reverse=True):
     sys.path.insert(0, str(directory))
 
-from toolchain import EXAMPLE_VARIANTS, build_example, build_real_kernels, copy_example, rebuild_example  # noqa: E402
-
-#: Filler files linked in each of three successive builds of the example's at-risk variant: hyp_panic
-#: moves away from __guest_enter build by build, from about half of cbz's reach to most of it.
-GROWING_FILLER = (6, 8, 10)
-#: The threshold those builds are scanned and recorded at: below it a reference is not reported,
-#: so not recorded, and the first build's references use only about half their reach.
-HISTORY_THRESHOLD = 0.5
+from toolchain import (EXAMPLE_VARIANTS, GROWING_FILLER, HISTORY_THRESHOLD, build_example, build_real_kernels,  # noqa: E402
+                       copy_example, rebuild_example)
 
 
 @pytest.fixture(scope="session")

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from lsprotocol import types
 
-from conftest import HISTORY_THRESHOLD
 from lsp_support import SERVER_COMMAND, server_session, uri, wait_for
 from test_history import HISTORY, image_headroom
 from test_neovim import neovim_session
-from toolchain import need
+from toolchain import HISTORY_THRESHOLD, need
 
 ENTRY = Path("arch/arm64/kvm/hyp/entry.S")
 SWITCH = Path("arch/arm64/kvm/hyp/vhe/switch.c")
