@@ -267,3 +267,23 @@ def rebuild_example(tree: Path, variant: str, filler_files: int) -> Path:
     run("make", "-s", "-C", tree, f"VARIANT={variant}", f"FILLER_FILES_{variant}={filler_files}", "vmlinux.o",
         "noinhibit")
     return build
+
+
+def apply_edits(text: str, edits) -> str:
+    """`text` with reachls's edits (`edits.TextEdit`: a span on one line) applied, last first."""
+    lines = text.split("\n")
+    for edit in sorted(edits, key=lambda e: (e.span.line, e.span.start), reverse=True):
+        line = lines[edit.span.line - 1]
+        lines[edit.span.line - 1] = line[:edit.span.start] + edit.new_text + line[edit.span.end:]
+    return "\n".join(lines)
+
+
+def relocations_of(obj: Path) -> set[tuple[str, str]]:
+    """(type, symbol) of every relocation in the object, from llvm-readelf (of a composed MIPS64
+    entry, `R_MIPS_X/R_MIPS_Y/...`, the first type)."""
+    found = set()
+    for line in run("llvm-readelf", "-r", obj).stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[2].startswith("R_"):
+            found.add((parts[2].split("/")[0], parts[4]))
+    return found

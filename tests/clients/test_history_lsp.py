@@ -87,8 +87,9 @@ def lld_errors(log: str) -> list[tuple[str, str, int, int, str, str, int]]:
 
 
 def definition_line(path: Path, name: str) -> int:
-    """0-based line defining `name`: `SYM_*_START(name)` in assembly, `name(` opening a C definition."""
-    pattern = re.compile(rf"^SYM_\w*START\w*\({re.escape(name)}\b|^\w[^;]*\b{re.escape(name)}\(")
+    """0-based line defining `name`: `SYM_*_START(name)` in assembly, `name(` opening a C definition
+    (not a prototype, which ends in `;`)."""
+    pattern = re.compile(rf"^SYM_\w*START\w*\({re.escape(name)}\b|^\w[^;]*\b{re.escape(name)}\([^;]*$")
     return next(i for i, text in enumerate(path.read_text().split("\n")) if pattern.search(text))
 
 

@@ -31,7 +31,8 @@ from reachls.errors import ReachlsError
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import DEFAULT_THRESHOLD, Status
 from reachls.sources.asm import parse_asm
-from toolchain import built_once, cache_root, compile_for, link_noinhibit, lld_overflows, need, nm_symbols, run
+from toolchain import (apply_edits, built_once, cache_root, compile_for, link_noinhibit, lld_overflows, need, nm_symbols,
+                       relocations_of, run)
 
 #: ABI → (clang triple, GNU ld emulation, -march for R6).
 ABIS = {
@@ -321,24 +322,6 @@ FIX_CASES = [
 ]
 
 
-def _apply(text: str, edits) -> str:
-    lines = text.split("\n")
-    for edit in sorted(edits, key=lambda e: (e.span.line, e.span.start), reverse=True):
-        line = lines[edit.span.line - 1]
-        lines[edit.span.line - 1] = line[:edit.span.start] + edit.new_text + line[edit.span.end:]
-    return "\n".join(lines)
-
-
-def _relocations(obj: Path) -> set[tuple[str, str]]:
-    """(type, symbol) of every relocation in the object, from llvm-readelf (n64: the first type)."""
-    found = set()
-    for line in run("llvm-readelf", "-r", obj).stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[2].startswith("R_"):
-            found.add((parts[2].split("/")[0], parts[4]))
-    return found
-
-
 @pytest.mark.parametrize("case", FIX_CASES, ids=lambda c: c.line.split()[0])
 def test_fix_assembles_and_links_beyond_the_old_reach(case: FixCase, tmp_path: Path) -> None:
     """The rewrite assembles (o32, the default reorder mode), references `far` by the longer-reach
@@ -351,15 +334,15 @@ def test_fix_assembles_and_links_beyond_the_old_reach(case: FixCase, tmp_path: P
     source.write_text(text)
     triple, emulation, _ = ABIS["mips"]
     compile_for(triple, source, tmp_path / "original.o", *KERNEL_FLAGS)
-    assert (case.before, "far") in _relocations(tmp_path / "original.o")
+    assert (case.before, "far") in relocations_of(tmp_path / "original.o")
     fixes = mips.asm_fixes(source, asm.instruction_on(line_no), text.split("\n")[line_no - 1], asm, asm.macros)
     assert fixes and fixes[0].preferred and fixes[0].title.startswith(case.title), fixes
-    fixed = _apply(text, fixes[0].edits)
+    fixed = apply_edits(text, fixes[0].edits)
     if "#" in case.line:
         assert case.line[case.line.index("#"):] in fixed, "the comment stays"
     source.write_text(fixed)
     obj = compile_for(triple, source, tmp_path / "fix.o", *KERNEL_FLAGS)
-    relocations = _relocations(obj)
+    relocations = relocations_of(obj)
     assert (case.after, "far") in relocations and not any(k == case.before and s == "far" for k, s in relocations)
     script = tmp_path / "fix.lds"
     script.write_text(f"SECTIONS {{ .text 0x100000 : {{ *(.text) }} .far {case.far:#x} : {{ *(.far) }} "
@@ -412,7 +395,7 @@ PIC_SOURCE = "extern int g;\nint f(int x) { return x + g; }\n"  # n64 PIC: GPREL
 MIPS_TYPE_NAMES = {number: name for name, number in ENUM_RELOC_TYPE_MIPS.items()}
 
 
-def readelf_relocations(obj: Path) -> list[tuple[int, tuple[str, ...], str]]:
+def readelfrelocations_of(obj: Path) -> list[tuple[int, tuple[str, ...], str]]:
     """(offset, the type names, symbol) of every relocation, from llvm-readelf, in table order."""
     rows = []
     for line in run("llvm-readelf", "-r", obj).stdout.splitlines():
@@ -443,7 +426,7 @@ def test_packed_relocation_info_reads_as_llvm_readelf_shows_it(abi: str, tmp_pat
                 read += [(int(o), MIPS_TYPE_NAMES[int(t)], obj.symbol_name(int(s)), bool(c))
                          for o, t, s, c in zip(relocs.offset, relocs.type, relocs.sym, composed)]
         expected = [(o, types[0], symbol, types[1:] != ("R_MIPS_NONE", "R_MIPS_NONE"))
-                    for o, types, symbol in readelf_relocations(path)]
+                    for o, types, symbol in readelfrelocations_of(path)]
         assert sorted(read) == sorted(expected)
         composed_seen += sum(c for *_, c in expected)
     assert composed_seen >= 2  # the PIC object's GPREL16/SUB/HI16 and GPREL16/SUB/LO16
@@ -463,7 +446,7 @@ def test_a_composed_short_reach_relocation_is_counted_unchecked(abi: str, tmp_pa
     data[entry + 8 + 6] = 18  # r_info's bytes: r_sym (4), r_ssym, r_type3, r_type2, r_type
     patched = tmp_path / "composed.o"
     patched.write_bytes(bytes(data))
-    assert readelf_relocations(patched)[0][1] == ("R_MIPS_PC16", "R_MIPS_64", "R_MIPS_NONE")
+    assert readelfrelocations_of(patched)[0][1] == ("R_MIPS_PC16", "R_MIPS_64", "R_MIPS_NONE")
     analysis = scan(patched, ScanOptions(engine="model", script=e.script, include_ok=True)).analysis
     assert sorted(r.target.symbol for r in analysis.records) == ["target1", "target2", "target3"]
     (group,) = analysis.unchecked

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reachls.sources.asm import parse_asm
-from toolchain import link_noinhibit, lld_overflows, need, run
+from toolchain import apply_edits, link_noinhibit, lld_overflows, need, relocations_of, run
 
 
 @dataclass(frozen=True)
@@ -47,24 +47,6 @@ ASSEMBLE = {"riscv64": ("clang", "--target=riscv64-linux-gnu", "-mno-relax", "-c
             "arm": ("arm-linux-gnueabihf-as",)}  # clang widens b.n to another section by itself; gas does not
 
 
-def _apply(text: str, edits) -> str:
-    lines = text.split("\n")
-    for edit in sorted(edits, key=lambda e: (e.span.line, e.span.start), reverse=True):
-        line = lines[edit.span.line - 1]
-        lines[edit.span.line - 1] = line[:edit.span.start] + edit.new_text + line[edit.span.end:]
-    return "\n".join(lines)
-
-
-def _relocations(obj: Path) -> set[tuple[str, str]]:
-    """(type, symbol) of every relocation in the object, from llvm-readelf."""
-    found = set()
-    for line in run("llvm-readelf", "-r", obj).stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 5 and parts[2].startswith("R_"):
-            found.add((parts[2], parts[4]))
-    return found
-
-
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.arch}:{c.line.split()[0]}")
 def test_fix_assembles_and_links_beyond_the_old_reach(case: FixCase, tmp_path: Path) -> None:
     need(ASSEMBLE[case.arch][0], "ld.lld", "llvm-readelf")
@@ -80,16 +62,16 @@ def test_fix_assembles_and_links_beyond_the_old_reach(case: FixCase, tmp_path: P
     if case.before:  # the case is what the assembler makes of the original statement
         source.write_text(text)
         run(*ASSEMBLE[case.arch], source, "-o", tmp_path / "original.o")
-        assert (case.before, "far") in _relocations(tmp_path / "original.o")
+        assert (case.before, "far") in relocations_of(tmp_path / "original.o")
     fixes = arch.asm_fixes(source, statement, text.split("\n")[line_no - 1], asm, asm.macros)
     assert fixes and fixes[0].preferred and fixes[0].title.startswith(case.title), fixes
-    fixed = _apply(text, fixes[0].edits)
+    fixed = apply_edits(text, fixes[0].edits)
     if "#" in case.line or "@" in case.line:
         assert case.line[case.line.index("  ") + 2:] in fixed, "the comment stays"
     source.write_text(fixed)
     obj = tmp_path / "fix.o"
     run(*ASSEMBLE[case.arch], source, "-o", obj)
-    relocations = _relocations(obj)
+    relocations = relocations_of(obj)
     assert (case.after, "far") in relocations or (case.after + "_PLT", "far") in relocations, relocations
     assert not any(symbol == "far" and kind == case.before for kind, symbol in relocations)
     script = tmp_path / "fix.lds"
