@@ -23,7 +23,7 @@ from .layout import Placement, undefined_symbols
 from .record import DEFAULT_THRESHOLD, Provenance, Status
 from .records import (UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows, SymbolIndex,
                       TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally, build_records,
-                      count_statuses, statuses, words_at, worst_first)
+                      count_statuses, statuses, words_at)
 from .sourcemap import SourceMap
 
 #: What scripts/kallsyms.c defines in the object link-vmlinux.sh adds to the final link after
@@ -138,8 +138,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                          target=target[rows[keep]] - bias, distance=distance[keep], status=status[keep],
                          sym=sym[rows[keep]], addend=addend[rows[keep]] - bias.view(np.int64))
     columns = reported.columns()
-    records = worst_first(build_records(obj, arch, placement, provenance, index, columns,
-                                        relocation_targets(obj, placement, index, linked, columns), sourcemap, linked))
+    records = build_records(obj, arch, placement, provenance, index, columns,
+                            relocation_targets(obj, placement, index, linked, columns), sourcemap, linked)
     notes = placement.notes + weak_note(obj, placement.linker, weak_checked) + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
 

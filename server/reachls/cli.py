@@ -16,18 +16,13 @@ from pathlib import Path
 
 from . import __version__
 from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
-from .diff import diff_builds
-from .diffreport import diff_json, diff_text
 from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
-from .picture import write_picture
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
-from .sarif import default_source_root, sarif_report
-from .trend_report import history_json, history_text
 
 
 def _threshold(text: str) -> float:
@@ -144,6 +139,8 @@ def _scan(args: argparse.Namespace, options: ScanOptions) -> int:
         if note:
             print(printable(f"reachls: {note}"), file=sys.stderr)
     if args.format == "sarif":
+        from .sarif import default_source_root, sarif_report
+
         sys.stdout.write(sarif_report(result, args.source_root or default_source_root(result), comparison))
     elif args.format == "json":
         sys.stdout.write(json_report(result, comparison))
@@ -180,10 +177,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "scan":
             return _scan(args, options)
         if args.command == "diff":
+            from .diff import diff_builds
+            from .diffreport import diff_json, diff_text
+
             diff = diff_builds(args.old, args.new, options, include_ok=args.all)
             sys.stdout.write(diff_json(diff) if args.format == "json" else diff_text(diff))
             return 0
         if args.command == "picture":
+            from .picture import write_picture
+
             write_picture(scan(args.path, options), args.output)
             return 0
         placement, functions = function_layout(args.path, options)
@@ -218,6 +220,8 @@ def _history(args: argparse.Namespace) -> int:
             raise ReachlsError(f"no reference recorded at {args.site} in the newest build", str(build_dir))
     elif args.worst is not None:
         trends = trends[:args.worst]
+    from .trend_report import history_json, history_text
+
     sys.stdout.write(history_json(build_dir, builds, trends) if args.format == "json"
                      else history_text(build_dir, builds, trends))
     return 0

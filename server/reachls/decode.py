@@ -36,8 +36,7 @@ from .arch.base import Architecture, Decoder, SectionContext, place_base
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
 from .record import DEFAULT_THRESHOLD, Provenance, Status
-from .records import (Analysis, ReportedRows, SymbolIndex, TargetOf, build_records, count_statuses, statuses, words_at,
-                      worst_first)
+from .records import Analysis, ReportedRows, SymbolIndex, TargetOf, build_records, count_statuses, statuses, words_at
 from .sourcemap import SourceMap
 
 DECODED_NOTE = ("linked image without relocations: references decoded from its instructions, each within "
@@ -271,7 +270,7 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
                          via_veneer=via_veneer[keep])
     rows = reported.columns()
     targets = _decoded_targets(image, index, decoder, thunks, rows["target"], rows["via_veneer"])
-    records = worst_first(build_records(obj, arch, placement, provenance, index, rows, targets, sourcemap, linked=True))
+    records = build_records(obj, arch, placement, provenance, index, rows, targets, sourcemap, linked=True)
     notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
     notes += (DECODED_NOTE,)
     if unmapped:

@@ -371,8 +371,8 @@ def _read_back_records(obj: ElfInput, arch: Architecture, placement: Placement, 
             "target": np.array(targets, dtype=np.uint64), "distance": np.array(distances, dtype=object),
             "status": np.full(len(read_back), Status.OVERFLOW.rank), "sym": np.array(syms, dtype=np.int64),
             "addend": np.array(addends, dtype=np.int64)}
-    records = build_records(obj, arch, placement, provenance, index, rows,
-                            relocation_targets(obj, placement, index, False, rows), sourcemap)
+    records = build_records(obj, arch, placement, provenance, index, rows,  # in log order: sorted with the rest
+                            relocation_targets(obj, placement, index, False, rows), sourcemap, ordered=False)
     return [dataclasses.replace(record, site=dataclasses.replace(record.site, object=name)) for record in records]
 
 

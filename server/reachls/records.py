@@ -13,6 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 from itertools import islice
 
 import numpy as np
@@ -254,10 +255,9 @@ class ReportedRows:
                 for name, parts in self._parts.items()}
 
 
-@dataclass(frozen=True)
-class TargetOf:
+class TargetOf(NamedTuple):
     """A target as its mode names it: the name reports show, its input section and offset there
-    (None outside a section), and the addend."""
+    (None outside a section), and the addend. A tuple: a kernel scan with --all makes 100 k."""
 
     name: str
     section: int | None
@@ -267,12 +267,20 @@ class TargetOf:
 
 def build_records(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
                   index: SymbolIndex, rows: dict[str, np.ndarray], targets: list[TargetOf],
-                  sourcemap: SourceMap | None = None, linked: bool = False) -> list[ReachRecord]:
-    """The one place reported rows become `ReachRecord`s, for every mode: sites named by the symbol
-    that encloses them, instructions by their mnemonic (once per distinct opcode), output sections
-    from the placement, and with a `sourcemap` each site's line and each target's declaration (as
-    final addresses in a linked image, as DWARF's own in a relocatable one), all looked up at once."""
-    sections = obj.sections
+                  sourcemap: SourceMap | None = None, linked: bool = False, ordered: bool = True
+                  ) -> list[ReachRecord]:
+    """The one place reported rows become `ReachRecord`s, for every mode, in report order (as
+    `worst_first` sorts them, here over the columns; `ordered` False: in row order): sites named by the symbol that encloses them,
+    instructions by their mnemonic (once per distinct opcode), output sections from the placement,
+    and with a `sourcemap` each site's line and each target's declaration (as final addresses in a
+    linked image, as DWARF's own in a relocatable one), all looked up at once."""
+    if ordered:
+        order = _report_order(arch, rows)
+        rows = {name: column[order] for name, column in rows.items()}
+        targets = [targets[row] for row in order.tolist()]
+    # By section index, one more for None (no section): a list index costs less than a lookup per row.
+    section_names = [section.name for section in obj.sections] + [None]
+    outputs = [placement.output_section.get(index) for index in range(len(obj.sections))] + [None]
     site_section, site_offset = rows["site_section"], rows["site_offset"]
     site_row, site_delta = index.enclosing_rows(site_section, site_offset)
     site_symbols = index.names(site_row)
@@ -280,19 +288,28 @@ def build_records(obj: ElfInput, arch: Architecture, placement: Placement, prove
                                    return_inverse=True)
     mnemonics = [arch.instruction(arch.kinds[kind], word) for kind, word in opcodes.T.tolist()]
     site_lines, target_lines = _source_lines(rows, targets, sourcemap, linked)
-    output = placement.output_section
+    kinds = [arch.kinds[kind] for kind in rows["kind"].tolist()]
     return [ReachRecord(
-        kind=arch.kinds[kind],
-        site=Site(sections[section].name, section, offset, place, symbol, delta, output.get(section),
+        kind=kind,
+        site=Site(section_names[section], section, offset, place, symbol, delta, outputs[section],
                   mnemonics[opcode], site_line),
-        target=Target(target.name, sections[target.section].name if target.section is not None else None,
-                      target.section, target.offset, address, target.addend,
-                      output.get(target.section) if target.section is not None else None, target_line),
+        target=Target(name, section_names[-1 if in_section is None else in_section], in_section, target_offset,
+                      address, addend, outputs[-1 if in_section is None else in_section], target_line),
         distance=distance, status=STATUS_CODES[status], provenance=provenance)
-        for kind, section, offset, place, symbol, delta, opcode, site_line, target, address, target_line, distance,
-        status in zip(rows["kind"].tolist(), site_section.tolist(), site_offset.tolist(), rows["place"].tolist(),
-                      site_symbols, site_delta.tolist(), opcode_of.ravel().tolist(), site_lines, targets,
-                      rows["target"].tolist(), target_lines, rows["distance"].tolist(), rows["status"].tolist())]
+        for kind, section, offset, place, symbol, delta, opcode, site_line, (name, in_section, target_offset, addend),
+        address, target_line, distance, status in zip(
+            kinds, site_section.tolist(), site_offset.tolist(), rows["place"].tolist(), site_symbols,
+            site_delta.tolist(), opcode_of.ravel().tolist(), site_lines, targets, rows["target"].tolist(),
+            target_lines, rows["distance"].tolist(), rows["status"].tolist())]
+
+
+def _report_order(arch: Architecture, rows: dict[str, np.ndarray]) -> np.ndarray:
+    """`worst_first`'s order of the rows: status, then usage (highest first), then address."""
+    usage = np.zeros(len(rows["kind"]), dtype=np.float64)
+    for number in np.unique(rows["kind"]).tolist():
+        of_kind = rows["kind"] == number
+        usage[of_kind] = usages(arch.kinds[number], rows["distance"][of_kind].astype(np.int64))
+    return np.lexsort((rows["place"], -usage, rows["status"]))
 
 
 def _source_lines(rows: dict[str, np.ndarray], targets: list[TargetOf], sourcemap: SourceMap | None,

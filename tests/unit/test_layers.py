@@ -31,8 +31,11 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                     "__main__", "lsp")),
 )
 
-#: Imports a function may make: the language server, which a scan from the command line never loads.
-DEFERRED = {("cli", "lsp.server")}
+#: Imports a function may make: the modules of one command each (the language server, SARIF, `diff`,
+#: the picture, the history report), which a scan from the command line never loads (start-up counts
+#: in a build loop: SARIF alone loads tree-sitter).
+DEFERRED = {("cli", "lsp.server"), ("cli", "sarif"), ("cli", "diff"), ("cli", "diffreport"), ("cli", "picture"),
+            ("cli", "trend_report")}
 
 
 def _module_name(path: Path) -> str:
