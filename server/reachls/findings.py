@@ -23,7 +23,7 @@ from pathlib import Path
 from .anchor import (SourceTexts, changed_note, line_map, names_target, normalise, reanchor, statement_agrees,
                      target_name)
 from .arch.base import Architecture
-from .asmfile import AsmFile, AsmStatement
+from .asmfile import AsmFile, AsmStatement, Dialect
 from .edits import Fix, Span
 from .fixes import lto_makefile_fix, section_attribute_fix
 from .record import ReachRecord, Status
@@ -170,12 +170,15 @@ class Findings:
     texts: dict[Path, str] = field(default_factory=dict)
     as_built: dict[Path, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
+    #: The sources `source_findings` read and parsed, for later stages of the same scan (lenses).
+    sources: Sources | None = field(default=None, compare=False, repr=False)
 
 
-class _Sources:
-    """Parsed sources, each read (editor buffer first) and parsed once per scan."""
+class Sources:
+    """Parsed sources, each read (editor buffer first) and parsed once per scan; what is read is
+    kept in the findings' `texts`, which spans refer to."""
 
-    def __init__(self, dialect: str, texts: SourceTexts, findings: Findings) -> None:
+    def __init__(self, dialect: Dialect, texts: SourceTexts, findings: Findings) -> None:
         self._dialect = dialect
         self._texts = texts
         self._findings = findings
@@ -238,7 +241,7 @@ def source_findings(records: list[ReachRecord], arch: Architecture, mapper: Path
     """Findings of one artefact's records. `texts` gives editors' unsaved buffers and the texts of
     earlier scans; without it the files on disk are read."""
     findings = Findings()
-    sources = _Sources(arch.asm_dialect, texts or SourceTexts(), findings)
+    sources = findings.sources = Sources(arch.asm_dialect, texts or SourceTexts(), findings)
     reported = [r for r in records if r.status is not Status.OK]
     sites = _anchored_sites(reported, arch, mapper, sources, findings)
     by_target: dict[tuple[Path, CFunction], list[ReachRecord]] = defaultdict(list)
@@ -260,7 +263,7 @@ def source_findings(records: list[ReachRecord], arch: Architecture, mapper: Path
     return findings
 
 
-def _anchored_sites(records: list[ReachRecord], arch: Architecture, mapper: PathMapper, sources: _Sources,
+def _anchored_sites(records: list[ReachRecord], arch: Architecture, mapper: PathMapper, sources: Sources,
                     findings: Findings) -> dict[int, tuple[Path, int]]:
     """Index into `records` → the workspace file and line of its statement now. The DWARF line as
     it is where the file has not changed since the build; else `reanchor`ed. Records whose
@@ -291,7 +294,7 @@ def _anchored_sites(records: list[ReachRecord], arch: Architecture, mapper: Path
     return anchored
 
 
-def _agreement(path: Path, arch: Architecture, mapper: PathMapper, sources: _Sources):
+def _agreement(path: Path, arch: Architecture, mapper: PathMapper, sources: Sources):
     """Does line N of `path` hold a statement the record can be about? In assembly, one that
     `statement_agrees`; elsewhere (C), a line naming the target."""
     if path.suffix in ASM_SUFFIXES:
@@ -309,7 +312,7 @@ def _what(record: ReachRecord) -> str:
 
 
 def _site_finding(record: ReachRecord, path: Path, line: int, arch: Architecture, mapper: PathMapper,
-                  sources: _Sources) -> Finding:
+                  sources: Sources) -> Finding:
     """The finding on the statement at `line` (where the record's statement is now)."""
     built = record.provenance.artefact_mtime
     changed = sources.changed(path, built)
@@ -347,7 +350,7 @@ def _line_span(lines: list[str], line: int) -> Span:
     return Span(line, len(text) - len(text.lstrip()), len(text.rstrip()))
 
 
-def _target_function(path: Path, record: ReachRecord, sources: _Sources) -> CFunction | None:
+def _target_function(path: Path, record: ReachRecord, sources: Sources) -> CFunction | None:
     """The C function the record's target is: the one at its DWARF line, or, in a file changed
     since the build, the one of the target's name wherever it is now."""
     cfile = sources.c(path)
@@ -360,7 +363,7 @@ def _target_function(path: Path, record: ReachRecord, sources: _Sources) -> CFun
     return cfile.function_named(name) if name else None
 
 
-def _related_target(record: ReachRecord, mapper: PathMapper, sources: _Sources) -> tuple[tuple[Path, int, str], ...]:
+def _related_target(record: ReachRecord, mapper: PathMapper, sources: Sources) -> tuple[tuple[Path, int, str], ...]:
     target = record.target.location
     path = mapper(target.file) if target else None
     if target is None or path is None:
@@ -370,7 +373,7 @@ def _related_target(record: ReachRecord, mapper: PathMapper, sources: _Sources) 
     return ((path, line, f"{record.target.symbol} is here, in {record.target.section}"),)
 
 
-def _target_fixes(record: ReachRecord, mapper: PathMapper, sources: _Sources) -> list[Fix]:
+def _target_fixes(record: ReachRecord, mapper: PathMapper, sources: Sources) -> list[Fix]:
     """Fixes on the target side: pin the C function into .text, or take its directory out of LTO."""
     target = record.target.location
     path = mapper(target.file) if target else None
@@ -384,7 +387,7 @@ def _target_fixes(record: ReachRecord, mapper: PathMapper, sources: _Sources) ->
 
 
 def _target_finding(path: Path, function: CFunction, records: list[ReachRecord],
-                    site_lines: dict[int, tuple[Path, int]], mapper: PathMapper, sources: _Sources) -> Finding:
+                    site_lines: dict[int, tuple[Path, int]], mapper: PathMapper, sources: Sources) -> Finding:
     """The marker on the C function's name; related: each referencing site still in the source."""
     worst = min(records, key=lambda r: r.worst_first)
     callers = ", ".join(dict.fromkeys(r.site.symbol or r.site.section for r in records))

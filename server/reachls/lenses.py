@@ -13,12 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .anchor import SourceTexts
-from .arch import Architecture
-from .findings import ASM_SUFFIXES, C_SUFFIXES, Findings, PathMapper
+from .edits import Span
+from .findings import ASM_SUFFIXES, C_SUFFIXES, Findings, PathMapper, Sources
 from .record import ReachRecord, Status
-from .sources.asm import AsmFile, Span, parse_asm
-from .sources.c import CFile, parse_c
 
 
 @dataclass(frozen=True)
@@ -38,44 +35,35 @@ class FunctionLens:
 
 
 class _Definitions:
-    """Where a function is defined in a workspace file, each file parsed once (the text a scan read)."""
+    """Where a function is defined in a workspace file, from the sources the findings parsed."""
 
-    def __init__(self, arch: Architecture, findings: Findings, texts: SourceTexts) -> None:
-        self._arch = arch
-        self._findings = findings
-        self._texts = texts
-        self._parsed: dict[Path, CFile | AsmFile] = {}
-
-    def _text(self, path: Path) -> str:
-        if path not in self._findings.texts:
-            self._findings.texts[path] = self._texts.read(path)
-        return self._findings.texts[path]
+    def __init__(self, sources: Sources, mapper: PathMapper) -> None:
+        self._sources = sources
+        self._mapper = mapper
 
     def find(self, path: Path, name: str | None, line: int | None) -> tuple[str, Span] | None:
         """The function `name` (C: else the one holding `line`) in `path`, with its name's span."""
         if path.suffix in C_SUFFIXES:
-            if path not in self._parsed:
-                self._parsed[path] = parse_c(self._text(path))
-            cfile = self._parsed[path]
+            cfile = self._sources.c(path)
             function = (cfile.function_named(name) if name else None) or (
                 cfile.function_at_line(line) if line is not None else None)
             return (function.name, function.name_span) if function is not None else None
         if path.suffix in ASM_SUFFIXES and name:
-            if path not in self._parsed:
-                self._parsed[path] = parse_asm(self._text(path), self._arch.asm_dialect)
-            span = self._parsed[path].definition(name)
+            span = self._sources.asm(path, self._mapper)[0].definition(name)
             return (name, span) if span is not None else None
         return None
 
 
-def function_lenses(records: list[ReachRecord], arch: Architecture, findings: Findings, mapper: PathMapper,
-                    texts: SourceTexts) -> dict[Path, list[FunctionLens]]:
-    """The lenses of one artefact's reported `records`, by workspace file. Sites are where
-    `findings` put them (a site whose statement is gone has no lens); targets where their DWARF
-    file names them. Texts read for the lenses are added to `findings.texts` (spans refer to them)."""
+def function_lenses(records: list[ReachRecord], findings: Findings, mapper: PathMapper
+                    ) -> dict[Path, list[FunctionLens]]:
+    """The lenses of one artefact's reported `records`, by workspace file, from their `findings`
+    (`source_findings`: its parsed sources are reused). Sites are where `findings` put them (a site
+    whose statement is gone has no lens); targets where their DWARF file names them. Texts read for
+    the lenses are added to `findings.texts` (spans refer to them)."""
     site_lines = {id(record): (path, finding.span.line) for path, items in findings.by_path.items()
                   for finding in items if finding.role == "site" for record in finding.records}
-    definitions = _Definitions(arch, findings, texts)
+    assert findings.sources is not None, "findings made by source_findings"
+    definitions = _Definitions(findings.sources, mapper)
     held: dict[tuple[Path, str, Span], list[ReachRecord]] = defaultdict(list)
     target_lines: dict[int, tuple[Path, int]] = {}
     for record in records:

@@ -226,8 +226,7 @@ class ReachServer(LanguageServer):
         for result in results.values():
             findings: Findings = source_findings(result.analysis.records, result.arch, mapper, texts)
             if self.settings.code_lens:
-                for path, items in function_lenses(result.analysis.records, result.arch, findings, mapper,
-                                                   texts).items():
+                for path, items in function_lenses(result.analysis.records, findings, mapper).items():
                     lenses.setdefault(path, []).extend(items)
             for path, items in findings.by_path.items():
                 merged.by_path.setdefault(path, []).extend(items)
