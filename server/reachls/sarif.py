@@ -59,9 +59,9 @@ def default_source_root(result: ScanResult) -> Path:
         root = mapper.kernel_root(Path(file))
         if root is not None:
             return root
-    absolute = [Path(f).parent for f in files if Path(f).is_absolute()]
+    absolute = [str(Path(f).parent) for f in files if Path(f).is_absolute()]
     if absolute:
-        common = Path(*[parts[0] for parts in zip(*(p.parts for p in absolute)) if len(set(parts)) == 1])
+        common = Path(os.path.commonpath(absolute))
         if common != Path(common.anchor):
             return common
     return Path.cwd()
