@@ -16,57 +16,32 @@
 
 const fs = require("fs");
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { TIMEOUT, drive, run } = require("./codeserver");
 
 const [url, tree, shots, executablePath, nobuild, buildDir] = process.argv.slice(2);
 const ENTRY = path.join(tree, "arch/arm64/kvm/hyp/entry.S");
-const TIMEOUT = 60000;
 
 async function main() {
     const lines = fs.readFileSync(ENTRY, "utf8").split("\n");
     const cbzLine = lines.findIndex((line) => /^\s*cbz\s.*hyp_panic/.test(line)) + 1;
     const seen = { cbzLine };
-    const browser = await chromium.launch({
-        executablePath,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-               "--disable-extensions", "--no-first-run", "--disable-sync"],
-    });
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.setDefaultTimeout(TIMEOUT);
-    const command = async (title, exact = title) => {
-        await page.keyboard.press("F1");
-        await page.locator(".quick-input-widget input").waitFor();
-        await page.keyboard.type(title);
-        const row = page.locator(".quick-input-list .monaco-list-row .label-name", { hasText: exact }).first();
-        await row.waitFor();
-        await row.click();
-    };
-    // The Settings editor on its User tab (in a remote window, code-server's, the tab that
-    // leaves out machine-scoped settings), searched for `query`.
-    const openSettings = async (query) => {
-        await command("Preferences: Open User Settings", /^Preferences: Open User Settings$/);
-        const search = page.locator(".settings-editor .suggest-input-container");
-        await search.waitFor();
-        await page.locator(".settings-editor .settings-tabs-widget .action-label", { hasText: /^User$/ }).click();
-        await search.click();
-        await page.keyboard.press("Control+A");
-        await page.keyboard.type(query);
-    };
-    const openSetting = async (key) => {
-        await openSettings(key);
-        await page.locator(`.settings-editor .setting-item-contents[data-key="${key}"]`).waitFor();
-    };
-    const statusItem = () => page.locator(".statusbar-item", { hasText: "reachls" }).first();
-    const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
-    const step = async (name, fn) => {
-        try {
-            return await fn();
-        } catch (error) {
-            await shot(`failed-${name}`).catch(() => undefined);
-            throw new Error(`${name}: ${error.message}`);
-        }
-    };
-    try {
+    await drive({ executablePath, shots, width: 1400, seen }, async ({ page, shot, step, command }) => {
+        // The Settings editor on its User tab (in a remote window, code-server's, the tab that
+        // leaves out machine-scoped settings), searched for `query`.
+        const openSettings = async (query) => {
+            await command("Preferences: Open User Settings", /^Preferences: Open User Settings$/);
+            const search = page.locator(".settings-editor .suggest-input-container");
+            await search.waitFor();
+            await page.locator(".settings-editor .settings-tabs-widget .action-label", { hasText: /^User$/ }).click();
+            await search.click();
+            await page.keyboard.press("Control+A");
+            await page.keyboard.type(query);
+        };
+        const openSetting = async (key) => {
+            await openSettings(key);
+            await page.locator(`.settings-editor .setting-item-contents[data-key="${key}"]`).waitFor();
+        };
+        const statusItem = () => page.locator(".statusbar-item", { hasText: "reachls" }).first();
         await step("workbench", async () => {
             await page.goto(`${url}/?folder=${encodeURIComponent(tree)}`);
             await page.locator(".monaco-workbench").waitFor();
@@ -313,14 +288,7 @@ async function main() {
             const status = await statusItem().textContent();
             return { message, query: query.trim(), status: status.trim() };
         });
-    } finally {
-        await browser.close();
-        // All that was seen, up to a failed step too (Monaco renders spaces as no-break spaces).
-        console.log(JSON.stringify(seen, (key, value) => typeof value === "string" ? value.replace(/\u00a0/g, " ") : value));
-    }
+    });
 }
 
-main().catch((error) => {
-    console.error(error.stack || String(error));
-    process.exit(1);
-});
+run(main);

@@ -10,40 +10,24 @@
 /* global document */ // used only in functions that run in the browser
 
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { TIMEOUT, drive, run } = require("./codeserver");
 
 const [url, tree, shots, executablePath] = process.argv.slice(2);
-const TIMEOUT = 60000;
 
 async function main() {
-    const browser = await chromium.launch({
-        executablePath,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-               "--disable-extensions", "--no-first-run", "--disable-sync"],
-    });
-    const page = await browser.newPage({ viewport: { width: 1600, height: 900 } });
-    page.setDefaultTimeout(TIMEOUT);
     const seen = { requests: [] };
-    page.on("request", (request) => {  // any request off the machine (blob: and the server's own are local)
-        if (/^(https?|wss?):/.test(request.url()) && !request.url().startsWith(url)) {
-            seen.requests.push(request.url());
-        }
-    });
-    const shot = (name) => page.screenshot({ path: path.join(shots, `${name}.png`) });
-    const step = async (name, fn) => {
-        try {
-            return await fn();
-        } catch (error) {
-            await shot(`failed-${name}`).catch(() => undefined);
-            throw new Error(`${name}: ${error.message}`);
-        }
-    };
-    // The webview's document sits in an iframe (the active frame) inside the webview's own iframe.
-    const picture = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
-    const records = picture.locator(".reachls-layout .record");
-    const cursor = async () => (await page.locator("#status\\.editor\\.selection").innerText()).trim();
-    const activeTab = async () => (await page.locator(".editor-group-container.active .tab.active").innerText()).trim();
-    try {
+    await drive({ executablePath, shots, width: 1600, seen }, async ({ page, shot, step, command }) => {
+        page.on("request", (request) => {  // any request off the machine (blob: and the server's own are local)
+            if (/^(https?|wss?):/.test(request.url()) && !request.url().startsWith(url)) {
+                seen.requests.push(request.url());
+            }
+        });
+        // The webview's document sits in an iframe (the active frame) inside the webview's own iframe.
+        const picture = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+        const records = picture.locator(".reachls-layout .record");
+        const cursor = async () => (await page.locator("#status\\.editor\\.selection").innerText()).trim();
+        const activeTab = async () =>
+            (await page.locator(".editor-group-container.active .tab.active").innerText()).trim();
         await step("workbench", async () => {
             await page.goto(`${url}/?folder=${encodeURIComponent(tree)}`);
             await page.locator(".monaco-workbench").waitFor();
@@ -52,11 +36,7 @@ async function main() {
         });
 
         seen.records = await step("show layout", async () => {
-            await page.keyboard.press("F1");
-            await page.locator(".quick-input-widget input").waitFor();
-            await page.keyboard.type("reachls: Show Layout");
-            await page.locator(".quick-input-list .monaco-list-row .label-name", { hasText: "Show Layout" }).first()
-                .click();
+            await command("reachls: Show Layout", "Show Layout");
             await page.locator(".tab.active", { hasText: "reachls layout" }).waitFor();
             await records.first().waitFor();
             await shot("layout");
@@ -96,13 +76,7 @@ async function main() {
             await page.locator(".editor-group-container.active .tab.active", { hasText: name }).waitFor();
             return { tab: await activeTab(), cursor: await cursor() };
         });
-    } finally {
-        await browser.close();
-        console.log(JSON.stringify(seen, (key, value) => typeof value === "string" ? value.replace(/\u00a0/g, " ") : value));
-    }
+    });
 }
 
-main().catch((error) => {
-    console.error(error.stack || String(error));
-    process.exit(1);
-});
+run(main);
