@@ -20,6 +20,7 @@ from .arch.base import Architecture, checked_distance
 from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
 from .errors import ReachlsError
 from .layout import Placement, undefined_symbols
+from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD, Provenance, Status
 from .records import (UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows, SymbolIndex,
                       TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally, build_records,
@@ -37,7 +38,7 @@ WEAK_NOTE_NAMES = 3
 
 def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
             threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
-            sourcemap: SourceMap | None = None) -> Analysis:
+            sourcemap: SourceMap | None = None, progress: Progress = SILENT) -> Analysis:
     """Every short-reach relocation of every allocated section, with exact distances and statuses;
     with a `sourcemap`, each record's site line and target declaration too."""
     linked = not obj.is_relocatable
@@ -139,7 +140,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                          sym=sym[rows[keep]], addend=addend[rows[keep]] - bias.view(np.int64))
     columns = reported.columns()
     records = build_records(obj, arch, placement, provenance, index, columns,
-                            relocation_targets(obj, placement, index, linked, columns), sourcemap, linked)
+                            relocation_targets(obj, placement, index, linked, columns), sourcemap, linked,
+                            progress=progress)
     notes = placement.notes + weak_note(obj, placement.linker, weak_checked) + ((arch.note,) if arch.note else ())
     return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
 

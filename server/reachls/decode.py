@@ -35,6 +35,7 @@ import numpy as np
 from .arch.base import Architecture, Decoder, SectionContext, place_base
 from .elf import SHT_NOBITS, U64, ElfInput
 from .layout import Placement
+from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD, Provenance, Status
 from .records import Analysis, ReportedRows, SymbolIndex, TargetOf, build_records, count_statuses, statuses, words_at
 from .sourcemap import SourceMap
@@ -202,7 +203,7 @@ def resolve_veneer(image: LinkedImage, decoder: Decoder, address: int) -> int | 
 
 def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
                     threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
-                    sourcemap: SourceMap | None = None) -> Analysis:
+                    sourcemap: SourceMap | None = None, progress: Progress = SILENT) -> Analysis:
     """Every short-reach instruction of every executable section, decoded, with usage and statuses;
     with a `sourcemap`, each record's site line and target declaration too."""
     decoder = arch.decoder
@@ -270,7 +271,8 @@ def analyse_decoded(obj: ElfInput, arch: Architecture, placement: Placement, pro
                          via_veneer=via_veneer[keep])
     rows = reported.columns()
     targets = _decoded_targets(image, index, decoder, thunks, rows["target"], rows["via_veneer"])
-    records = build_records(obj, arch, placement, provenance, index, rows, targets, sourcemap, linked=True)
+    records = build_records(obj, arch, placement, provenance, index, rows, targets, sourcemap, linked=True,
+                            progress=progress)
     notes = placement.notes + ((arch.note,) if arch.note else ()) + decoder.notes
     notes += (DECODED_NOTE,)
     if unmapped:

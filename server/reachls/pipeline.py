@@ -17,6 +17,7 @@ from .errors import ReachlsError
 from .kbuild import find_log
 from .layout import Placement
 from .linklog import scan_log
+from .progress import SILENT, Progress
 from .record import Provenance
 from .sourcemap import SourceMap
 from .stages import ENGINES, Mode, ScanOptions, ScanResult, open_input, place
@@ -25,8 +26,17 @@ from .stages import ENGINES, Mode, ScanOptions, ScanResult, open_input, place
 __all__ = ["ENGINES", "FunctionPlacement", "Mode", "ScanOptions", "ScanResult", "function_layout", "scan"]
 
 
-def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
-    """Reach records of the artefact at `path` (a build dir or an ELF file), with source lines."""
+def scan(path: Path, options: ScanOptions = ScanOptions(), progress: Progress = SILENT) -> ScanResult:
+    """Reach records of the artefact at `path` (a build dir or an ELF file), with source lines;
+    each stage told to `progress` as it begins."""
+    try:
+        return _scan(path, options, progress)
+    finally:
+        progress.end()
+
+
+def _scan(path: Path, options: ScanOptions, progress: Progress) -> ScanResult:
+    progress.begin("read")
     log = find_log(path, options.log)
     if log is not None:  # a linker log: the overflows it names, read back from their objects
         return scan_log(log, path if path.is_dir() else None, options.engine, options.script, options.untrusted_roots)
@@ -37,16 +47,18 @@ def scan(path: Path, options: ScanOptions = ScanOptions()) -> ScanResult:
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
+        progress.begin("place")
         placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,
                                 (Mode.RELOCATABLE if obj.is_relocatable else Mode.LINKED).value,
                                 "decoded" if decoded else placement.engine, placement.linker)
+        progress.begin("analyse")
         sourcemap = SourceMap(obj, arch.dwarf_relocations)
         has_dwarf = sourcemap.has_dwarf()
         # No relocations left: decode the short-reach instructions themselves (decode.py).
         analyse_mode = analyse_decoded if decoded else analyse
         analysis = analyse_mode(obj, arch, placement, provenance, options.threshold, options.include_ok,
-                                sourcemap if has_dwarf else None)
+                                sourcemap if has_dwarf else None, progress)
         notes = sourcemap.notes if has_dwarf else (
             "no DWARF line information: sites are given as symbol+offset (build with -g)",)
     return ScanResult(inputs, arch, analysis, has_dwarf, Mode.RELOCATABLE if obj.is_relocatable else Mode.LINKED, notes)
@@ -64,21 +76,28 @@ class FunctionPlacement:
     is_function: bool = True
 
 
-def function_layout(path: Path, options: ScanOptions = ScanOptions()) -> tuple[Placement, list[FunctionPlacement]]:
+def function_layout(path: Path, options: ScanOptions = ScanOptions(), progress: Progress = SILENT
+                    ) -> tuple[Placement, list[FunctionPlacement]]:
     """Where every code label (function symbols and assembly entry points) lands, and its offset
-    from the start of its output section."""
-    inputs, obj, _, flavour = open_input(path, options)
-    with obj:
-        placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
-        functions = []
-        for label in obj.code_labels():
-            if label.section not in placement.section_address:
-                continue
-            address = label.value if not obj.is_relocatable else \
-                int(placement.addresses(label.section, np.array([label.value], np.uint64))[0])
-            output = placement.output_section.get(label.section)
-            start = placement.output_start.get(output) if output else None
-            functions.append(FunctionPlacement(label.name, address, label.size, output,
-                                               address - start if start is not None else None, label.is_function))
+    from the start of its output section; each stage told to `progress` as it begins."""
+    try:
+        progress.begin("read")
+        inputs, obj, _, flavour = open_input(path, options)
+        with obj:
+            progress.begin("place")
+            placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
+            functions = []
+            for label in obj.code_labels():
+                if label.section not in placement.section_address:
+                    continue
+                address = label.value if not obj.is_relocatable else \
+                    int(placement.addresses(label.section, np.array([label.value], np.uint64))[0])
+                output = placement.output_section.get(label.section)
+                start = placement.output_start.get(output) if output else None
+                functions.append(FunctionPlacement(label.name, address, label.size, output,
+                                                   address - start if start is not None else None,
+                                                   label.is_function))
+    finally:
+        progress.end()
     functions.sort(key=lambda f: (f.address, f.name))
     return placement, functions

@@ -21,6 +21,7 @@ import numpy as np
 from .arch.base import Architecture
 from .elf import ElfInput
 from .layout import Placement
+from .progress import SILENT, Progress
 from .record import Provenance, ReachRecord, RelocKind, Site, SourceLocation, Status, Target
 from .sourcemap import SourceMap
 
@@ -267,8 +268,8 @@ class TargetOf(NamedTuple):
 
 def build_records(obj: ElfInput, arch: Architecture, placement: Placement, provenance: Provenance,
                   index: SymbolIndex, rows: dict[str, np.ndarray], targets: list[TargetOf],
-                  sourcemap: SourceMap | None = None, linked: bool = False, ordered: bool = True
-                  ) -> list[ReachRecord]:
+                  sourcemap: SourceMap | None = None, linked: bool = False, ordered: bool = True,
+                  progress: Progress = SILENT) -> list[ReachRecord]:
     """The one place reported rows become `ReachRecord`s, for every mode, in report order (as
     `worst_first` sorts them, here over the columns; `ordered` False: in row order): sites named by the symbol that encloses them,
     instructions by their mnemonic (once per distinct opcode), output sections from the placement,
@@ -287,6 +288,8 @@ def build_records(obj: ElfInput, arch: Architecture, placement: Placement, prove
     opcodes, opcode_of = np.unique(np.stack([rows["kind"], rows["word"] & np.uint32(arch.instruction_bits)]), axis=1,
                                    return_inverse=True)
     mnemonics = [arch.instruction(arch.kinds[kind], word) for kind, word in opcodes.T.tolist()]
+    if sourcemap is not None:
+        progress.begin("source")
     site_lines, target_lines = _source_lines(rows, targets, sourcemap, linked)
     kinds = [arch.kinds[kind] for kind in rows["kind"].tolist()]
     return [ReachRecord(

@@ -18,7 +18,7 @@ PACKAGE = ROOT / "server" / "reachls"
 
 #: Bottom first. A module is named by its path in the package; a package name covers its modules.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("values", ("__init__", "errors", "record", "edits", "asmfile")),
+    ("values", ("__init__", "errors", "record", "edits", "asmfile", "progress")),
     ("readers", ("elf", "dwarfline", "sourcemap")),
     ("arch", ("arch",)),
     ("layout", ("layout",)),
