@@ -12,19 +12,17 @@ few examples, in `Analysis.unchecked`, so "0 overflow" can only mean that everyt
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 
 from .arch.base import Architecture, checked_distance
-from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput
+from .elf import SECTION_ABS, SHN_UNDEF, STB_WEAK, STT_SECTION, U64, ElfInput, RelocationRows
 from .errors import ReachlsError
 from .layout import Placement, undefined_symbols
 from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD, Provenance, Status
-from .records import (UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows, SymbolIndex,
-                      TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally, build_records,
-                      count_statuses, statuses, words_at)
+from .records import (STATUS_CODES, UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows,
+                      SymbolIndex, TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally,
+                      build_records, statuses)
 from .sourcemap import SourceMap
 
 #: What scripts/kallsyms.c defines in the object link-vmlinux.sh adds to the final link after
@@ -40,110 +38,114 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             threshold: float = DEFAULT_THRESHOLD, include_ok: bool = False,
             sourcemap: SourceMap | None = None, progress: Progress = SILENT) -> Analysis:
     """Every short-reach relocation of every allocated section, with exact distances and statuses;
-    with a `sourcemap`, each record's site line and target declaration too."""
+    with a `sourcemap`, each record's site line and target declaration too.
+
+    All relocation tables are read and measured at once (`ElfInput.relocation_rows`); the only
+    loops are over relocation types and over the records reported."""
     linked = not obj.is_relocatable
     # Addresses are unsigned 64-bit (kernel text sits at 0xffff8000…): all address arithmetic is
     # done in uint64, where it wraps exactly like the linker's, and distances are read as int64.
-    base = np.zeros(len(obj.sections), dtype=np.uint64)
-    is_placed = np.zeros(len(obj.sections), dtype=bool)
-    for index, address in placement.section_address.items():
-        if address > U64:  # sizes near 2**64 in a relocatable input: no link can place what follows them
-            raise ReachlsError(f"section {obj.sections[index].name} would be placed at {address:#x}, past the "
-                               "64-bit address space (a section size near 2**64?)", str(obj.path))
-        base[index] = 0 if linked else address
-        is_placed[index] = True
+    base, is_placed = section_bases(obj, placement)
     syms = obj.symbols
     sym_shndx = obj.symbol_sections
     defined_by_link, link_address, resolvable_weak = resolve_undefined(obj, placement)
     sym_value = np.where(defined_by_link, link_address, syms["value"].astype(np.uint64))
     weak_offset = undefined_weak_offsets(arch, placement.linker)
-    weak_checked: list[np.ndarray] = []  # symbols of the weak undefined references checked
-    kind_numbers = np.array(sorted(arch.kinds), dtype=np.int64)
     got_start = placement.got_address if placement.got_address is not None else placement.output_start.get(".got")
     # GOT-relative types are measured to the .got, so their symbol does not decide whether they are checked.
     is_got_type = np.zeros(max(arch.kinds, default=0) + 1, dtype=bool)
     is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.is_got]] = True
-    got_reason = -1 if got_start is not None else UNCHECKED_CODE[UncheckedReason.GOT_UNKNOWN]
-    symbol_reason = unchecked_symbol_reasons(obj, is_placed, defined_by_link)
     index = SymbolIndex(obj, linked)
-    counts: Counter[Status] = Counter()
-    reported = ReportedRows(sym=np.int64, addend=np.int64)
-    missed: list[tuple[np.ndarray, ...]] = []  # per table: (site section, offset, sym, addend, type, reason)
-    for site_section, rel_section in sorted(obj.relocation_sections().items()):
-        if not obj.sections[site_section].is_alloc or not len(kind_numbers):
-            continue  # not part of the image: nothing the linker checks
-        relocs = obj.relocations(rel_section)
-        chosen = np.flatnonzero(np.isin(relocs.type, kind_numbers))
-        if not len(chosen):
-            continue
-        sym = relocs.sym[chosen]
-        if is_placed[site_section]:
-            reason = symbol_reason[np.minimum(sym, len(syms))]
-            in_table = sym < len(syms)
-            linker_resolves = np.append(resolvable_weak, False)[np.minimum(sym, len(syms))] \
-                & (weak_offset[relocs.type[chosen]] >= 0) & (relocs.addend[chosen] == 0)
-            reason[linker_resolves] = -1
-            reason[is_got_type[relocs.type[chosen]] & in_table] = got_reason
-            if relocs.composed is not None:
-                reason[relocs.composed[chosen]] = UNCHECKED_CODE[UncheckedReason.COMPOSED]
-        else:
-            reason = np.full(len(chosen), UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED])
-        checked = reason < 0
-        if not checked.all():
-            rows = chosen[~checked]
-            missed.append((np.full(len(rows), site_section), relocs.offset[rows], relocs.sym[rows],
-                           relocs.addend[rows], relocs.type[rows], reason[~checked]))
-            chosen, sym = chosen[checked], sym[checked]
-            if not len(chosen):
-                continue
-        target_shndx = sym_shndx[sym]
-        # Outside a section: absolute, or (GOT types only) undefined or reserved; S is then the symbol's value.
-        in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
-        types = relocs.type[chosen]
-        addend = relocs.addend[chosen]
-        implicit = not relocs.explicit_addend and arch.implicit_addend is not None and not linked
-        if implicit:
-            addend = implicit_addends(obj, arch, site_section, relocs.offset[chosen], types)
-        target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
-        if placement.pieces:
-            target = piece_targets(obj, placement, sym, target_shndx, addend, target)
-        place = (relocs.offset[chosen].astype(np.uint64) + base[site_section] if linked else
-                 placement.addresses(site_section, relocs.offset[chosen].astype(np.uint64)))
-        weak_rows = resolvable_weak[sym] & ~is_got_type[types]
-        if weak_rows.any():  # what the linker writes: the place, or the next instruction
-            target[weak_rows] = place[weak_rows] + weak_offset[types[weak_rows]].astype(np.uint64)
-            weak_checked.append(sym[weak_rows])
-        for number in np.unique(types):
-            kind = arch.kinds[int(number)]
-            rows = np.flatnonzero(types == number)
-            kind_target = target[rows]
-            if kind.formula.is_got:  # checked only when the layout has a .got
-                kind_target = np.full_like(kind_target, np.uint64(got_start))
-            distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
-            status = statuses(kind, distance, target_shndx[rows] != site_section, threshold)
-            count_statuses(counts, status)
-            keep = np.flatnonzero(np.ones(len(rows), dtype=bool) if include_ok else status != Status.OK.rank)
-            if not len(keep):
-                continue
-            # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32)
-            # or in a RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
-            biased = (implicit or relocs.explicit_addend) and arch.pc_bias
-            bias = np.uint64((arch.pc_bias(kind) if biased else 0) & U64)
-            offsets = relocs.offset[chosen[rows[keep]]]
-            site_offset = (offsets.astype(np.uint64) - np.uint64(obj.sections[site_section].addr)).view(np.int64) \
-                if linked else offsets
-            data = np.frombuffer(obj.section_data(site_section) + bytes(4), dtype=np.uint8)
-            reported.add(kind=np.full(len(keep), kind.number), site_section=np.full(len(keep), site_section),
-                         site_offset=site_offset, place=place[rows[keep]],
-                         word=words_at(data, np.clip(site_offset, 0, len(data) - 4), obj.little),
-                         target=target[rows[keep]] - bias, distance=distance[keep], status=status[keep],
-                         sym=sym[rows[keep]], addend=addend[rows[keep]] - bias.view(np.int64))
+    relocs = obj.relocation_rows(np.array(sorted(arch.kinds), dtype=np.int64))
+    reason = unchecked_reasons(obj, relocs, is_placed, defined_by_link, resolvable_weak, weak_offset, is_got_type,
+                               got_start is not None)
+    missed = reason >= 0
+    unchecked = unchecked_groups(obj, arch, index, linked, relocs, np.flatnonzero(missed), reason)
+    chosen = np.flatnonzero(~missed)
+    site_section, offsets, sym, types = relocs.section[chosen], relocs.offset[chosen], relocs.sym[chosen], \
+        relocs.type[chosen]
+    explicit = relocs.explicit_addend[chosen]
+    target_shndx = sym_shndx[sym]
+    # Outside a section: absolute, or (GOT types only) undefined or reserved; S is then the symbol's value.
+    in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
+    addend = relocs.addend[chosen]
+    implicit = ~explicit if arch.implicit_addend is not None and not linked else np.zeros(len(chosen), dtype=bool)
+    if implicit.any():
+        addend[implicit] = implicit_addends(obj, arch, site_section[implicit], offsets[implicit], types[implicit])
+    target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
+    if placement.pieces:
+        target = piece_targets(obj, placement, sym, target_shndx, addend, target)
+    place = offsets.astype(np.uint64) + base[site_section] if linked else \
+        placement.addresses_in(site_section, offsets.astype(np.uint64))
+    weak_rows = resolvable_weak[sym] & ~is_got_type[types]
+    if weak_rows.any():  # what the linker writes: the place, or the next instruction
+        target[weak_rows] = place[weak_rows] + weak_offset[types[weak_rows]].astype(np.uint64)
+    # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32) or in a
+    # RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
+    biased = (implicit | explicit) if arch.pc_bias else np.zeros(len(chosen), dtype=bool)
+    counts = np.zeros(len(STATUS_CODES), dtype=np.int64)
+    reported = ReportedRows(row=np.int64, bias=np.int64)
+    for number in np.unique(types).tolist():
+        kind = arch.kinds[number]
+        rows = np.flatnonzero(types == number)
+        kind_target = target[rows]
+        if kind.formula.is_got:  # checked only when the layout has a .got
+            kind_target = np.full_like(kind_target, np.uint64(got_start))
+        distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
+        status = statuses(kind, distance, target_shndx[rows] != site_section[rows], threshold)
+        counts += np.bincount(status, minlength=len(counts))
+        keep = slice(None) if include_ok else status != Status.OK.rank
+        reported.add(kind=np.full(len(rows[keep]), number), site_section=site_section[rows[keep]],
+                     site_offset=offsets[rows[keep]], place=place[rows[keep]], target=target[rows[keep]],
+                     distance=distance[keep], status=status[keep], row=rows[keep],
+                     bias=np.where(biased[rows[keep]], arch.pc_bias(kind) if arch.pc_bias else 0, 0))
     columns = reported.columns()
+    row, bias = columns.pop("row"), columns.pop("bias")
+    columns["target"] -= bias.astype(np.uint64)
+    columns["sym"], columns["addend"] = sym[row], addend[row] - bias
+    if linked:
+        columns["site_offset"] = (columns["site_offset"].astype(np.uint64)
+                                  - obj.section_headers["addr"][columns["site_section"]].astype(np.uint64)).view(np.int64)
+    columns["word"] = obj.words_at(columns["site_section"], columns["site_offset"])
     records = build_records(obj, arch, placement, provenance, index, columns,
                             relocation_targets(obj, placement, index, linked, columns), sourcemap, linked,
                             progress=progress)
-    notes = placement.notes + weak_note(obj, placement.linker, weak_checked) + ((arch.note,) if arch.note else ())
-    return Analysis(records, dict(counts), unchecked_groups(obj, arch, index, linked, missed), placement, notes)
+    notes = placement.notes + weak_note(obj, placement.linker, sym[weak_rows]) + ((arch.note,) if arch.note else ())
+    return Analysis(records, {STATUS_CODES[code]: int(n) for code, n in enumerate(counts.tolist()) if n}, unchecked,
+                    placement, notes)
+
+
+def section_bases(obj: ElfInput, placement: Placement) -> tuple[np.ndarray, np.ndarray]:
+    """Per section of `obj`: what its offsets are added to (its final address in a relocatable
+    input; 0 in a linked image, whose offsets are addresses) and whether the link placed it."""
+    if max(placement.section_address.values(), default=0) > U64:
+        # sizes near 2**64 in a relocatable input: no link can place what follows them
+        index, address = max(placement.section_address.items(), key=lambda item: item[1])
+        raise ReachlsError(f"section {obj.sections[index].name} would be placed at {address:#x}, past the "
+                           "64-bit address space (a section size near 2**64?)", str(obj.path))
+    index, address = placement.section_arrays
+    base = np.zeros(len(obj.sections), dtype=np.uint64)
+    is_placed = np.zeros(len(obj.sections), dtype=bool)
+    if obj.is_relocatable:
+        base[index] = address
+    is_placed[index] = True
+    return base, is_placed
+
+
+def unchecked_reasons(obj: ElfInput, relocs: RelocationRows, is_placed: np.ndarray, defined_by_link: np.ndarray,
+                      resolvable_weak: np.ndarray, weak_offset: np.ndarray, is_got_type: np.ndarray,
+                      has_got: bool) -> np.ndarray:
+    """Per relocation, the code in `UncheckedReason` of why it cannot be checked, or -1."""
+    sym, types = relocs.sym, relocs.type
+    in_table = sym < len(obj.symbols)
+    reason = unchecked_symbol_reasons(obj, is_placed, defined_by_link)[np.minimum(sym, len(obj.symbols))]
+    linker_resolves = np.append(resolvable_weak, False)[np.minimum(sym, len(obj.symbols))] \
+        & (weak_offset[types] >= 0) & (relocs.addend == 0)
+    reason[linker_resolves] = -1
+    reason[is_got_type[types] & in_table] = -1 if has_got else UNCHECKED_CODE[UncheckedReason.GOT_UNKNOWN]
+    reason[relocs.composed] = UNCHECKED_CODE[UncheckedReason.COMPOSED]
+    reason[~is_placed[relocs.section]] = UNCHECKED_CODE[UncheckedReason.SITE_NOT_PLACED]
+    return reason
 
 
 def relocation_targets(obj: ElfInput, placement: Placement, index: SymbolIndex, linked: bool,
@@ -193,11 +195,10 @@ def undefined_weak_offsets(arch: Architecture, linker: str | None) -> np.ndarray
     return offsets
 
 
-def weak_note(obj: ElfInput, linker: str | None, checked: list[np.ndarray]) -> tuple[str, ...]:
+def weak_note(obj: ElfInput, linker: str | None, symbols: np.ndarray) -> tuple[str, ...]:
     """One note on the references to weak undefined symbols checked as the linker resolves them."""
-    if not checked:
+    if not len(symbols):
         return ()
-    symbols = np.concatenate(checked)
     names = [obj.symbol_name(int(i)) for i in np.unique(symbols)[:WEAK_NOTE_NAMES + 1]]
     shown = ", ".join(names[:WEAK_NOTE_NAMES]) + (", ..." if len(names) > WEAK_NOTE_NAMES else "")
     return (f"{len(symbols)} references to weak undefined symbols ({shown}) were checked as {linker} resolves "
@@ -228,32 +229,26 @@ def got_entries(obj: ElfInput, arch: Architecture) -> int:
     got_types = [n for n, kind in arch.kinds.items() if kind.formula.is_got]
     if not got_types:
         return 0
-    tables = [obj.relocations(table) for site, table in obj.relocation_sections().items()
-              if obj.sections[site].is_alloc]
-    if not tables:
-        return 0
-    types = np.concatenate([relocs.type for relocs in tables])
-    symbols = np.concatenate([relocs.sym for relocs in tables])
-    return len(np.unique(symbols[np.isin(types, got_types)]))
+    return len(np.unique(obj.relocation_rows(np.array(got_types, dtype=np.int64)).sym))
 
 
-def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool,
-                     missed: list[tuple[np.ndarray, ...]]) -> tuple[UncheckedGroup, ...]:
-    """The unchecked references of every table counted per (type, reason) at once; the first few
-    of each group, in table order, named as its examples."""
-    if not missed:
+def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool, relocs: RelocationRows,
+                     rows: np.ndarray, reason: np.ndarray) -> tuple[UncheckedGroup, ...]:
+    """The unchecked relocations (`rows` of `relocs`) counted per (type, reason) at once; the first
+    few of each group, in table order, named as its examples."""
+    if not len(rows):
         return ()
-    section, offset, sym, addend, rtype, reason = (np.concatenate(column) for column in zip(*missed))
+    rtype, why = relocs.type[rows], reason[rows]
     width = int(rtype.max()) + 1
-    key = reason * width + rtype
+    key = why * width + rtype
     order = np.argsort(key, kind="stable")
     groups, starts, sizes = np.unique(key[order], return_index=True, return_counts=True)
     tally = UncheckedTally()
     for group, start, size in zip(groups.tolist(), starts.tolist(), sizes.tolist()):
-        rows = order[start:start + min(size, UNCHECKED_EXAMPLES)].tolist()
+        examples = rows[order[start:start + min(size, UNCHECKED_EXAMPLES)]].tolist()
         tally.add(arch.kinds[group % width].name, UNCHECKED_CODES[group // width], size,
-                  [unchecked_example(obj, index, linked, int(section[r]), int(offset[r]), int(sym[r]), int(addend[r]))
-                   for r in rows])
+                  [unchecked_example(obj, index, linked, int(relocs.section[r]), int(relocs.offset[r]),
+                                     int(relocs.sym[r]), int(relocs.addend[r])) for r in examples])
     return tally.groups()
 
 
@@ -283,16 +278,15 @@ def piece_targets(obj: ElfInput, placement: Placement, sym: np.ndarray, sections
     return target
 
 
-def implicit_addends(obj: ElfInput, arch: Architecture, section: int, offsets: np.ndarray,
-                      types: np.ndarray) -> np.ndarray:
+def implicit_addends(obj: ElfInput, arch: Architecture, sections: np.ndarray, offsets: np.ndarray,
+                     types: np.ndarray) -> np.ndarray:
     """SHT_REL addends, read out of the patched instructions (4 bytes at each site, zero-padded at
-    the section's end) and decoded per kind by the architecture, all at once.
+    its section's end) and decoded per kind by the architecture, all at once.
 
     Only for relocatable input: in a linked image the linker has overwritten the field."""
-    data = np.frombuffer(obj.section_data(section) + bytes(4), dtype=np.uint8)
-    words = words_at(data, np.clip(offsets.astype(np.int64), 0, len(data) - 4), obj.little)
+    words = obj.words_at(sections, offsets)
     addend = np.zeros(len(types), dtype=np.int64)
-    for number in np.unique(types):
+    for number in np.unique(types).tolist():
         rows = types == number
-        addend[rows] = arch.implicit_addend(arch.kinds[int(number)], words[rows])
+        addend[rows] = arch.implicit_addend(arch.kinds[number], words[rows])
     return addend

@@ -83,6 +83,63 @@ def _dtypes(is64: bool, little: bool) -> dict[str, np.dtype]:
     return {"shdr": np.dtype(shdr), "sym": np.dtype(sym), "rela": np.dtype(rela), "rel": np.dtype(rel)}
 
 
+#: Tables this close in the file are read together (`_FileRuns`): one read instead of thousands, for
+#: the price of the bytes between them (in a `vmlinux.o`, the code each relocation table follows).
+RUN_GAP = 1 << 20
+
+
+class _FileRuns:
+    """Ranges of the file (relocation tables) read in a few long runs into one buffer, addressed as
+    words of the ELF class: every table of a file located and read with array operations, not one
+    read per table. A run lands in the buffer at the same offset modulo the word width as in the
+    file, so entries keep their alignment and one word view per residue serves them all."""
+
+    def __init__(self, elf: "ElfInput", starts: np.ndarray, ends: np.ndarray, what: str) -> None:
+        self.width = 8 if elf.is64 else 4
+        if len(beyond := np.flatnonzero(ends > elf.size)):
+            first = int(beyond[0])
+            elf._slice(int(starts[first]), int(ends[first] - starts[first]), what)  # raises: truncated
+        order = np.argsort(starts, kind="stable")
+        begin, end = starts[order], ends[order]
+        opens_run = np.r_[True, begin[1:] > np.maximum.accumulate(end)[:-1] + RUN_GAP] if len(begin) else begin > 0
+        firsts = np.flatnonzero(opens_run)
+        run_start = begin[firsts]
+        run_end = np.maximum.reduceat(end, firsts) if len(firsts) else run_start
+        slot_size = run_end - run_start + self.width
+        slot = np.cumsum(slot_size) - slot_size
+        placed = slot + (run_start - slot) % self.width
+        self.buffer = np.empty(int(slot_size.sum()), dtype=np.uint8)
+        window = memoryview(self.buffer)
+        for file_at, length, at in zip(run_start.tolist(), (run_end - run_start).tolist(), placed.tolist()):
+            elf._read_into(window[at:at + length], file_at, what)
+        run_of = np.empty(len(starts), dtype=np.int64)
+        run_of[order] = np.cumsum(opens_run) - 1
+        self._shift = (placed - run_start)[run_of]
+        dtype = np.dtype(f"{'<' if elf.little else '>'}u{self.width}")
+        self._signed = np.int64 if elf.is64 else np.int32
+        self._views = [self.buffer[r:r + (len(self.buffer) - r) // self.width * self.width].view(dtype)
+                       for r in range(self.width)]
+
+    def position(self, starts: np.ndarray) -> np.ndarray:
+        """Buffer positions of the ranges' starts, in the order they were given."""
+        return starts + self._shift
+
+    def word(self, positions: np.ndarray) -> np.ndarray:
+        """The word at each buffer position (unsigned, native byte order)."""
+        residue = positions % self.width
+        if not residue.any():
+            return self._views[0][positions // self.width].astype(self._views[0].dtype.newbyteorder("="))
+        words = np.empty(len(positions), dtype=self._views[0].dtype.newbyteorder("="))
+        for r in np.unique(residue).tolist():
+            rows = residue == r
+            words[rows] = self._views[r][(positions[rows] - r) // self.width]
+        return words
+
+    def signed(self, positions: np.ndarray) -> np.ndarray:
+        """The word at each position read as a signed number, as int64."""
+        return self.word(positions).view(self._signed).astype(np.int64)
+
+
 @dataclass(frozen=True)
 class InputSection:
     """One section header of the file, in file order (index = section header index)."""
@@ -128,6 +185,20 @@ class Relocations:
     explicit_addend: bool
     #: Entries whose type is composed with further types (`Architecture.relocation_info`); None: none.
     composed: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class RelocationRows:
+    """Chosen relocations of many tables at once, as parallel numpy arrays in file order of their
+    tables: each row's site section and whether its table is SHT_RELA go with it."""
+
+    section: np.ndarray
+    offset: np.ndarray
+    sym: np.ndarray
+    type: np.ndarray
+    addend: np.ndarray
+    explicit_addend: np.ndarray
+    composed: np.ndarray
 
 
 #: (r_info words, ELF64, little-endian) -> (symbol indices, relocation types, composed mask or None):
@@ -188,6 +259,12 @@ class ElfInput:
             )
         return os.pread(self._file.fileno(), length, offset)
 
+    def _read_into(self, window: memoryview, offset: int, what: str) -> None:
+        """Fill `window` from the file at `offset`: the bulk read, without an intermediate copy."""
+        if os.preadv(self._file.fileno(), [window], offset) != len(window):
+            raise ReachlsError(f"truncated: {what} at byte {offset:#x} was cut short while being read (the file "
+                               "is being rewritten?)", str(self.path))
+
     def _table(self, offset: int, length: int, dtype: np.dtype, what: str) -> np.ndarray:
         usable = length - length % dtype.itemsize
         return np.frombuffer(self._slice(offset, usable, what), dtype=dtype)
@@ -195,6 +272,7 @@ class ElfInput:
     def _read_sections(self, header: dict) -> list[InputSection]:
         shoff, shnum, shentsize = header["e_shoff"], header["e_shnum"], header["e_shentsize"]
         if shoff == 0:
+            self.section_headers = np.zeros(0, dtype=self._dt["shdr"])
             return []
         dtype = self._dt["shdr"]
         if shentsize != dtype.itemsize:
@@ -203,6 +281,7 @@ class ElfInput:
         if shnum == 0:  # more than 0xff00 sections: the real count sits in section 0's sh_size
             shnum = int(first["size"][0])
         table = self._table(shoff, shnum * dtype.itemsize, dtype, "section header table")
+        self.section_headers = table
         shstrndx = header["e_shstrndx"]
         if shstrndx == SHN_XINDEX:  # the section name table's index did not fit: section 0's sh_link
             shstrndx = int(first["link"][0])
@@ -304,16 +383,68 @@ class ElfInput:
         explicit = rel_section.sh_type == SHT_RELA
         table = self._table(rel_section.offset, rel_section.size, self._dt["rela" if explicit else "rel"],
                             f"relocation section {rel_section.name}")
-        info = table["info"].astype(np.uint64)
-        composed = None
-        if self.relocation_info is not None:
-            sym, rtype, composed = self.relocation_info(info, self.is64, self.little)
-        elif self.is64:
-            sym, rtype = (info >> np.uint64(32)).astype(np.int64), (info & np.uint64(0xFFFFFFFF)).astype(np.int64)
-        else:
-            sym, rtype = (info >> np.uint64(8)).astype(np.int64), (info & np.uint64(0xFF)).astype(np.int64)
+        sym, rtype, composed = self._split_info(table["info"])
         addend = table["addend"].astype(np.int64) if explicit else np.zeros(len(table), dtype=np.int64)
         return Relocations(rel_section.info, table["offset"].astype(np.int64), sym, rtype, addend, explicit, composed)
+
+    def relocation_rows(self, types: np.ndarray) -> RelocationRows:
+        """The relocations of `types` that apply to allocated sections, from every table at once.
+
+        A `vmlinux.o` of an allmodconfig build has hundreds of thousands of relocation tables: they
+        are read in a few large runs of the file (tables a short gap apart share one read), and
+        their entries located, split and filtered as whole arrays, never table by table."""
+        headers = self.section_headers
+        symtab = self._symtab.index if self._symtab else -1
+        tables = np.flatnonzero(((headers["type"] == SHT_RELA) | (headers["type"] == SHT_REL))
+                                & (headers["link"] == symtab))
+        site = headers["info"][tables].astype(np.int64)
+        if len(site) and (beyond := int(site.max())) >= len(headers):
+            self.section(beyond, f"the sh_info of {self.sections[int(tables[site.argmax()])].name}")
+        chosen = (headers["flags"][site] & SHF_ALLOC) != 0
+        tables, site = tables[chosen], site[chosen]
+        explicit = headers["type"][tables] == SHT_RELA
+        entry = np.where(explicit, self._dt["rela"].itemsize, self._dt["rel"].itemsize)
+        count = (headers["size"][tables] // entry).astype(np.int64)
+        start = headers["offset"][tables].astype(np.int64)
+        words = _FileRuns(self, start, start + count * entry, "relocation section")
+        row_table = np.repeat(np.arange(len(tables)), count)
+        row_start = words.position(start)[row_table] \
+            + (np.arange(len(row_table)) - np.repeat(np.cumsum(count) - count, count)) * entry[row_table]
+        info = words.word(row_start + words.width)
+        sym, rtype, composed = self._split_info(info)
+        keep = np.flatnonzero(np.isin(rtype, types))
+        row_start, row_table = row_start[keep], row_table[keep]
+        row_explicit = explicit[row_table]
+        addend = np.where(row_explicit, words.signed(np.where(row_explicit, row_start + 2 * words.width, row_start)), 0)
+        return RelocationRows(site[row_table], words.word(row_start).astype(np.int64), sym[keep], rtype[keep], addend,
+                              row_explicit, composed[keep] if composed is not None else np.zeros(len(keep), bool))
+
+    def words_at(self, sections: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """The 4 bytes at each (section, offset) as one word in the file's byte order, all at once:
+        instruction fields are read from it (16-bit units read two). Bytes past a section's end
+        (and every byte of a NOBITS section) read as zero."""
+        headers = self.section_headers
+        size = np.where(headers["type"][sections] == SHT_NOBITS, 0, headers["size"][sections]).astype(np.int64)
+        offsets = np.clip(offsets, 0, size)
+        start = headers["offset"][sections].astype(np.int64) + offsets
+        runs = _FileRuns(self, start, start + np.minimum(size - offsets, 4), f"sections of {self.path.name}")
+        at = runs.position(start)
+        word = np.zeros(len(start), dtype=np.uint32)
+        for k in range(4):
+            present = offsets + k < size
+            shift = 8 * k if self.little else 24 - 8 * k
+            word[present] |= runs.buffer[at[present] + k].astype(np.uint32) << np.uint32(shift)
+        return word
+
+    def _split_info(self, info: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(symbol index, type, composed mask or None) of each r_info word, for this file's class
+        and architecture (`relocation_info`)."""
+        info = info.astype(np.uint64)
+        if self.relocation_info is not None:
+            return self.relocation_info(info, self.is64, self.little)
+        if self.is64:
+            return (info >> np.uint64(32)).astype(np.int64), (info & np.uint64(0xFFFFFFFF)).astype(np.int64), None
+        return (info >> np.uint64(8)).astype(np.int64), (info & np.uint64(0xFF)).astype(np.int64), None
 
     def alloc_sections_by_name(self) -> dict[str, list[int]]:
         """Allocated section indices per name, in file order (a fresh dict): linker maps name input

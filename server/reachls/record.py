@@ -31,7 +31,10 @@ class Status(str, Enum):
 
     @property
     def rank(self) -> int:
-        return list(Status).index(self)
+        return _STATUS_RANK[self]
+
+
+_STATUS_RANK = {status: rank for rank, status in enumerate(Status)}
 
 
 class Formula(str, Enum):

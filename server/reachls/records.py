@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 
@@ -227,7 +227,7 @@ def statuses(kind: RelocKind, distance: np.ndarray, cross_section: np.ndarray, t
 
 def count_statuses(counts: Counter[Status], status: np.ndarray) -> None:
     """Add an array of status ranks to `counts`: every reference checked is counted, reported or not."""
-    counts.update({STATUS_CODES[code]: int(n) for code, n in zip(*np.unique(status, return_counts=True))})
+    counts.update({STATUS_CODES[code]: n for code, n in enumerate(np.bincount(status).tolist()) if n})
 
 
 def worst_first(records: list[ReachRecord]) -> list[ReachRecord]:

@@ -8,6 +8,7 @@ Two engines fill the same `Placement`: `relink` (the build's own linker, exact) 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -62,6 +63,30 @@ class Placement:
         starts, placed = self.pieces[section]
         piece = np.maximum(np.searchsorted(starts, offsets, side="right") - 1, 0)
         return placed[piece] + (offsets - starts[piece])
+
+    def addresses_in(self, sections: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """`addresses` of many (placed section, offset) pairs at once; loops only over the few
+        sections placed in pieces."""
+        addresses = offsets + self._dense_addresses[sections]
+        for section in set(self.pieces).intersection(np.unique(sections).tolist()):
+            rows = sections == section
+            addresses[rows] = self.addresses(section, offsets[rows])
+        return addresses
+
+    @cached_property
+    def section_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """`section_address` as arrays: (input section indices, final addresses as uint64)."""
+        count = len(self.section_address)
+        return (np.fromiter(self.section_address.keys(), dtype=np.int64, count=count),
+                np.fromiter(self.section_address.values(), dtype=np.uint64, count=count))
+
+    @cached_property
+    def _dense_addresses(self) -> np.ndarray:
+        """Final address by input section index (0 where not placed)."""
+        index, address = self.section_arrays
+        dense = np.zeros(int(index.max()) + 1 if len(index) else 0, dtype=np.uint64)
+        dense[index] = address
+        return dense
 
     @property
     def placed_by(self) -> str:
