@@ -21,6 +21,7 @@ from .errors import ReachlsError
 from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
+from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD
 from .report import json_report, layout_json, layout_text, printable, text_report
 
@@ -124,6 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress(args: argparse.Namespace) -> Progress:
+    """A progress line on stderr while the scan runs, only where someone watches it: stderr a
+    terminal and the report text (JSON and SARIF are for programs, whose stderr stays as it was)."""
+    if getattr(args, "format", "text") != "text" or not sys.stderr.isatty():
+        return SILENT
+    from .cliprogress import TerminalProgress
+
+    return TerminalProgress(sys.stderr)
+
+
 def _scan(args: argparse.Namespace, options: ScanOptions) -> int:
     """The report on stdout; 1 when a `--fail-on` condition holds."""
     needs_baseline = next((c.text for c in args.fail_on if c.needs_baseline), None)
@@ -133,7 +144,7 @@ def _scan(args: argparse.Namespace, options: ScanOptions) -> int:
     if args.baseline is not None:
         result, comparison = scan_against(args.path, args.baseline, options)
     else:
-        result = scan(args.path, options)
+        result = scan(args.path, options, _progress(args))
     if args.record:
         note = record_scan(result, args.keep).note
         if note:
@@ -186,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "picture":
             from .picture import write_picture
 
-            write_picture(scan(args.path, options), args.output)
+            write_picture(scan(args.path, options, _progress(args)), args.output)
             return 0
-        placement, functions = function_layout(args.path, options)
+        placement, functions = function_layout(args.path, options, _progress(args))
         if args.symbol:
             missing = sorted(set(args.symbol) - {f.name for f in functions})
             if missing:

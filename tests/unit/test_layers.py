@@ -27,15 +27,16 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("modes", ("stages", "linklog")),
     ("pipeline", ("pipeline",)),
     ("editor", ("grammars", "sources", "fixes", "messages", "anchor", "findings", "lenses")),
-    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "history", "trend_report", "picture", "cli",
-                    "__main__", "lsp")),
+    ("front ends", ("report", "baseline", "sarif", "diff", "diffreport", "history", "trend_report", "picture",
+                    "cliprogress", "cli", "__main__", "lsp")),
 )
 
 #: Imports a function may make: the modules of one command each (the language server, SARIF, `diff`,
 #: the picture, the history report), which a scan from the command line never loads (start-up counts
-#: in a build loop: SARIF alone loads tree-sitter).
+#: in a build loop: SARIF alone loads tree-sitter); and the terminal's progress line, which loads tqdm
+#: (~20 ms), only when stderr is a terminal and the report is text, never in a pipe or CI.
 DEFERRED = {("cli", "lsp.server"), ("cli", "sarif"), ("cli", "diff"), ("cli", "diffreport"), ("cli", "picture"),
-            ("cli", "trend_report")}
+            ("cli", "trend_report"), ("cli", "cliprogress")}
 
 
 def _module_name(path: Path) -> str:

@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections import ChainMap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,11 +36,13 @@ from ..lenses import FunctionLens, function_lenses
 from ..logparse import looks_like_log
 from ..picture import layout_picture, picture_html
 from ..pipeline import ScanOptions, ScanResult, scan
+from ..progress import SILENT, Progress
 from ..record import ReachRecord
 from ..report import text_report
 from .documents import Documents, Shown, local_path
 from .hover import hover_markdown, lens_title
 from .notices import Notices, ProblemKind, has_artefact, no_artefact, no_build_dir
+from .progress import begin_rescan_progress
 from .settings import DEFAULT_SETTINGS, read_settings
 from .watch import BuildWatcher
 from .wire import ReachProtocol, start_stdio
@@ -54,8 +55,6 @@ T = TypeVar("T")
 _JSON = get_converter()
 #: The command of a function lens: arguments (uri, position, locations), as `editor.action.showReferences` takes them.
 SHOW_REFERENCES = "reachls.showReferences"
-#: How long a client may take to accept a progress token before the scan goes on without progress.
-PROGRESS_ANSWER_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -158,24 +157,26 @@ class ReachServer(LanguageServer):
 
     async def rescan(self, build_dirs: list[Path] | None = None) -> None:
         build_dirs = build_dirs or self.build_dirs
-        token = await self._begin_progress(f"Scanning {len(build_dirs)} build dir(s)")
+        progress = await begin_rescan_progress(self, f"Scanning {len(build_dirs)} build dir(s)", len(build_dirs))
         try:
             results = {d: r for d, r in self.published.results.items() if d in self.build_dirs}
             trends = {d: t for d, t in self.published.trends.items() if d in self.build_dirs}
-            for build_dir in build_dirs:
-                await self._scan_into(build_dir, results, trends)
+            for index, build_dir in enumerate(build_dirs):
+                await self._scan_into(build_dir, results, trends,
+                                      progress.stages(index, build_dir) if progress is not None else SILENT)
             mapper = self.mapper
             findings, lenses = await self._in_worker(self._findings, results, mapper)
             self.notices.mapped(mapper, findings.missing, set(findings.by_path))
             self._publish(Published(results, findings, trends, lenses))
             self.notices.send_status(self.build_dirs, results)
         finally:
-            self._end_progress(token)
+            if progress is not None:
+                progress.end()
 
     async def _scan_into(self, build_dir: Path, results: dict[Path, ScanResult],
-                         trends: dict[Path, dict[ReachRecord, SiteTrend]]) -> None:
-        """Scan one build dir into `results` and record it in its history (`trends`); a dir that
-        cannot be scanned keeps its last good result."""
+                         trends: dict[Path, dict[ReachRecord, SiteTrend]], progress: Progress) -> None:
+        """Scan one build dir into `results` and record it in its history (`trends`), its stages
+        told to `progress`; a dir that cannot be scanned keeps its last good result."""
         if not has_artefact(build_dir):
             self.notices.raise_problem(no_artefact(build_dir))
             return
@@ -183,7 +184,7 @@ class ReachServer(LanguageServer):
                               threshold=self.settings.threshold, untrusted_roots=self.linker_untrusted_roots())
         started = time.monotonic()
         try:
-            result = await self._in_worker(scan, build_dir, options)
+            result = await self._in_worker(scan, build_dir, options, progress)
         except ReachlsError as exc:
             self.notices.scan_failed(build_dir, exc, time.monotonic() - started, build_dir in results)
             return
@@ -286,22 +287,6 @@ class ReachServer(LanguageServer):
         if (pending := self._settling.pop(uri, None)) is not None:
             pending.cancel()
         self._settling[uri] = asyncio.get_running_loop().call_later(EDIT_SETTLE_SECONDS, self._show, uri)
-
-    async def _begin_progress(self, title: str) -> str | None:
-        capabilities = self.client_capabilities.window
-        if not capabilities or not capabilities.work_done_progress:
-            return None
-        token = f"reachls-scan-{uuid.uuid4()}"
-        try:
-            await asyncio.wait_for(self.work_done_progress.create_async(token), PROGRESS_ANSWER_SECONDS)
-        except Exception:  # a client may refuse the token, or not answer; the scan goes on without progress
-            return None
-        self.work_done_progress.begin(token, lsp.WorkDoneProgressBegin(title="reachls", message=title))
-        return token
-
-    def _end_progress(self, token: str | None) -> None:
-        if token is not None:
-            self.work_done_progress.end(token, lsp.WorkDoneProgressEnd(message="scan complete"))
 
     # -- queries (answered from the last completed scan) ------------------------------------
 
