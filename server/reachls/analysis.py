@@ -85,7 +85,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     biased = (implicit | explicit) if arch.pc_bias else np.zeros(len(chosen), dtype=bool)
     counts = np.zeros(len(STATUS_CODES), dtype=np.int64)
     reported = ReportedRows(row=np.int64, bias=np.int64)
-    for number in np.unique(types).tolist():
+    for number in np.flatnonzero(np.bincount(types)).tolist():
         kind = arch.kinds[number]
         rows = np.flatnonzero(types == number)
         kind_target = target[rows]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from . import __version__
 from .baseline import FailOn, failing, fails_unchecked, parse_fail_on, scan_against
-from .layout.linkopts import LINKERS
 from .errors import ReachlsError
 from .history import DEFAULT_KEEP, MAX_KEEP, open_history, record_scan
 from .kbuild import LOG_NAME
+from .layout.linkopts import LINKERS
 from .pipeline import ENGINES, ScanOptions, function_layout, scan
 from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD

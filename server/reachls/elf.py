@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from elftools.common.exceptions import ELFError
@@ -83,6 +84,19 @@ def _dtypes(is64: bool, little: bool) -> dict[str, np.dtype]:
     return {"shdr": np.dtype(shdr), "sym": np.dtype(sym), "rela": np.dtype(rela), "rel": np.dtype(rel)}
 
 
+def strings_at(table: bytes, offsets: np.ndarray) -> list[str]:
+    """The NUL-terminated strings at `offsets` of a string table, all at once: the NULs are found
+    with one array search and each string cut by a slice (an ASCII table, the rule, decoded once).
+    An offset past the table is the empty string; a string without its NUL ends with the table."""
+    nuls = np.flatnonzero(np.frombuffer(table, dtype=np.uint8) == 0)
+    starts = np.minimum(offsets.astype(np.int64), len(table))
+    ends = np.append(nuls, len(table))[np.searchsorted(nuls, starts)]
+    if table.isascii():
+        text = table.decode("ascii")
+        return [text[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
+    return [table[a:b].decode("utf-8", "replace") for a, b in zip(starts.tolist(), ends.tolist())]
+
+
 #: Tables this close in the file are read together (`_FileRuns`): one read instead of thousands, for
 #: the price of the bytes between them (in a `vmlinux.o`, the code each relocation table follows).
 RUN_GAP = 1 << 20
@@ -140,9 +154,9 @@ class _FileRuns:
         return self.word(positions).view(self._signed).astype(np.int64)
 
 
-@dataclass(frozen=True)
-class InputSection:
-    """One section header of the file, in file order (index = section header index)."""
+class InputSection(NamedTuple):
+    """One section header of the file, in file order (index = section header index). A tuple:
+    an allmodconfig `vmlinux.o` has hundreds of thousands."""
 
     index: int
     name: str
@@ -290,17 +304,18 @@ class ElfInput:
                                str(self.path))
         names_hdr = table[shstrndx]
         names = self._slice(int(names_hdr["offset"]), int(names_hdr["size"]), "section name table")
-        sections = []
-        address_space = 1 << (64 if self.is64 else 32)
-        for i, row in enumerate(table.tolist()):
-            name_off, sh_type, flags, addr, offset, size, link, info, align, entsize = row
-            end = names.find(b"\0", name_off)
-            name = names[name_off:end].decode("utf-8", "replace")
-            if flags & SHF_ALLOC and addr + size > address_space:
-                raise ReachlsError(f"section {i} ({name}) at {addr:#x} of {size:#x} bytes ends past the "
-                                   f"{address_space.bit_length() - 1}-bit address space", str(self.path))
-            sections.append(InputSection(i, name, sh_type, flags, addr, offset, size, align or 1, link, info, entsize))
-        return sections
+        limit = np.uint64(U64 if self.is64 else 0xFFFFFFFF)
+        addr, size = table["addr"].astype(np.uint64), table["size"].astype(np.uint64)
+        past = ((table["flags"] & SHF_ALLOC) != 0) & (size > 0) & (size - np.uint64(1) > limit - addr)
+        section_names = strings_at(names, table["name"])
+        if past.any():
+            i = int(np.argmax(past))
+            raise ReachlsError(f"section {i} ({section_names[i]}) at {int(addr[i]):#x} of {int(size[i]):#x} bytes ends "
+                               f"past the {64 if self.is64 else 32}-bit address space", str(self.path))
+        return list(map(InputSection, range(len(table)), section_names, *(
+            table[field].tolist() for field in ("type", "flags", "addr", "offset", "size")),
+            np.maximum(table["addralign"], 1).tolist(), table["link"].tolist(), table["info"].tolist(),
+            table["entsize"].tolist()))
 
     def section(self, index: int, named_by: str) -> InputSection:
         """Section `index` as a field of the file names it (sh_link, sh_info, st_shndx): the one place
@@ -372,6 +387,14 @@ class ElfInput:
         start = int(sym["name"])
         end = self.symbol_string_table.find(b"\0", start)
         return self.symbol_string_table[start:end].decode("utf-8", "replace")
+
+    def symbol_names(self, indices: np.ndarray) -> list[str]:
+        """`symbol_name` of many symbols at once."""
+        names = strings_at(self.symbol_string_table, self.symbols["name"][indices])
+        for k in np.flatnonzero((self.symbols["info"][indices] & 0xF) == STT_SECTION).tolist():
+            section = int(self.symbol_sections[indices[k]])
+            names[k] = self.sections[section].name if section > 0 else ""
+        return names
 
     def relocation_sections(self) -> dict[int, InputSection]:
         """Relocation sections keyed by the section they apply to (checked to be a section of the file)."""
@@ -460,15 +483,14 @@ class ElfInput:
         assembly entry points get (`SYM_CODE_START`, `SYM_INNER_LABEL`), not mapping symbols."""
         syms = self.symbols
         sections = self.symbol_sections
-        executable = np.array([s.flags & SHF_EXECINSTR != 0 for s in self.sections] or [False])
+        executable = np.append((self.section_headers["flags"] & SHF_EXECINSTR) != 0, False)
         kind = syms["info"] & 0xF
         defined = sections > 0
-        in_code = defined & executable[np.where(defined, sections, 0)]
+        in_code = defined & executable[np.where(defined, sections, -1)]
         mask = (kind == STT_FUNC) | ((kind == STT_NOTYPE) & in_code & (syms["name"] != 0))
-        mask &= defined & (self.mapping_letters == 0)
-        return [CodeLabel(self.symbol_name(i), int(sections[i]), int(syms["value"][i]), int(syms["size"][i]),
-                          bool(kind[i] == STT_FUNC))
-                for i in np.flatnonzero(mask).tolist()]
+        rows = np.flatnonzero(mask & defined & (self.mapping_letters == 0))
+        return list(map(CodeLabel, self.symbol_names(rows), sections[rows].tolist(), syms["value"][rows].tolist(),
+                        syms["size"][rows].tolist(), (kind[rows] == STT_FUNC).tolist()))
 
     @cached_property
     def mapping_letters(self) -> np.ndarray:
@@ -491,8 +513,7 @@ class ElfInput:
         return letters
 
 
-@dataclass(frozen=True)
-class CodeLabel:
+class CodeLabel(NamedTuple):
     """A label in an executable section; `is_function` tells STT_FUNC from an untyped assembly label."""
 
     name: str

@@ -26,8 +26,8 @@ from .arch.base import Architecture
 from .asmfile import AsmFile, AsmStatement, Dialect
 from .edits import Fix, Span
 from .fixes import lto_makefile_fix, section_attribute_fix
-from .record import ReachRecord, Status
 from .messages import describe, linker_site, target_summary
+from .record import ReachRecord, Status
 from .sources.asm import parse_asm
 from .sources.c import CFile, CFunction, parse_c
 

@@ -27,8 +27,8 @@ import numpy as np
 
 from .elf import ElfInput
 from .errors import ReachlsError
-from .pipeline import ScanResult
 from .messages import describe, linker_site
+from .pipeline import ScanResult
 from .record import ReachRecord, SourceLocation, Status, format_size
 from .report import display_path
 

@@ -6,8 +6,11 @@ stage. Each stage is a function of the previous one's output (see ARCHITECTURE.m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,9 +33,25 @@ def scan(path: Path, options: ScanOptions = ScanOptions(), progress: Progress = 
     """Reach records of the artefact at `path` (a build dir or an ELF file), with source lines;
     each stage told to `progress` as it begins."""
     try:
-        return _scan(path, options, progress)
+        with _no_cycle_collection():
+            return _scan(path, options, progress)
     finally:
         progress.end()
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Run a stage without Python's cycle collector. A scan builds hundreds of thousands of
+    long-lived objects (sections, the layout's inputs) and no garbage cycles: the collector, set off
+    by the allocations, would walk all of them again and again, half the time of a 700 k-section
+    scan. Reference counting still frees everything; collection resumes after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _scan(path: Path, options: ScanOptions, progress: Progress) -> ScanResult:
@@ -64,9 +83,9 @@ def _scan(path: Path, options: ScanOptions, progress: Progress) -> ScanResult:
     return ScanResult(inputs, arch, analysis, has_dwarf, Mode.RELOCATABLE if obj.is_relocatable else Mode.LINKED, notes)
 
 
-@dataclass(frozen=True)
-class FunctionPlacement:
-    """Where one code label lands; `is_function` is False for an untyped assembly label."""
+class FunctionPlacement(NamedTuple):
+    """Where one code label lands; `is_function` is False for an untyped assembly label. A tuple:
+    an allmodconfig kernel has hundreds of thousands."""
 
     name: str
     address: int
@@ -81,23 +100,27 @@ def function_layout(path: Path, options: ScanOptions = ScanOptions(), progress: 
     """Where every code label (function symbols and assembly entry points) lands, and its offset
     from the start of its output section; each stage told to `progress` as it begins."""
     try:
-        progress.begin("read")
-        inputs, obj, _, flavour = open_input(path, options)
-        with obj:
-            progress.begin("place")
-            placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
-            functions = []
-            for label in obj.code_labels():
-                if label.section not in placement.section_address:
-                    continue
-                address = label.value if not obj.is_relocatable else \
-                    int(placement.addresses(label.section, np.array([label.value], np.uint64))[0])
-                output = placement.output_section.get(label.section)
-                start = placement.output_start.get(output) if output else None
-                functions.append(FunctionPlacement(label.name, address, label.size, output,
-                                                   address - start if start is not None else None,
-                                                   label.is_function))
+        with _no_cycle_collection():
+            placement, functions = _function_layout(path, options, progress)
     finally:
         progress.end()
     functions.sort(key=lambda f: (f.address, f.name))
     return placement, functions
+
+
+def _function_layout(path: Path, options: ScanOptions, progress: Progress
+                     ) -> tuple[Placement, list[FunctionPlacement]]:
+    progress.begin("read")
+    inputs, obj, _, flavour = open_input(path, options)
+    with obj:
+        progress.begin("place")
+        placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
+        labels = [label for label in obj.code_labels() if label.section in placement.section_address]
+    values = np.array([label.value for label in labels], dtype=np.uint64)
+    addresses = (placement.addresses_in(np.array([label.section for label in labels], dtype=np.int64), values)
+                 if obj.is_relocatable else values).tolist()
+    outputs = [placement.output_section.get(label.section) for label in labels]
+    starts = [placement.output_start.get(output) if output else None for output in outputs]
+    return placement, [FunctionPlacement(label.name, address, label.size, output,
+                                         address - start if start is not None else None, label.is_function)
+                       for label, address, output, start in zip(labels, addresses, outputs, starts)]

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import math
-from json.encoder import encode_basestring_ascii
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii
 from typing import Any
-
 
 MIB = 1 << 20
 DEFAULT_THRESHOLD = 0.75

@@ -25,9 +25,9 @@ from . import __version__
 from .baseline import Comparison, Pair, pair_json
 from .findings import Finding, PathMapper, source_findings
 from .fixes import Fix
+from .messages import STATUS_PHRASES, describe, linker_site, unchecked_note
 from .pipeline import ScanResult
 from .record import ReachRecord, SourceLocation, Status
-from .messages import STATUS_PHRASES, describe, linker_site, unchecked_note
 from .report import printable_json
 
 SARIF_VERSION = "2.1.0"

@@ -68,9 +68,11 @@ class Placement:
         """`addresses` of many (placed section, offset) pairs at once; loops only over the few
         sections placed in pieces."""
         addresses = offsets + self._dense_addresses[sections]
-        for section in set(self.pieces).intersection(np.unique(sections).tolist()):
-            rows = sections == section
-            addresses[rows] = self.addresses(section, offsets[rows])
+        if self.pieces:
+            in_pieces = np.flatnonzero(np.isin(sections, np.fromiter(self.pieces, dtype=np.int64)))
+            for section in np.unique(sections[in_pieces]).tolist():
+                rows = in_pieces[sections[in_pieces] == section]
+                addresses[rows] = self.addresses(section, offsets[rows])
         return addresses
 
     @cached_property
@@ -97,4 +99,4 @@ def undefined_symbols(obj: ElfInput) -> dict[int, str]:
     """Index → name of each named symbol `obj` references but does not define: what the rest of
     the link (script, `--defsym`, other inputs) may define."""
     rows = np.flatnonzero((obj.symbol_sections == SHN_UNDEF) & (obj.symbols["name"] != 0))
-    return {index: obj.symbol_name(index) for index in rows.tolist()}
+    return dict(zip(rows.tolist(), obj.symbol_names(rows)))

@@ -36,14 +36,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS, U64,
-                   ElfInput)
 from ..arch.base import Architecture
+from ..elf import (SECTION_ABS, SECTION_COMMON, SHF_ALLOC, SHF_EXECINSTR, SHF_MERGE, SHF_STRINGS, SHN_UNDEF, SHT_NOBITS,
+                   U64, ElfInput)
 from ..errors import ReachlsError
 from . import LINKER_NAMES, Placement
 from .members import ObjectSection
-from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript,
-                     Num, OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
+from .script import (Assert, Assignment, Binary, Call, DataStatement, Expr, InputSectionDescription, LinkerScript, Num,
+                     OutputSectionDescription, SectionPattern, Sym, Ternary, Unary)
 
 SHF_WRITE, SHF_TLS, SHF_EXCLUDE = 0x1, 0x400, 0x80000000
 SHT_PROGBITS, SHT_NOTE, SHT_INIT_ARRAY, SHT_FINI_ARRAY, SHT_PREINIT_ARRAY = 1, 7, 14, 15, 16
@@ -292,31 +292,51 @@ def _literal_prefix(glob: str) -> str:
 
 
 class _FirstMatch:
-    """For a section name, the smallest key among the globs matching it, without trying every glob
-    on every section (a kernel has ~10^5 sections and ~10^3 globs): globs are indexed by the
-    literal text before their first wildcard."""
+    """For each section name, the smallest key among the globs matching it, computed for all names
+    at once (a kernel has ~10^5 sections and ~10^3 globs): the names are sorted, so the names a
+    glob can match, those starting with the literal text before its first wildcard, are one range
+    of them. A literal glob or `prefix*` (most of a kernel script) settles its range with one array
+    operation; any other glob is tried on the names of its range only."""
 
     def __init__(self) -> None:
-        self._by_prefix: dict[str, list[tuple[tuple[int, ...], re.Pattern[str] | None]]] = {}
-        self._lengths: list[int] | None = None
+        self._globs: list[tuple[tuple[int, ...], str]] = []
 
     def add(self, key: tuple[int, ...], glob: str) -> None:
-        prefix = _literal_prefix(glob)
-        exact = prefix == glob or _is_quoted(glob)
-        self._by_prefix.setdefault(prefix, []).append((key, None if exact else _glob_regex(glob)))
-        self._lengths = None
+        self._globs.append((key, glob))
 
-    def first(self, name: str) -> tuple[int, ...] | None:
-        if self._lengths is None:
-            self._lengths = sorted({len(p) for p in self._by_prefix})
-        best = None
-        for length in self._lengths:
-            if length > len(name):
-                break
-            for key, regex in self._by_prefix.get(name[:length], ()):
-                if (best is None or key < best) and (name == name[:length] if regex is None else regex.fullmatch(name)):
-                    best = key
-        return best
+    def first(self, names: list[str]) -> list[tuple[int, ...] | None]:
+        """The smallest matching key of each name (None: no glob matches it)."""
+        keys = sorted({key for key, _ in self._globs})
+        rank_of = {key: rank for rank, key in enumerate(keys)}
+        order = sorted(range(len(names)), key=names.__getitem__)
+        ordered = [names[i] for i in order]
+        best = np.full(len(names), len(keys), dtype=np.int64)  # in sorted order; len(keys): no match
+        for key, glob in self._globs:
+            rank = rank_of[key]
+            prefix = _literal_prefix(glob)
+            lo = bisect.bisect_left(ordered, prefix)
+            if prefix == glob or _is_quoted(glob):
+                hi = bisect.bisect_right(ordered, prefix, lo)
+            else:
+                hi = _prefix_end(ordered, prefix, lo)
+                if glob != prefix + "*":
+                    regex = _glob_regex(glob)
+                    rows = lo + np.flatnonzero([regex.fullmatch(name) is not None for name in ordered[lo:hi]])
+                    best[rows] = np.minimum(best[rows], rank)
+                    continue
+            best[lo:hi] = np.minimum(best[lo:hi], rank)
+        found: list[tuple[int, ...] | None] = [None] * len(names)
+        for i, rank in zip(order, best.tolist()):
+            if rank < len(keys):
+                found[i] = keys[rank]
+        return found
+
+
+def _prefix_end(ordered: list[str], prefix: str, lo: int) -> int:
+    """The end of the range of sorted names, from `lo` on, that start with `prefix`."""
+    if not prefix:
+        return len(ordered)
+    return bisect.bisect_left(ordered, prefix[:-1] + chr(ord(prefix[-1]) + 1), lo)
 
 
 # --- layout -----------------------------------------------------------------------------------
@@ -575,15 +595,13 @@ def _assignments(script: LinkerScript):
 def _global_symbols(obj: ElfInput) -> tuple[dict[str, tuple[int, int]], set[str]]:
     """Defined global symbols (name -> (section, value)) and undefined ones: what a script can see."""
     syms = obj.symbols
-    defined, undefined = {}, set()
-    for i in np.flatnonzero(syms["info"] >> 4 != 0).tolist():  # not STB_LOCAL
-        section = int(obj.symbol_sections[i])
-        name = obj.symbol_name(i)
-        if section == SHN_UNDEF:
-            undefined.add(name)
-        elif section > 0 or section == SECTION_ABS:
-            defined[name] = (section, int(syms["value"][i]))
-    return defined, undefined
+    rows = np.flatnonzero(syms["info"] >> 4 != 0)  # not STB_LOCAL
+    sections = obj.symbol_sections[rows]
+    names = obj.symbol_names(rows)
+    defining = np.flatnonzero((sections > 0) | (sections == SECTION_ABS))
+    defined = dict(zip([names[k] for k in defining.tolist()],
+                       zip(sections[defining].tolist(), syms["value"][rows[defining]].tolist())))
+    return defined, {names[k] for k in np.flatnonzero(sections == SHN_UNDEF).tolist()}
 
 
 # --- the two ways of building the command list -----------------------------------------------
@@ -796,8 +814,8 @@ def _script_layout(layout: _Layout, script: LinkerScript) -> None:
                         for glob in pattern.globs:
                             matcher.add((len(described) - 1, d, p), glob)
     matched: dict[tuple[int, int], list[tuple[int, _Input]]] = {}
-    for inp in layout.inputs:
-        if (key := matcher.first(inp.name)) is not None:
+    for inp, key in zip(layout.inputs, matcher.first([inp.name for inp in layout.inputs])):
+        if key is not None:
             matched.setdefault(key[:2], []).append((key[2], inp))
     for o, out in enumerate(described):
         subalign = layout.value(out.desc.subalign) if out.desc.subalign is not None else None
