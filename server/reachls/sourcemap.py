@@ -33,11 +33,11 @@ from typing import Any, Callable
 
 import numpy as np
 from elftools.common.exceptions import DWARFError, ELFError
-from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DwarfConfig, DWARFInfo
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets, line_header,
-                        line_rows)
+from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets,
+                        line_header, line_rows)
 from .elf import U64, ElfInput
 from .errors import ReachlsError
 from .record import SourceLocation
