@@ -12,6 +12,8 @@ few examples, in `Analysis.unchecked`, so "0 overflow" can only mean that everyt
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from .arch.base import Architecture, checked_distance
@@ -59,17 +61,18 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     relocs = obj.relocation_rows(np.array(sorted(arch.kinds), dtype=np.int64))
     reason = unchecked_reasons(obj, relocs, is_placed, defined_by_link, resolvable_weak, weak_offset, is_got_type,
                                got_start is not None)
-    missed = reason >= 0
-    unchecked = unchecked_groups(obj, arch, index, linked, relocs, np.flatnonzero(missed), reason)
-    chosen = np.flatnonzero(~missed)
-    site_section, offsets, sym, types = relocs.section[chosen], relocs.offset[chosen], relocs.sym[chosen], \
-        relocs.type[chosen]
-    explicit = relocs.explicit_addend[chosen]
+    missed = np.flatnonzero(reason >= 0)
+    unchecked = unchecked_groups(obj, arch, index, linked, relocs, missed, reason)
+    del reason
+    if len(missed):  # the checked ones; most often all of them, kept without a copy
+        relocs = RelocationRows(*(np.delete(getattr(relocs, field.name), missed) for field in dataclasses.fields(relocs)))
+    site_section, offsets, sym, types, addend, explicit = (relocs.section, relocs.offset, relocs.sym, relocs.type,
+                                                           relocs.addend, relocs.explicit_addend)
+    del relocs
     target_shndx = sym_shndx[sym]
     # Outside a section: absolute, or (GOT types only) undefined or reserved; S is then the symbol's value.
     in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
-    addend = relocs.addend[chosen]
-    implicit = ~explicit if arch.implicit_addend is not None and not linked else np.zeros(len(chosen), dtype=bool)
+    implicit = ~explicit if arch.implicit_addend is not None and not linked else np.zeros(len(sym), dtype=bool)
     if implicit.any():
         addend[implicit] = implicit_addends(obj, arch, site_section[implicit], offsets[implicit], types[implicit])
     target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
@@ -82,7 +85,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
         target[weak_rows] = place[weak_rows] + weak_offset[types[weak_rows]].astype(np.uint64)
     # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32) or in a
     # RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
-    biased = (implicit | explicit) if arch.pc_bias else np.zeros(len(chosen), dtype=bool)
+    biased = (implicit | explicit) if arch.pc_bias else np.zeros(len(sym), dtype=bool)
     counts = np.zeros(len(STATUS_CODES), dtype=np.int64)
     reported = ReportedRows(row=np.int64, bias=np.int64)
     for number in np.flatnonzero(np.bincount(types)).tolist():

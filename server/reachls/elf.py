@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 from elftools.common.exceptions import ELFError
@@ -110,6 +110,7 @@ class _FileRuns:
 
     def __init__(self, elf: "ElfInput", starts: np.ndarray, ends: np.ndarray, what: str) -> None:
         self.width = 8 if elf.is64 else 4
+        self.what, self.path = what, str(elf.path)
         if len(beyond := np.flatnonzero(ends > elf.size)):
             first = int(beyond[0])
             elf._slice(int(starts[first]), int(ends[first] - starts[first]), what)  # raises: truncated
@@ -130,7 +131,6 @@ class _FileRuns:
         run_of[order] = np.cumsum(opens_run) - 1
         self._shift = (placed - run_start)[run_of]
         dtype = np.dtype(f"{'<' if elf.little else '>'}u{self.width}")
-        self._signed = np.int64 if elf.is64 else np.int32
         self._views = [self.buffer[r:r + (len(self.buffer) - r) // self.width * self.width].view(dtype)
                        for r in range(self.width)]
 
@@ -138,20 +138,27 @@ class _FileRuns:
         """Buffer positions of the ranges' starts, in the order they were given."""
         return starts + self._shift
 
-    def word(self, positions: np.ndarray) -> np.ndarray:
-        """The word at each buffer position (unsigned, native byte order)."""
-        residue = positions % self.width
-        if not residue.any():
-            return self._views[0][positions // self.width].astype(self._views[0].dtype.newbyteorder("="))
-        words = np.empty(len(positions), dtype=self._views[0].dtype.newbyteorder("="))
-        for r in np.unique(residue).tolist():
-            rows = residue == r
-            words[rows] = self._views[r][(positions[rows] - r) // self.width]
-        return words
-
-    def signed(self, positions: np.ndarray) -> np.ndarray:
-        """The word at each position read as a signed number, as int64."""
-        return self.word(positions).view(self._signed).astype(np.int64)
+    def entries(self, starts: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """The ranges at `starts` (`lengths` bytes, whole `dtype` entries each) as one array of
+        entries, and the order of the ranges in it (by position). The words inside the ranges are
+        picked out of the buffer with one mask (a mark at each range's ends, summed), never range
+        by range; a range off the word alignment (never in a well-formed file) is picked with the
+        others of its residue."""
+        at = self.position(starts)
+        order, picked = [], []
+        for residue in np.unique(at % self.width).tolist():
+            ranges = np.flatnonzero(at % self.width == residue)
+            ranges = ranges[np.argsort(at[ranges], kind="stable")]
+            view = self._views[residue]
+            marks = np.zeros(len(view) + 1, dtype=np.int8)
+            np.add.at(marks, (at[ranges] - residue) // self.width, 1)
+            np.add.at(marks, (at[ranges] + lengths[ranges] - residue) // self.width, -1)
+            order.append(ranges)
+            picked.append(view[np.cumsum(marks[:-1], dtype=np.int8) > 0])
+        words = np.concatenate(picked) if len(picked) != 1 else picked[0]
+        if len(words) * self.width != int(lengths.sum()):
+            raise ReachlsError(f"{self.what}s overlap in the file", self.path)
+        return np.concatenate(order) if order else np.zeros(0, dtype=np.int64), words.view(dtype)
 
 
 class InputSection(NamedTuple):
@@ -213,6 +220,9 @@ class RelocationRows:
     addend: np.ndarray
     explicit_addend: np.ndarray
     composed: np.ndarray
+
+    DTYPES: ClassVar[dict[str, type]] = {"section": np.int64, "offset": np.int64, "sym": np.int64, "type": np.int64,
+                                         "addend": np.int64, "explicit_addend": bool, "composed": bool}
 
 
 #: (r_info words, ELF64, little-endian) -> (symbol indices, relocation types, composed mask or None):
@@ -429,18 +439,26 @@ class ElfInput:
         entry = np.where(explicit, self._dt["rela"].itemsize, self._dt["rel"].itemsize)
         count = (headers["size"][tables] // entry).astype(np.int64)
         start = headers["offset"][tables].astype(np.int64)
-        words = _FileRuns(self, start, start + count * entry, "relocation section")
-        row_table = np.repeat(np.arange(len(tables)), count)
-        row_start = words.position(start)[row_table] \
-            + (np.arange(len(row_table)) - np.repeat(np.cumsum(count) - count, count)) * entry[row_table]
-        info = words.word(row_start + words.width)
-        sym, rtype, composed = self._split_info(info)
-        keep = np.flatnonzero(np.isin(rtype, types))
-        row_start, row_table = row_start[keep], row_table[keep]
-        row_explicit = explicit[row_table]
-        addend = np.where(row_explicit, words.signed(np.where(row_explicit, row_start + 2 * words.width, row_start)), 0)
-        return RelocationRows(site[row_table], words.word(row_start).astype(np.int64), sym[keep], rtype[keep], addend,
-                              row_explicit, composed[keep] if composed is not None else np.zeros(len(keep), bool))
+        runs = _FileRuns(self, start, start + count * entry, "relocation section")
+        parts = []
+        for is_rela in (True, False):
+            of_kind = np.flatnonzero(explicit == is_rela)
+            if not len(of_kind):
+                continue
+            order, table = runs.entries(start[of_kind], (count * entry)[of_kind], self._dt["rela" if is_rela else "rel"])
+            sym, rtype, composed = self._split_info(table["info"])
+            wanted = np.zeros(int(types.max(initial=0)) + 2, dtype=bool)  # by type; the last: every other type
+            wanted[types] = True
+            keep = wanted[np.minimum(rtype, len(wanted) - 1)]
+            kept = int(keep.sum())
+            parts.append(RelocationRows(
+                np.repeat(site[of_kind][order], count[of_kind][order])[keep], table["offset"][keep].astype(np.int64),
+                sym[keep], rtype[keep], table["addend"][keep].astype(np.int64) if is_rela else np.zeros(kept, np.int64),
+                np.full(kept, is_rela), composed[keep] if composed is not None else np.zeros(kept, dtype=bool)))
+        if len(parts) == 1:
+            return parts[0]
+        return RelocationRows(*(np.concatenate([getattr(part, name) for part in parts] or [np.zeros(0, dtype)])
+                                for name, dtype in RelocationRows.DTYPES.items()))
 
     def words_at(self, sections: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """The 4 bytes at each (section, offset) as one word in the file's byte order, all at once:
@@ -462,12 +480,11 @@ class ElfInput:
     def _split_info(self, info: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(symbol index, type, composed mask or None) of each r_info word, for this file's class
         and architecture (`relocation_info`)."""
-        info = info.astype(np.uint64)
         if self.relocation_info is not None:
-            return self.relocation_info(info, self.is64, self.little)
+            return self.relocation_info(info.astype(np.uint64), self.is64, self.little)
         if self.is64:
             return (info >> np.uint64(32)).astype(np.int64), (info & np.uint64(0xFFFFFFFF)).astype(np.int64), None
-        return (info >> np.uint64(8)).astype(np.int64), (info & np.uint64(0xFF)).astype(np.int64), None
+        return (info >> np.uint32(8)).astype(np.int64), (info & np.uint32(0xFF)).astype(np.int64), None
 
     def alloc_sections_by_name(self) -> dict[str, list[int]]:
         """Allocated section indices per name, in file order (a fresh dict): linker maps name input

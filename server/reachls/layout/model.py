@@ -61,7 +61,7 @@ _OPERATORS = {"*": operator.mul, "+": operator.add, "-": operator.sub, "<<": lam
               "/": operator.floordiv, "%": operator.mod}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Input:
     """An input section as lld sees it (synthetic ones carry the index of the section they replace)."""
 
@@ -203,7 +203,7 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
     a section no object gave stays whole, after them."""
     ordinary: list[tuple[tuple[int, int], _Input]] = []
     synthetic = []
-    index_of = {name: indices[0] for name, indices in obj.alloc_sections_by_name().items()}
+    index_of = {name: indices[0] for name, indices in obj.alloc_sections_by_name().items()} if objects else {}
     first_piece: dict[int, tuple[int, int]] = {}
     split: dict[int, list[ObjectSection]] = {}
     for piece in objects or ():
@@ -214,8 +214,11 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
             continue
         first_piece.setdefault(index, (piece.object_rank, piece.index))
         split.setdefault(index, []).append(piece)
-    for sec in obj.sections:
-        if sec.sh_type in _NOT_INPUT_TYPES or sec.flags & SHF_EXCLUDE or sec.name in _DROPPED_NAMES:
+    headers = obj.section_headers
+    candidates = np.flatnonzero(~np.isin(headers["type"], list(_NOT_INPUT_TYPES))
+                                & ((headers["flags"] & SHF_EXCLUDE) == 0))
+    for sec in map(obj.sections.__getitem__, candidates.tolist()):
+        if sec.name in _DROPPED_NAMES:
             continue
         if sec.is_alloc and sec.name in (".eh_frame", ".note.gnu.property"):
             synthetic.append(_Input(sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, synthetic=True))
@@ -227,7 +230,8 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
         else:
             ordinary.append((first_piece.get(sec.index, (_AFTER_EVERY_OBJECT, sec.index)), _Input(
                 sec.index, sec.name, sec.flags, sec.sh_type, sec.align, sec.size, merge_key=sec.merge_kind)))
-    ordinary = [inp for _, inp in sorted(ordinary, key=lambda keyed: keyed[0])]
+    # Without objects every key is (_AFTER_EVERY_OBJECT, index): already in order.
+    ordinary = [inp for _, inp in (sorted(ordinary, key=lambda keyed: keyed[0]) if objects else ordinary)]
     syms = obj.symbols
     for i in np.flatnonzero(obj.symbol_sections == SECTION_COMMON).tolist():
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,
@@ -814,8 +818,11 @@ def _script_layout(layout: _Layout, script: LinkerScript) -> None:
                         for glob in pattern.globs:
                             matcher.add((len(described) - 1, d, p), glob)
     matched: dict[tuple[int, int], list[tuple[int, _Input]]] = {}
+    unmatched: list[_Input] = []
     for inp, key in zip(layout.inputs, matcher.first([inp.name for inp in layout.inputs])):
-        if key is not None:
+        if key is None:
+            unmatched.append(inp)
+        else:
             matched.setdefault(key[:2], []).append((key[2], inp))
     for o, out in enumerate(described):
         subalign = layout.value(out.desc.subalign) if out.desc.subalign is not None else None
@@ -828,9 +835,8 @@ def _script_layout(layout: _Layout, script: LinkerScript) -> None:
                 inp.discarded = out.name == "/DISCARD/"
                 inp.align = inp.align if subalign is None else subalign
             out.body.append(members)
-    assigned = {id(inp) for group in matched.values() for _, inp in group}
     orphans: list[_Output] = []
-    for inp in (i for i in layout.inputs if id(i) not in assigned):
+    for inp in unmatched:
         name = ".bss" if inp.name == "COMMON" else inp.name
         if name not in layout.outputs:
             layout.outputs[name] = _Output(name)
