@@ -490,9 +490,8 @@ class ElfInput:
         """Allocated section indices per name, in file order (a fresh dict): linker maps name input
         sections, and several of one name are placed in the order they appear in the file."""
         by_name: dict[str, list[int]] = {}
-        for section in self.sections:
-            if section.is_alloc:
-                by_name.setdefault(section.name, []).append(section.index)
+        for index in np.flatnonzero(self.section_headers["flags"] & SHF_ALLOC).tolist():
+            by_name.setdefault(self.sections[index].name, []).append(index)
         return by_name
 
     def code_labels(self) -> list[CodeLabel]:

@@ -145,8 +145,9 @@ def link_defined_symbols(obj: ElfInput, image_path: Path) -> dict[str, int]:
         syms = image.symbols
         defined = (image.symbol_sections != SHN_UNDEF) & ((syms["info"] & 0xF) <= 2) & (syms["name"] != 0)
         is_local = (syms["info"] >> 4) == STB_LOCAL
-        for index in np.flatnonzero(defined).tolist():
-            if (name := image.symbol_name(index)) in wanted:
+        rows = np.flatnonzero(defined)
+        for index, name in zip(rows.tolist(), image.symbol_names(rows)):
+            if name in wanted:
                 value = int(syms["value"][index])
                 if is_local[index]:
                     local_values.setdefault(name, []).append(value)
@@ -212,6 +213,19 @@ def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
     return found
 
 
+def _section_lines(text: str) -> list[str]:
+    """The lines of an ld.lld map after its header, but the symbol lines (most of a kernel's map)
+    left out by one slice each: their name starts at the header's `Symbol` column, so the text
+    from its `Out` column up to there is blank. A line whose numbers outgrew their columns has a
+    digit there and is kept, as is any line of a map without that header."""
+    lines = text.splitlines()
+    header = lines[0] if lines else ""
+    out, symbol = header.find(" Out ") + 1, header.find(" Symbol")
+    if not 0 < out < symbol:
+        return lines[1:]
+    return [line for line in lines[1:] if not line[out:symbol].isspace()]
+
+
 def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     """Turn an ld.lld map into a `Placement` for the sections of `obj`.
 
@@ -224,7 +238,7 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     output_start: dict[str, int] = {}
     got_address = None
     current: str | None = None
-    for line in text.splitlines()[1:]:
+    for line in _section_lines(text):
         match = _MAP_LINE.match(line)
         if not match:
             continue
