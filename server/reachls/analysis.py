@@ -58,7 +58,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     is_got_type = np.zeros(max(arch.kinds, default=0) + 1, dtype=bool)
     is_got_type[[n for n, kind in arch.kinds.items() if kind.formula.is_got]] = True
     index = SymbolIndex(obj, linked)
-    relocs = obj.relocation_rows(np.array(sorted(arch.kinds), dtype=np.int64))
+    relocs = obj.relocation_rows(short_reach_types(arch))
     reason = unchecked_reasons(obj, relocs, is_placed, defined_by_link, resolvable_weak, weak_offset, is_got_type,
                                got_start is not None)
     missed = np.flatnonzero(reason >= 0)
@@ -74,6 +74,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     in_section = (target_shndx > SHN_UNDEF) & (target_shndx < len(base))
     implicit = ~explicit if arch.implicit_addend is not None and not linked else np.zeros(len(sym), dtype=bool)
     if implicit.any():
+        addend = addend.copy()  # the rows are the reader's, kept for the next reader
         addend[implicit] = implicit_addends(obj, arch, site_section[implicit], offsets[implicit], types[implicit])
     target = sym_value[sym] + addend.astype(np.uint64) + base[np.where(in_section, target_shndx, 0)]
     if placement.pieces:
@@ -232,7 +233,13 @@ def got_entries(obj: ElfInput, arch: Architecture) -> int:
     got_types = [n for n, kind in arch.kinds.items() if kind.formula.is_got]
     if not got_types:
         return 0
-    return len(np.unique(obj.relocation_rows(np.array(got_types, dtype=np.int64)).sym))
+    relocs = obj.relocation_rows(short_reach_types(arch))  # the rows the analysis reads next
+    return len(np.unique(relocs.sym[np.isin(relocs.type, got_types)]))
+
+
+def short_reach_types(arch: Architecture) -> np.ndarray:
+    """The relocation types the analysis measures, in the one form every reader asks for them."""
+    return np.array(sorted(arch.kinds), dtype=np.int64)
 
 
 def unchecked_groups(obj: ElfInput, arch: Architecture, index: SymbolIndex, linked: bool, relocs: RelocationRows,

@@ -255,6 +255,7 @@ class ElfInput:
         self.elf_type: int = {"ET_REL": ET_REL, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN}.get(header["e_type"], 0)
         self.is64 = self.elffile.elfclass == 64
         self.relocation_info: RelocationInfo | None = None  # set by `arch.architecture_of`
+        self._last_rows: tuple[bytes, RelocationRows] | None = None
         self.little = self.elffile.little_endian
         self._dt = _dtypes(self.is64, self.little)
         self.size = size
@@ -425,7 +426,14 @@ class ElfInput:
 
         A `vmlinux.o` of an allmodconfig build has hundreds of thousands of relocation tables: they
         are read in a few large runs of the file (tables a short gap apart share one read), and
-        their entries located, split and filtered as whole arrays, never table by table."""
+        their entries located, split and filtered as whole arrays, never table by table. The last
+        read is kept: the layout (counting GOT slots) and the analysis ask for the same types."""
+        key = np.asarray(types).tobytes()
+        if self._last_rows is None or self._last_rows[0] != key:
+            self._last_rows = (key, self._read_relocation_rows(types))
+        return self._last_rows[1]
+
+    def _read_relocation_rows(self, types: np.ndarray) -> RelocationRows:
         headers = self.section_headers
         symtab = self._symtab.index if self._symtab else -1
         tables = np.flatnonzero(((headers["type"] == SHT_RELA) | (headers["type"] == SHT_REL))
@@ -440,12 +448,12 @@ class ElfInput:
         count = (headers["size"][tables] // entry).astype(np.int64)
         start = headers["offset"][tables].astype(np.int64)
         runs = _FileRuns(self, start, start + count * entry, "relocation section")
+        by_kind = {is_rela: (of_kind, *runs.entries(start[of_kind], (count * entry)[of_kind],
+                                                     self._dt["rela" if is_rela else "rel"]))
+                   for is_rela in (True, False) if len(of_kind := np.flatnonzero(explicit == is_rela))}
+        del runs  # the runs' bytes (the code between the tables too): only the entries are kept
         parts = []
-        for is_rela in (True, False):
-            of_kind = np.flatnonzero(explicit == is_rela)
-            if not len(of_kind):
-                continue
-            order, table = runs.entries(start[of_kind], (count * entry)[of_kind], self._dt["rela" if is_rela else "rel"])
+        for is_rela, (of_kind, order, table) in by_kind.items():
             sym, rtype, composed = self._split_info(table["info"])
             wanted = np.zeros(int(types.max(initial=0)) + 2, dtype=bool)  # by type; the last: every other type
             wanted[types] = True

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .analysis import analyse
+from .analysis import analyse, short_reach_types
 from .decode import analyse_decoded
 from .errors import ReachlsError
 from .kbuild import find_log
@@ -66,6 +66,8 @@ def _scan(path: Path, options: ScanOptions, progress: Progress) -> ScanResult:
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
+        if not decoded:  # every table now; `obj` keeps them for the layout's GOT count and the analysis
+            obj.relocation_rows(short_reach_types(arch))
         progress.begin("place")
         placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,

@@ -152,6 +152,18 @@ def _align_to(value: int, align: int) -> int:
     return value if align <= 1 else (value + align - 1) // align * align
 
 
+def _place_inputs(inputs: list[_Input], dot: int) -> int:
+    """Give each input its aligned address from `dot` on; the location counter after them. The
+    loop of the layout that runs once per input section per pass, so `_align_to` is written out."""
+    for inp in inputs:
+        align = inp.align
+        if align > 1:
+            dot = (dot + align - 1) // align * align
+        inp.addr = dot
+        dot += inp.size
+    return dot
+
+
 def _rank(out: _Output) -> int:
     """lld's getSectionRank (its RankFlags bits): notes first, then R, RX, RWX, RW; within RW
     RELRO, then TLS, then NOBITS last. The bit layout matters: orphans go by shared leading bits."""
@@ -500,9 +512,7 @@ class _Layout:
         self.dot = out.addr
         for item in out.body:
             if isinstance(item, list):
-                for inp in item:
-                    self.dot = inp.addr = _align_to(self.dot, inp.align)
-                    self.dot += inp.size
+                self.dot = _place_inputs(item, self.dot)
             elif isinstance(item, Assignment):
                 self._assign(item, out)
             elif isinstance(item, DataStatement):
