@@ -76,6 +76,34 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     """Decode the opcodes of one line program (`program`: its bytes after the header, relocations
     applied; `header`: pyelftools' parsed header) as pyelftools' `get_entries()` does, addresses
     wrapped to `mask`. None if maximum_operations_per_instruction != 1 (VLIW op_index: not here)."""
+    decoded = _decode(program, header, little, mask, 0, len(program), len(program), resumed=False)
+    return None if decoded is None else decoded.rows
+
+
+class Sequences(NamedTuple):
+    """The rows `sequence_rows` decoded, and which bytes it read to get them."""
+
+    rows: LineRows  # whole sequences, the registers as the header starts them
+    first: int  # where the first of them starts: just after the end of the sequence the walk began in
+    stop: int  # just after the DW_LNE_end_sequence of the last
+
+
+@_reading("line program")
+def sequence_rows(data: bytes, header: Any, little: bool, mask: int, start: int, until: int) -> Sequences | None:
+    """The sequences of the line program `header` describes (`program_start`/`program_end`: where its
+    opcodes lie in `data`) from `start` to the end of the one holding byte `until`, without decoding
+    the rest: `start` is the program's first opcode, or an opcode inside a sequence (such as a
+    DW_LNE_set_address): a sequence starts from the header's initial registers, so the rows of the
+    one `start` falls in are walked only to find its end, and dropped. `first` > `until` says `start`
+    was in the sequence of `until` itself. None for VLIW programs, as `line_rows`."""
+    return _decode(data, header, little, mask, start, header["program_end"], until,
+                   resumed=start != header["program_start"])
+
+
+def _decode(program: bytes, header: Any, little: bool, mask: int, pos: int, stop: int, until: int,
+            resumed: bool) -> Sequences | None:
+    """The opcode walk of `line_rows` and `sequence_rows`, from byte `pos` to `stop` or to the end of the
+    sequence holding `until`; `resumed`: `pos` is inside a sequence whose rows are dropped."""
     if header["maximum_operations_per_instruction"] != 1:
         return None
     if header["line_range"] == 0:
@@ -91,7 +119,7 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     ends: list[int] = []
     defined: list[tuple[bytes, int]] = []
     address, file, line, column = 0, 1, 1, 0
-    pos, stop = 0, len(program)
+    first, kept = (-1, 0) if resumed else (pos, 0)  # where, and from which row, the registers are known
     while pos < stop:
         op = program[pos]
         pos += 1
@@ -109,20 +137,25 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
         elif op == 6:  # DW_LNS_negate_stmt (GCC toggles is_stmt often): no operand, no row
             continue
         elif op == 0:  # extended: length, sub-opcode, operands
+            at = pos - 1
             n, pos = _uleb(program, pos)
             sub, nxt = program[pos], pos + n
+            pos = nxt  # DW_LNE_set_discriminator and unknown ones: skipped
             if sub == 1:  # DW_LNE_end_sequence: a row, then the registers reset
                 ends.append(len(addrs))
                 addrs.append(address)
                 regs.extend((file, line, column))
                 address, file, line, column = 0, 1, 1, 0
+                if first < 0:
+                    first, kept = nxt, len(addrs)
+                if at > until:
+                    break
             elif sub == 2:  # DW_LNE_set_address, operand of the address size
-                address = int.from_bytes(program[pos + 1:nxt], order)
+                address = int.from_bytes(program[nxt - n + 1:nxt], order)
             elif sub == 3:  # DW_LNE_define_file: name, directory, mtime, length
-                end = program.index(0, pos + 1)
+                end = program.index(0, nxt - n + 1)
                 dir_index, _ = _uleb(program, end + 1)
-                defined.append((program[pos + 1:end], dir_index))
-            pos = nxt  # DW_LNE_set_discriminator and unknown ones: skipped
+                defined.append((program[nxt - n + 1:end], dir_index))
             continue
         elif op == 2:  # DW_LNS_advance_pc
             n, pos = _uleb(program, pos)
@@ -153,12 +186,16 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
             continue
         addrs.append(address)
         regs.extend((file, line, column))
+    if first < 0:  # the walk began in the last sequence: nothing after it
+        first, kept = pos, len(addrs)
+    del addrs[:kept], regs[:3 * kept]
     if addrs and max(addrs) > mask:  # a step back is a wrapping DW_LNS_advance_pc
         addrs = [a & mask for a in addrs]
     table = np.array(regs, dtype=np.int64).reshape(-1, 3)
     end_flags = np.zeros(len(addrs), dtype=bool)
-    end_flags[ends] = True
-    return LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
+    end_flags[[e - kept for e in ends if e >= kept]] = True
+    rows = LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
+    return Sequences(rows, first, pos)
 
 
 # DWARF 5 line table entry formats: the content types kept, and the forms of their values.

@@ -12,9 +12,12 @@ Three traps shape this module:
   (GNU addr2line does the same; llvm-addr2line does not).
 * Decoding everything takes minutes for a kernel. The code relocations of the debug sections
   (sequence starts in .debug_line, low_pc & co. in .debug_info/.debug_addr/...) give, as plain
-  numpy arrays, code addresses and the line program / CU they sit in; only the units nearest
-  below an address are decoded, once, into sorted arrays searched with `searchsorted`. Decoding
-  goes below pyelftools (`dwarfline`): its objects per line row and per DIE cost seconds per unit.
+  numpy arrays, code addresses and the line program / CU they sit in. Of a line program only the
+  sequence starting nearest below an address is decoded (its DW_LNE_set_address is relocated: the
+  walk starts at the set_address before it, a line program of an allmodconfig unit has 100 k rows);
+  of .debug_info the CU nearest below. Each once, into sorted arrays searched with `searchsorted`.
+  Decoding goes below pyelftools (`dwarfline`): its objects per line row and per DIE cost seconds
+  per unit.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfCon
 from elftools.dwarf.structs import DWARFStructs
 
 from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets,
-                        line_header, line_rows)
+                        line_header, line_rows, sequence_rows)
 from .elf import U64, ElfInput
 from .errors import ReachlsError
 from .record import SourceLocation
@@ -83,6 +86,11 @@ _Rel = namedtuple("_Rel", "offset section value type")
 # A decoded line program: rows sorted by (sequence, address); sequence i covers [lo[i], hi[i]) and
 # owns rows first[i]:first[i+1]; `files` maps the file column to paths.
 _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
+# The sequence starts relocations show: per code relocation of .debug_line (the operand of a
+# DW_LNE_set_address), sorted by code address: that address, its line program, the .debug_line offset
+# of its opcode (-1 if the bytes before it are not one: then the whole program is decoded) and of the
+# set_address opcode before it in the same program (-1: none, the walk starts at the program's first).
+_Starts = namedtuple("_Starts", "address program opcode anchor")
 # One CU, as its DIEs are read: pyelftools' CompileUnit (header), its bytes (relocations applied),
 # its abbreviation table (dwarfline's) and (address size, offset size, version).
 _Unit = namedtuple("_Unit", "cu data abbrev sizes")
@@ -104,11 +112,12 @@ def _only_cover(lo: np.ndarray, hi: np.ndarray, points: np.ndarray) -> tuple[np.
 
 @dataclass(frozen=True)
 class _LineIndex:
-    """The sequences and rows of several decoded line programs, concatenated in program order."""
+    """The sequences and rows of several decoded pieces of line programs (whole programs, or the few
+    sequences `SourceMap._sequences` decodes), concatenated in order."""
 
     lo: np.ndarray
     hi: np.ndarray
-    program: np.ndarray  # per sequence: the line program's offset
+    piece: np.ndarray  # per sequence: the key of its piece (a line program's offset, a sequence start)
     first: np.ndarray  # sequence i owns rows first[i]:first[i+1]
     addr: np.ndarray
     line: np.ndarray
@@ -132,9 +141,9 @@ class _LineIndex:
                    joined([d.column for _, d in decoded], np.int64), joined(path, np.int64),
                    [f for _, d in decoded for f in d.files])
 
-    def program_of(self, sequences: np.ndarray) -> np.ndarray:
-        """Line program of each sequence index, -1 for -1."""
-        return np.append(self.program, -1)[sequences]
+    def piece_of(self, sequences: np.ndarray) -> np.ndarray:
+        """Piece of each sequence index, -1 for -1."""
+        return np.append(self.piece, -1)[sequences]
 
     def rows_at(self, sequences: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Row with the greatest address at or below each point in its sequence (of equal addresses the
@@ -167,12 +176,12 @@ class _LazyStream:
 
 
 def _memo(method: Callable) -> Callable:
-    """Per-instance cache of a one-argument method: each unit is decoded once, for every site."""
-    def cached(self, key):
+    """Per-instance cache of a method by its arguments: each unit is decoded once, for every site."""
+    def cached(self, *args):
         memo = self.__dict__.setdefault("_memo", {})
-        if (method.__name__, key) not in memo:
-            memo[method.__name__, key] = method(self, key)
-        return memo[method.__name__, key]
+        if (key := (method.__name__, *args)) not in memo:
+            memo[key] = method(self, *args)
+        return memo[key]
     return cached
 
 
@@ -192,14 +201,14 @@ def _damage(error: Exception) -> str:
 
 
 def _per_unit(section: str, empty: Callable[[], Any]) -> Callable[[Callable], Callable]:
-    """A decoder of one unit of `section` (a line program, a CU) by its offset: bytes of that unit
-    that do not read as DWARF cost what it covers — `empty()` stands for it, and
+    """A decoder of one unit of `section` (a line program, a CU) by its offset (and where in it):
+    bytes of that unit that do not read as DWARF cost what it covers — `empty()` stands for it, and
     `SourceMap.notes` says which unit and why — while every other unit is read as usual."""
     def wrap(decode: Callable) -> Callable:
         @functools.wraps(decode)
-        def guarded(self: SourceMap, offset: int) -> Any:
+        def guarded(self: SourceMap, offset: int, *where: int) -> Any:
             try:
-                return decode(self, offset)
+                return decode(self, offset, *where)
             except _UNREADABLE as error:
                 self._damaged.setdefault(section, {}).setdefault(offset, _damage(error))
                 return empty()
@@ -220,6 +229,17 @@ def _text(value: bytes | str | None) -> str:
     return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value or "")
 
 
+@dataclass
+class LineStats:
+    """How much of .debug_line the lookups have decoded so far: what keeps a scan's source step
+    proportional to its sites rather than to the size of the line programs they sit in."""
+
+    programs: int = 0  # whole line programs
+    sequences: int = 0  # sequences decoded (those walked only to find their end not counted)
+    rows: int = 0  # their rows
+    walked: int = 0  # opcode bytes read, those of the dropped rows too
+
+
 class SourceMap:
     """file:line for (section, offset) of a relocatable input or addresses of a linked image."""
 
@@ -233,6 +253,7 @@ class SourceMap:
         self._is_code = np.array([s.is_code for s in obj.sections] + [False])  # [-1] (no section): False
         self._damaged: dict[str, dict[int, str]] = {}  # section → unit offset → what is wrong with it
         self._unusable: str | None = None  # why no source line could be given at all
+        self.decoded = LineStats()
 
     def has_dwarf(self) -> bool:
         return ".debug_line" in self._index
@@ -291,7 +312,7 @@ class SourceMap:
         found: list[SourceLocation | None] = [None] * len(points)
         if not self.has_dwarf() or not len(points):
             return found
-        index, seq, alone = self._sequences_at(points)
+        index, seq, alone = self._sequences_at(points) if self._starts is None else self._started_at(points)
         for i in np.flatnonzero(alone).tolist():
             found[i] = self._line_at(int(points[i]))
         chosen = np.flatnonzero(seq >= 0)
@@ -300,17 +321,33 @@ class SourceMap:
         return found
 
     def _sequences_at(self, points: np.ndarray) -> tuple[_LineIndex, np.ndarray, np.ndarray]:
-        """(the needed line programs, the sequence holding each point as far as decided at once, else -1;
-        the points to look up one at a time with `_line_at`: those held by several sequences, and, with
-        relocations to tell, those the program nearest below does not cover)."""
-        nearest = self._nearest_unit(self._line_table, points)
-        index = self._every_line if nearest is None else self._line_index(np.unique(nearest[nearest >= 0]))
+        """Without relocations to tell where sequences start: (every line program, the sequence holding
+        each point, else -1; the points held by several, to look up one at a time with `_line_at`)."""
+        index = self._every_line
         seq, several = _only_cover(index.lo, index.hi, points)
-        taken = (seq >= 0) & ~several
-        if nearest is None:
-            return index, np.where(taken, seq, -1), several
-        taken &= index.program_of(seq) == nearest
+        return index, np.where((seq >= 0) & ~several, seq, -1), several
+
+    def _started_at(self, points: np.ndarray) -> tuple[_LineIndex, np.ndarray, np.ndarray]:
+        """With relocations: (the sequences starting nearest below the points, decoded; the one holding
+        each point as far as decided at once, else -1; the points to look up one at a time with
+        `_line_at`: those held by several sequences or not by the one starting nearest below)."""
+        starts = self._starts
+        k = np.searchsorted(starts.address, points, "right") - 1
+        nearest = np.where((k >= 0) & (starts.address[np.maximum(k, 0)] >= self._floor(points)), k, -1)
+        index = _LineIndex.of([(k, self._span(k)) for k in np.unique(nearest[nearest >= 0]).tolist()])
+        seq, several = _only_cover(index.lo, index.hi, points)
+        taken = (seq >= 0) & ~several & (index.piece_of(seq) == nearest)
         return index, np.where(taken, seq, -1), ~taken & (nearest >= 0)
+
+    def _floor(self, points: np.ndarray) -> np.ndarray:
+        """The lowest address a sequence holding each point can start at: in a relocatable input the
+        start of the code section's synthetic range it falls in (a sequence runs within the section
+        its DW_LNE_set_address names), in a linked image 0."""
+        if not self.obj.is_relocatable:
+            return np.zeros(len(points), np.uint64)
+        code = np.sort(self._bases[self._is_code[:-1]])
+        k = np.searchsorted(code, points, "right") - 1
+        return np.where(k >= 0, code[np.maximum(k, 0)] if len(code) else 0, 0).astype(np.uint64)
 
     def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) each address.
@@ -348,11 +385,28 @@ class SourceMap:
         return None
 
     def _line_at(self, address: int) -> SourceLocation | None:
-        for program in self._near(self._line_table, ".debug_line", address):
-            covered, loc = self._lookup(self._lines(program), address)
+        """The line of one address from the first piece of a line program around it that covers it: one
+        of the sequences starting below it (nearest first, as far back as 256 starts in 4 programs),
+        or, without relocations to tell, every program."""
+        if self._starts is None:
+            pieces = (self._lines(program) for program in self._unit_starts(".debug_line").tolist())
+        else:
+            pieces = (self._span(k) for k in self._candidates(address))
+        for lines in pieces:
+            covered, loc = self._lookup(lines, address)
             if covered:
                 return loc
         return None
+
+    def _candidates(self, address: int) -> list[int]:
+        """Sequence starts (indexes into `_starts`) that may begin the sequence holding `address`,
+        nearest first: the 256 below it in its section, of the 4 line programs nearest."""
+        starts, point = self._starts, np.array([address], np.uint64)
+        k = int(np.searchsorted(starts.address, point[0], "right"))
+        window = np.arange(k - 1, max(k - 257, -1), -1)
+        window = window[starts.address[window] >= self._floor(point)[0]]
+        programs = list(dict.fromkeys(starts.program[window].tolist()))[:4]
+        return window[np.isin(starts.program[window], programs)].tolist()
 
     @staticmethod
     def _nearest_unit(table: tuple[np.ndarray, np.ndarray] | None, points: np.ndarray) -> np.ndarray | None:
@@ -364,18 +418,17 @@ class SourceMap:
         k = np.searchsorted(addrs, points, "right")
         return np.where(k > 0, units[np.maximum(k - 1, 0)] if len(units) else -1, -1).astype(np.int64)
 
-    def _line_index(self, programs: np.ndarray) -> _LineIndex:
-        return _LineIndex.of([(int(p), self._lines(int(p))) for p in programs])
-
     @cached_property
     def _every_line(self) -> _LineIndex:
         """All line programs: what a linked image without relocations needs for any address."""
-        return self._line_index(self._unit_starts(".debug_line"))
+        return _LineIndex.of([(program, self._lines(program)) for program in
+                              self._unit_starts(".debug_line").tolist()])
 
     def _program_covering(self, points: np.ndarray) -> np.ndarray:
-        """Line program whose sequence holds each address (-1: none, or not decided at once)."""
+        """Without relocations: line program whose sequence holds each address (-1: none, or not
+        decided at once)."""
         index, seq, _ = self._sequences_at(points)
-        return index.program_of(seq)
+        return index.piece_of(seq)
 
     def _near(self, table: tuple[np.ndarray, np.ndarray] | None, name: str, address: int) -> list[int]:
         """Units to try for `address`: those with a known code address nearest at or below it (a unit
@@ -540,13 +593,30 @@ class SourceMap:
         return addrs[order], units[order]
 
     @cached_property
-    def _line_table(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """(code address, line program) sorted by address: each code relocation in .debug_line is a
-        DW_LNE_set_address (a sequence start) inside its program. None: no relocations, try all."""
+    def _starts(self) -> _Starts | None:
+        """Where sequences start, from the code relocations of .debug_line (each the operand of a
+        DW_LNE_set_address, the first address of a sequence) as whole arrays; None: no relocations
+        (a linked image), every program is decoded."""
         if (rel := self._relocs(".debug_line")) is None:
-            return (np.zeros(0, np.uint64),) * 2 if self.obj.is_relocatable else None
+            if not self.obj.is_relocatable:
+                return None
+            none = np.zeros(0, np.int64)
+            return _Starts(np.zeros(0, np.uint64), none, none, none)
         m, addrs = self._code_addresses(rel)
-        return self._table(addrs, self._owner(".debug_line", rel.offset[m]))
+        at = rel.offset[m].astype(np.int64)
+        program = self._owner(".debug_line", at)
+        raw = np.frombuffer(self._raw(".debug_line"), dtype=np.uint8)
+        width, _ = self._operations(".debug_line", rel.type[m])
+        before = np.maximum(at, 3)[:, None] - np.arange(3, 0, -1)  # extended opcode: 0, length, 2
+        is_set = (at >= 3) & (raw[before[:, 0]] == 0) & (raw[before[:, 1]] == width + 1) & (raw[before[:, 2]] == 2)
+        opcode = np.where(is_set, at - 3, -1)
+        by_offset = np.argsort(at, kind="stable")
+        previous = np.concatenate([[-1], opcode[by_offset][:-1]])
+        same = np.concatenate([[False], program[by_offset][1:] == program[by_offset][:-1]])
+        anchor = np.empty(len(at), np.int64)
+        anchor[by_offset] = np.where(same, previous, -1)
+        order = np.argsort(addrs, kind="stable")
+        return _Starts(addrs[order], program[order], opcode[order], anchor[order])
 
     @cached_property
     def _cu_table(self) -> tuple[np.ndarray, np.ndarray] | None:
@@ -637,9 +707,48 @@ class SourceMap:
     @_memo
     @_per_unit(".debug_line", _no_lines)
     def _lines(self, offset: int) -> _Lines:
-        """Rows of one line program, each sequence sorted by address (stable: of rows at one address
-        the last one wins, as in GNU addr2line); end_sequence rows only bound their sequence."""
-        addr, file, line, column, end, defined = self._rows(offset)
+        """Rows of one whole line program, sorted as `_sorted`."""
+        rows, header = self._rows(offset), self._header(offset)
+        self._count(rows, header["program_end"] - header["program_start"])
+        self.decoded.programs += 1
+        return self._sorted(offset, rows)
+
+    def _span(self, start: int) -> _Lines:
+        """The rows decoded for sequence start `start` (an index into `_starts`)."""
+        starts = self._starts
+        return self._sequences(int(starts.program[start]), int(starts.anchor[start]), int(starts.opcode[start]))
+
+    @_memo
+    @_per_unit(".debug_line", _no_lines)
+    def _sequences(self, offset: int, anchor: int, until: int) -> _Lines:
+        """Rows of the sequence of the line program at `offset` whose DW_LNE_set_address opcode is at
+        `until` (and of any between it and the one before): decoded from the set_address opcode before
+        it, `anchor` (-1: the program's first opcode), or, where that is not enough, from the
+        program's first opcode. The whole program where the bytes do not show a set_address opcode,
+        for VLIW programs, and where the file table is extended by DW_LNE_define_file (rows before
+        the walk may have done so)."""
+        if until < 0:
+            return self._lines(offset)
+        header, data, mask = self._header(offset), self._bytes(".debug_line"), self._mask
+        start = header["program_start"] if anchor < 0 else anchor
+        found = sequence_rows(data, header, self.obj.little, mask, start, until)
+        if found is not None and found.first > until:  # the set_address before is in the same sequence
+            start = header["program_start"]
+            found = sequence_rows(data, header, self.obj.little, mask, start, until)
+        if found is None or found.rows.defined or (found.rows.file >= len(self._files(offset))).any():
+            return self._lines(offset)
+        self._count(found.rows, found.stop - start)
+        return self._sorted(offset, found.rows)
+
+    def _count(self, rows: LineRows, walked: int) -> None:
+        self.decoded.sequences += int(rows.end.sum())
+        self.decoded.rows += len(rows.end)
+        self.decoded.walked += walked
+
+    def _sorted(self, offset: int, rows: LineRows) -> _Lines:
+        """Rows of the line program at `offset`, each sequence sorted by address (stable: of rows at one
+        address the last one wins, as in GNU addr2line); end_sequence rows only bound their sequence."""
+        addr, file, line, column, end, defined = rows
         seq = np.concatenate([[0], np.cumsum(end)[:-1]]).astype(np.int64) if len(end) else end.astype(np.int64)
         hi = addr[end]
         if len(end) and not end[-1]:  # a sequence without its end: the program was cut short

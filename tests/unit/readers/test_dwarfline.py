@@ -14,7 +14,7 @@ import pytest
 from elftools.dwarf.lineprogram import LineProgram
 from elftools.dwarf.structs import DWARFStructs
 
-from reachls.dwarfline import die_offsets, line_rows
+from reachls.dwarfline import die_offsets, line_rows, sequence_rows
 from reachls.elf import ElfInput
 from toolchain import TARGET, need, run, source_map, uleb128
 
@@ -225,10 +225,14 @@ def _sleb(value: int) -> bytes:
             return bytes(out)
 
 
-def _random_program(rng: random.Random, base: int) -> bytes:
+def _random_program(rng: random.Random, base: int, marks: dict[int, list[int]] | None = None) -> bytes:
+    """400 random opcodes; `marks`, if given, gets the offset of each DW_LNE_set_address (under 2)
+    and DW_LNE_end_sequence (under 1) opcode."""
     out = bytearray()
     for _ in range(400):
         kind = rng.randrange(16)
+        if marks is not None and kind in (5, 6):
+            marks.setdefault(7 - kind, []).append(len(out))
         if kind < 5:
             out.append(rng.randrange(base, 256))  # special
         elif kind == 5:
@@ -259,18 +263,27 @@ def _random_program(rng: random.Random, base: int) -> bytes:
     return bytes(out)
 
 
+def _random_header(rng: random.Random, base: int) -> dict:
+    return {"opcode_base": base, "line_range": rng.choice([12, 14, 16]), "line_base": rng.choice([-5, -3]),
+            "minimum_instruction_length": rng.choice([1, 4]), "maximum_operations_per_instruction": 1,
+            "default_is_stmt": 1, "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1][:base - 1],
+            "file_entry": []}
+
+
+def _oracle(program: bytes, header: dict) -> tuple[LineProgram, list]:
+    """pyelftools' reading of a generated program: the program and its state rows."""
+    oracle = LineProgram(dict(header, file_entry=[]), io.BytesIO(program), DWARFStructs(True, 32, 8),
+                         0, len(program))
+    return oracle, [e.state for e in oracle.get_entries() if e.state is not None]
+
+
 @pytest.mark.parametrize("base", [10, 13])  # DWARF 2 (10 standard opcodes) and 3+ (13)
 @pytest.mark.parametrize("seed", range(6))
 def test_generated_programs_equal_pyelftools(base: int, seed: int) -> None:
     rng = random.Random(seed * 100 + base)
     program = _random_program(rng, base)
-    header = {"opcode_base": base, "line_range": rng.choice([12, 14, 16]), "line_base": rng.choice([-5, -3]),
-              "minimum_instruction_length": rng.choice([1, 4]), "maximum_operations_per_instruction": 1,
-              "default_is_stmt": 1, "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1][:base - 1],
-              "file_entry": []}
-    oracle = LineProgram(dict(header, file_entry=[]), io.BytesIO(program), DWARFStructs(True, 32, 8),
-                         0, len(program))
-    states = [e.state for e in oracle.get_entries() if e.state is not None]
+    header = _random_header(rng, base)
+    oracle, states = _oracle(program, header)
     rows = line_rows(program, header, True, 2 ** 64 - 1)
     assert rows.address.tolist() == [s.address & (2 ** 64 - 1) for s in states]
     assert rows.address.dtype == np.uint64 and max(s.address for s in states) >= 2 ** 64  # wrapped
@@ -278,6 +291,39 @@ def test_generated_programs_equal_pyelftools(base: int, seed: int) -> None:
         [[s.file for s in states], [s.line for s in states], [s.column for s in states],
          [bool(s.end_sequence) for s in states]]
     assert rows.defined == [(f.name, f.dir_index) for f in oracle.header["file_entry"]]
+
+
+@pytest.mark.parametrize("base", [10, 13])
+@pytest.mark.parametrize("seed", range(4))
+def test_sequences_decoded_from_inside_the_one_before(base: int, seed: int) -> None:
+    """`sequence_rows` from any DW_LNE_set_address to the end of the sequence holding any later one:
+    the rows of pyelftools' whole-program decoding from the first end_sequence after the start to the
+    first one after `until`; `first` past `until` when no end_sequence lies between them."""
+    rng = random.Random(seed * 100 + base + 7)
+    marks: dict[int, list[int]] = {}
+    program = _random_program(rng, base, marks)
+    header = dict(_random_header(rng, base), program_start=0, program_end=len(program))
+    _, states = _oracle(program, header)
+    ends = marks[1]
+    checked = 0
+    for start in marks[2]:
+        for until in [u for u in marks[2] if u >= start][:6]:
+            found = sequence_rows(program, header, True, 2 ** 64 - 1, start, until)
+            after = [k for k, end in enumerate(ends) if end > start]
+            if not after or ends[after[0]] > until:  # start and until in one sequence
+                assert found.first > until
+                continue
+            first, last = after[0] + 1, next((k for k, end in enumerate(ends) if end > until), len(ends))
+            assert found.first == ends[first - 1] + 3
+            assert found.stop == (ends[last] + 3 if last < len(ends) else len(program))
+            row_ends = [k for k, s in enumerate(states) if s.end_sequence]
+            want = states[row_ends[first - 1] + 1:row_ends[last] + 1 if last < len(ends) else len(states)]
+            assert [found.rows.address.tolist(), found.rows.line.tolist(), found.rows.file.tolist(),
+                    found.rows.column.tolist(), found.rows.end.tolist()] == \
+                [[s.address & (2 ** 64 - 1) for s in want], [s.line for s in want], [s.file for s in want],
+                 [s.column for s in want], [bool(s.end_sequence) for s in want]]
+            checked += 1
+    assert checked > 20
 
 
 def test_unknown_standard_opcode_skipped_by_declared_length() -> None:

@@ -244,19 +244,74 @@ def test_without_dwarf(tmp_path: Path) -> None:
 
 
 def test_only_the_needed_units_are_decoded_once(build: Build) -> None:
-    """Trap 3: a site in funcs.c decodes funcs.c's line program / CU (offset 0: first in combined.o)
-    and not alt.S's; rows are kept sorted per sequence."""
+    """Trap 3: a site in funcs.c decodes sequences of funcs.c's line program and its CU (offset 0:
+    first in combined.o), not alt.S's, and no whole program; rows are kept sorted per sequence."""
     with ElfInput(build.combined) as obj:
         sm = source_map(obj)
         entry = next(sec for name, sec, _, _ in function_symbols(obj) if name == "entry")
         assert sm.line_for(entry, 0) is not None and sm.line_for(entry, 4) is not None
         assert sm.function_declaration(entry, 0) is not None
-        units = [k for k in sm._memo if k[0] in ("_lines", "_subprograms")]
-        assert units == [("_lines", 0), ("_subprograms", 0)]
-        lines = sm._memo["_lines", 0]
+        units = [k for k in sm._memo if k[0] in ("_lines", "_sequences", "_subprograms")]
+        assert [k[:2] for k in units] == [("_sequences", 0), ("_subprograms", 0)]
+        assert sm.decoded.programs == 0 and sm.decoded.sequences == 1
+        lines = sm._memo[units[0]]
         for s in range(len(lines.lo)):
             rows = lines.addr[lines.first[s]:lines.first[s + 1]]
             assert (np.diff(rows.astype(np.int64)) >= 0).all()
+
+
+def _many_functions(first: int, count: int) -> str:
+    return "".join(f"""
+__attribute__((noinline)) int f{i}(int x)
+{{
+\tint y = x * {i + 3};
+\tif (y & 1)
+\t\ty += f{i}(x - 1);
+\treturn y ^ {i};
+}}
+""" for i in range(first, first + count))
+
+
+def _sequences_in_dump(dump: str) -> list[tuple[int, int, int]]:
+    """(first address, end address, rows with the end_sequence row) of each sequence `llvm-dwarfdump
+    --debug-line` prints."""
+    found, rows = [], []
+    for line in dump.splitlines():
+        if line.startswith("0x"):
+            rows.append(int(line.split()[0], 16))
+            if "end_sequence" in line.split():
+                found.append((rows[0], rows[-1], len(rows)))
+                rows = []
+    return found
+
+
+@pytest.mark.parametrize("dwarf", [4, 5])
+def test_only_the_sequences_holding_the_sites_are_decoded(dwarf: int, tmp_path: Path) -> None:
+    """40 functions in two line programs of a `ld -r` object (one sequence each): the lines of every
+    instruction of 3 of them (the first of the first program, one inside, the last of the second)
+    equal GNU addr2line's on the linked image, and the rows decoded are exactly those
+    llvm-dwarfdump prints for the 3 sequences holding them, no whole program."""
+    need("clang", "ld.lld", "llvm-dwarfdump", "aarch64-linux-gnu-addr2line")
+    (tmp_path / "a.c").write_text(_many_functions(0, 20))
+    (tmp_path / "b.c").write_text(_many_functions(20, 20))
+    for name in ("a", "b"):
+        run("clang", TARGET, f"-gdwarf-{dwarf}", "-O1", "-ffunction-sections", "-c", f"{name}.c", cwd=tmp_path)
+    run("ld.lld", "-r", "a.o", "b.o", "-o", "combined.o", cwd=tmp_path)
+    run("ld.lld", "-e", "f0", "combined.o", "-o", "image", cwd=tmp_path)
+    sequences = _sequences_in_dump(run("llvm-dwarfdump", "--debug-line", tmp_path / "image").stdout)
+    assert len(sequences) == 40
+    with ElfInput(tmp_path / "combined.o") as obj, ElfInput(tmp_path / "image") as image:
+        final = {name: value for name, _, value, _ in function_symbols(image)}
+        functions = {name: (sec, size) for name, sec, _, size in function_symbols(obj)}
+        sm = source_map(obj)
+        sites = [(name, off) for name in ("f0", "f7", "f39") for off in range(0, functions[name][1], 4)]
+        ours = sm.lines_at(sm.code_addresses([functions[name][0] for name, _ in sites], [off for _, off in sites]))
+        gnu = gnu_addr2line(tmp_path / "image", [final[name] + off for name, off in sites])
+        assert [(loc.file, loc.line) if loc else None for loc in ours] == \
+            [(os.path.normpath(f), n) if n else None for f, n in gnu]
+        assert all(ours)
+        holding = [next(rows for lo, hi, rows in sequences if lo <= final[name] < hi) for name in ("f0", "f7", "f39")]
+        assert (sm.decoded.programs, sm.decoded.sequences, sm.decoded.rows) == (0, 3, sum(holding))
 
 
 def test_fast_decoders_equal_pyelftools(build: Build) -> None:
