@@ -311,9 +311,10 @@ class Abbreviation(NamedTuple):
 
 
 @_reading("abbreviation table")
-def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
-    """The abbreviation table at `offset` of .debug_abbrev, code → declaration. pyelftools parses one
-    with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
+def abbreviations(data: bytes, offset: int, until: int | None = None) -> dict[int, Abbreviation]:
+    """The abbreviation table at `offset` of .debug_abbrev, code → declaration; with `until`, only as
+    far as the declaration of that code (a unit's top DIE mostly has the first). pyelftools parses
+    one with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
     table: dict[int, Abbreviation] = {}
     pos = offset
     while pos < len(data):
@@ -337,7 +338,51 @@ def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
                 spec = (_AT_NAMES.get(name, name), _FORM_NAMES.get(form, form), None)
                 specs.append(_SPECS.setdefault((name, form), spec))
         table[code] = Abbreviation(_TAG_NAMES.get(tag, tag), tuple(specs))
+        if code == until:
+            break
     return table
+
+
+class UnitHeader(NamedTuple):
+    """The fields of a .debug_info unit header source mapping reads; offsets from the unit's start."""
+
+    version: int
+    address_size: int
+    offset_size: int
+    abbrev_offset: int
+    die: int  # the unit's top DIE
+    size: int  # the unit's bytes, its header included
+
+
+# DWARF 5 unit types with more header after debug_abbrev_offset: skeleton and split compile units
+# (dwo_id), type units (signature, then a type offset of the offset size).
+_UNIT_EXTRA = {4: 8, 5: 8, 2: 8, 6: 8}
+_UNIT_TYPE_OFFSET = (2, 6)
+
+
+@_reading("unit header")
+def unit_header(data: bytes, offset: int, little: bool) -> UnitHeader:
+    """The header of the .debug_info unit at `offset` of `data` (relocations applied: its
+    debug_abbrev_offset is relocated in a relocatable input), as pyelftools reads it but without
+    parsing, through its section stream, the whole section it needs relocated first."""
+    order = "little" if little else "big"
+    length, pos, offset_size = int.from_bytes(data[offset:offset + 4], order), offset + 4, 4
+    if length == 0xFFFFFFFF:
+        length, pos, offset_size = int.from_bytes(data[pos:pos + 8], order), pos + 8, 8
+    size = pos - offset + length
+    version, pos = int.from_bytes(data[pos:pos + 2], order), pos + 2
+    if not 2 <= version <= 5:
+        raise DamagedDwarf(f"unit at {offset:#x} of DWARF version {version}")
+    if version >= 5:
+        unit_type, address_size = data[pos], data[pos + 1]
+        abbrev_offset, pos = int.from_bytes(data[pos + 2:pos + 2 + offset_size], order), pos + 2 + offset_size
+        pos += _UNIT_EXTRA.get(unit_type, 0) + (offset_size if unit_type in _UNIT_TYPE_OFFSET else 0)
+    else:
+        abbrev_offset, pos = int.from_bytes(data[pos:pos + offset_size], order), pos + offset_size
+        address_size, pos = data[pos], pos + 1
+    if pos - offset > size:
+        raise DamagedDwarf(f"unit at {offset:#x}: unit_length {length:#x} shorter than its header")
+    return UnitHeader(version, address_size, offset_size, abbrev_offset, pos - offset, size)
 
 
 _SIZE = {"DW_FORM_flag_present": 0, "DW_FORM_implicit_const": 0, "DW_FORM_data16": 16,
@@ -432,6 +477,12 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
                 width = (1, 2, 4)[_BLOCK1 - size]
                 pos += width + int.from_bytes(unit[pos:pos + width], order)
     return found
+
+
+@_reading("DIE")
+def die_code(unit: bytes, pos: int) -> int:
+    """The abbreviation code of the DIE at `pos` in `unit`."""
+    return _uleb(unit, pos)[0]
 
 
 @_reading("DIE")

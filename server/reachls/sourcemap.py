@@ -39,14 +39,15 @@ from elftools.common.exceptions import DWARFError, ELFError
 from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfConfig
 from elftools.dwarf.structs import DWARFStructs
 
-from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_offsets,
-                        line_header, line_rows, sequence_rows)
+from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_code, die_offsets,
+                        line_header, line_rows, sequence_rows, unit_header)
 from .elf import U64, ElfInput
 from .errors import ReachlsError
 from .record import SourceLocation
 
 SHF_COMPRESSED = 0x800
-_SET, _ADD, _SUB = "set", "add", "sub"  # the operations of `Architecture.dwarf_relocations`
+_OPERATIONS = ("set", "add", "sub")  # of `Architecture.dwarf_relocations`, numbered in this order
+_SET, _ADD = 0, 1
 
 
 def _read_fields(buf: np.ndarray, offsets: np.ndarray, widths: np.ndarray, little: bool) -> np.ndarray:
@@ -91,9 +92,9 @@ _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
 # of its opcode (-1 if the bytes before it are not one: then the whole program is decoded) and of the
 # set_address opcode before it in the same program (-1: none, the walk starts at the program's first).
 _Starts = namedtuple("_Starts", "address program opcode anchor")
-# One CU, as its DIEs are read: pyelftools' CompileUnit (header), its bytes (relocations applied),
-# its abbreviation table (dwarfline's) and (address size, offset size, version).
-_Unit = namedtuple("_Unit", "cu data abbrev sizes")
+# One CU, as its DIEs are read: where its top DIE starts in its bytes, its bytes (relocations
+# applied), the offset of its abbreviation table and (address size, offset size, version).
+_Unit = namedtuple("_Unit", "die data abbrev_offset sizes")
 
 
 def _only_cover(lo: np.ndarray, hi: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,15 +123,13 @@ class _LineIndex:
     addr: np.ndarray
     line: np.ndarray
     column: np.ndarray
-    path: np.ndarray  # per row: index into `paths`, -1 if the file number names no file
-    paths: list[str]
+    table: np.ndarray  # per row: index into `tables`
+    file: np.ndarray  # per row: the file number, into its table
+    tables: list[_FileTable]
 
     @classmethod
     def of(cls, decoded: list[tuple[int, _Lines]]) -> _LineIndex:
         rows = np.cumsum([0] + [len(d.addr) for _, d in decoded])
-        names = np.cumsum([0] + [len(d.files) for _, d in decoded])
-        path = [np.where((d.file >= 0) & (d.file < len(d.files)), d.file + names[k], -1)
-                for k, (_, d) in enumerate(decoded)]
 
         def joined(arrays: list[np.ndarray], dtype: type) -> np.ndarray:
             return np.concatenate([np.zeros(0, dtype)] + arrays)
@@ -138,8 +137,9 @@ class _LineIndex:
                    joined([np.full(len(d.lo), p, np.int64) for p, d in decoded], np.int64),
                    joined([d.first[:-1] + rows[k] for k, (_, d) in enumerate(decoded)] + [rows[-1:]], np.int64),
                    joined([d.addr for _, d in decoded], np.uint64), joined([d.line for _, d in decoded], np.int64),
-                   joined([d.column for _, d in decoded], np.int64), joined(path, np.int64),
-                   [f for _, d in decoded for f in d.files])
+                   joined([d.column for _, d in decoded], np.int64),
+                   joined([np.full(len(d.addr), k, np.int64) for k, (_, d) in enumerate(decoded)], np.int64),
+                   joined([d.file for _, d in decoded], np.int64), [d.files for _, d in decoded])
 
     def piece_of(self, sequences: np.ndarray) -> np.ndarray:
         """Piece of each sequence index, -1 for -1."""
@@ -158,9 +158,31 @@ class _LineIndex:
 
     def locations(self, rows: np.ndarray) -> list[SourceLocation | None]:
         """The rows as source locations; line 0 means "no line" (GNU addr2line prints `?`)."""
-        return [SourceLocation(self.paths[path] if path >= 0 else "", line, column) if line else None
-                for line, path, column in zip(self.line[rows].tolist(), self.path[rows].tolist(),
-                                              self.column[rows].tolist())]
+        return [SourceLocation(self.tables[table].path(file), line, column) if line else None
+                for line, table, file, column in zip(self.line[rows].tolist(), self.table[rows].tolist(),
+                                                     self.file[rows].tolist(), self.column[rows].tolist())]
+
+
+class _FileTable:
+    """A line program's file table, each path (comp_dir / include dir / name, normalised) made when
+    first asked for: a kernel unit's table names hundreds of headers, a lookup needs a few."""
+
+    def __init__(self, comp_dir: Callable[[], str], dirs: list[str], files: list[tuple[bytes, int] | None]) -> None:
+        """`files`: (name, directory index) by file number, None for a number naming no file."""
+        self._comp_dir, self._dirs, self._files = functools.cache(comp_dir), dirs, files
+        self._paths: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def path(self, number: int) -> str:
+        """The path of file `number`; "" if it names none."""
+        if (found := self._paths.get(number)) is None:
+            entry = self._files[number] if 0 <= number < len(self._files) else None
+            found = self._paths[number] = "" if entry is None else os.path.normpath(os.path.join(
+                self._comp_dir(), self._dirs[entry[1] or 0] if (entry[1] or 0) < len(self._dirs) else "",
+                _text(entry[0])))
+        return found
 
 
 class _LazyStream:
@@ -218,7 +240,11 @@ def _per_unit(section: str, empty: Callable[[], Any]) -> Callable[[Callable], Ca
 
 def _no_lines() -> _Lines:
     empty = np.zeros(0, np.uint64)
-    return _Lines(empty, empty, np.zeros(1, np.int64), empty, *(np.zeros(0, np.int64),) * 3, [])
+    return _Lines(empty, empty, np.zeros(1, np.int64), empty, *(np.zeros(0, np.int64),) * 3, _no_files())
+
+
+def _no_files() -> _FileTable:
+    return _FileTable(str, [], [])
 
 
 def _no_subprograms() -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
@@ -504,16 +530,18 @@ class SourceMap:
         return _Rel(r.offset, self._symbol_sections[r.sym], value, r.type)
 
     def _operations(self, name: str, types: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(width, operation) per relocation; an unknown type is a clear error, never a wrong line."""
+        """(width, operation: an index into `_OPERATIONS`) per relocation, looked up in the sorted few
+        known types at once; an unknown type is a clear error, never a wrong line."""
         known = self._relocation_operations
-        if unknown := sorted(set(np.unique(types).tolist()) - set(known)):
-            raise DamagedDwarf(f"{name}: relocation type(s) {unknown} not used in debug sections of "
-                               f"{self.obj.machine}")
-        width = np.zeros(len(types), dtype=np.int64)
-        operation = np.full(len(types), _SET, dtype=object)
-        for rtype, (w, op) in known.items():
-            width[types == rtype], operation[types == rtype] = w, op
-        return width, operation
+        kinds = np.array(sorted(known), dtype=np.int64)
+        which = np.minimum(np.searchsorted(kinds, types), max(len(kinds) - 1, 0))
+        unknown = kinds[which] != types if len(kinds) else np.ones(len(types), dtype=bool)
+        if unknown.any():
+            raise DamagedDwarf(f"{name}: relocation type(s) {sorted(set(types[unknown].tolist()))} not used in debug "
+                               f"sections of {self.obj.machine}")
+        width = np.array([known[kind][0] for kind in kinds.tolist()] + [0], dtype=np.int64)
+        operation = np.array([_OPERATIONS.index(known[kind][1]) for kind in kinds.tolist()] + [0], dtype=np.int8)
+        return width[which], operation[which]
 
     def _check_inside(self, name: str, offsets: np.ndarray, width: np.ndarray, size: int) -> None:
         if ((offsets + width > size) | (offsets < 0)).any():
@@ -525,8 +553,32 @@ class SourceMap:
         Vectorised here because pyelftools relocates entry by entry (slow) and onto 0-based code
         addresses; DWARF only uses data relocations (ABS32/ABS64 and the like). Linked images: as is."""
         data, rel = self._raw(name), self._relocs(name) if self.obj.is_relocatable else None
+        return data if rel is None else self._apply(name, data, rel)
+
+    def _patched_slice(self, name: str, start: int, end: int) -> bytes:
+        """Bytes [start, end) of debug section `name`, relocations applied as `_patched` applies them:
+        the few units of a kernel's .debug_info (millions of relocations) a lookup reads, not all."""
+        data, rel = self._raw(name), self._relocs(name) if self.obj.is_relocatable else None
         if rel is None:
-            return data
+            return bytes(data[start:end])
+        order, offsets = self._by_offset(name)
+        lo, hi = np.searchsorted(offsets, [start, end])
+        pick = order[lo:hi]
+        return self._apply(name, data[start:end], _Rel(rel.offset[pick] - start, *(field[pick] for field in rel[1:])))
+
+    @_memo
+    def _by_offset(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the order of the relocations of `name` by offset, their offsets in that order), each
+        checked to fall inside the section; a linker writes them in order: then no sort."""
+        rel = self._relocs(name)
+        self._check_inside(name, rel.offset, self._operations(name, rel.type)[0], len(self._raw(name)))
+        if (np.diff(rel.offset.astype(np.int64)) >= 0).all():
+            return np.arange(len(rel.offset)), rel.offset
+        order = np.argsort(rel.offset, kind="stable")
+        return order, rel.offset[order]
+
+    def _apply(self, name: str, data: bytes | memoryview, rel: _Rel) -> bytes:
+        """`data` with the relocations `rel` (offsets into `data`) applied."""
         width, operation = self._operations(name, rel.type)
         self._check_inside(name, rel.offset, width, len(data))
         base = np.where(rel.section >= 0, self._bases[np.maximum(rel.section, 0)], np.uint64(0))
@@ -675,29 +727,26 @@ class SourceMap:
         return strings[offset:strings.find(b"\0", offset)]
 
     @_memo
-    @_per_unit(".debug_line", list)
-    def _files(self, offset: int) -> list[str]:
+    @_per_unit(".debug_line", _no_files)
+    def _files(self, offset: int) -> _FileTable:
         return self._file_paths(offset)
 
-    def _file_paths(self, offset: int, defined: list[tuple[bytes, int]] | tuple = ()) -> list[str]:
-        """File table of a line program as normalised paths: comp_dir / include dir / name; `defined`:
-        (name, dir_index) of DW_LNE_define_file entries, appended."""
+    def _file_paths(self, offset: int, defined: list[tuple[bytes, int]] | tuple = ()) -> _FileTable:
+        """File table of a line program; `defined`: (name, dir_index) of DW_LNE_define_file entries,
+        appended."""
         header = self._header(offset)
         dirs = [_text(d) for d in header["include_directory"]]
         entries = header["file_entry"] + list(defined)
         if header["version"] >= 5:  # directory 0 is comp_dir, file indexes start at 0
-            comp, dirs, files = (dirs[0] if dirs else ""), [""] + dirs[1:], entries
-        else:  # directory 0 is the CU's comp_dir, file indexes start at 1
-            comp, dirs, files = self._comp_dir(offset), [""] + dirs, [None] + entries
-        return ["" if f is None else os.path.normpath(os.path.join(
-                    comp, dirs[f[1] or 0] if (f[1] or 0) < len(dirs) else "", _text(f[0])))
-                for f in files]
-
+            comp = dirs[0] if dirs else ""
+            return _FileTable(lambda: comp, [""] + dirs[1:], entries)
+        # directory 0 is the CU's comp_dir, file indexes start at 1
+        return _FileTable(functools.partial(self._comp_dir, offset), [""] + dirs, [None] + entries)
     @_per_unit(".debug_line", str)
     def _comp_dir(self, program: int) -> str:
         if (cu := self._cu_of_program.get(program)) is None:
             return ""
-        form, value = self._die(self._unit(cu).cu.cu_die_offset).get("DW_AT_comp_dir", (None, None))
+        form, value = self._top_die(cu).get("DW_AT_comp_dir", (None, None))
         if form in ("DW_FORM_strp", "DW_FORM_line_strp"):
             value = self._string(".debug_str" if form == "DW_FORM_strp" else ".debug_line_str", value)
         elif form not in (None, "DW_FORM_string"):  # strx: the string offsets table, as pyelftools reads it
@@ -783,9 +832,7 @@ class SourceMap:
             i = r0 + int(np.searchsorted(lines.addr[r0:r1], a, "right")) - 1
             if (line := int(lines.line[i])) == 0:
                 return True, None
-            f = int(lines.file[i])
-            return True, SourceLocation(lines.files[f] if 0 <= f < len(lines.files) else "", line,
-                                        int(lines.column[i]))
+            return True, SourceLocation(lines.files.path(int(lines.file[i])), line, int(lines.column[i]))
         return False, None
 
     @_memo
@@ -819,35 +866,50 @@ class SourceMap:
         order: `dwarfline.die_offsets` skips the other DIEs by their abbreviations (iterating every DIE
         through pyelftools takes seconds per CU); pyelftools' walk only for a form it does not size."""
         unit = self._unit(cu_offset)
-        found = die_offsets(unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+        found = die_offsets(unit.data, unit.die, self._abbreviations(unit.abbrev_offset), lambda decl: decl.tag ==
                             "DW_TAG_subprogram" and any(n == "DW_AT_low_pc" for n, _, _ in decl.specs),
                             *unit.sizes, self.obj.little, lambda decl: decl.tag in _TYPES)
         if found is None:
-            return [d.offset for d in unit.cu.iter_DIEs()
+            return [d.offset for d in self._dwarf.get_CU_at(cu_offset).iter_DIEs()
                     if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
         return [cu_offset + off for off in found]
 
     @_memo
     def _unit(self, cu_offset: int) -> _Unit:
-        cu = self._dwarf.get_CU_at(cu_offset)
-        data = bytes(self._patched(".debug_info")[cu_offset:cu_offset + cu.size])
-        sizes = (cu["address_size"], 8 if cu.dwarf_format() == 64 else 4, cu["version"])
-        return _Unit(cu, data, self._abbreviations(cu["debug_abbrev_offset"]), sizes)
+        """The CU at `cu_offset`, its bytes relocated alone (pyelftools would parse its header from the
+        whole relocated section: seconds for a kernel's .debug_info)."""
+        size = unit_header(self._raw(".debug_info"), cu_offset, self.obj.little).size
+        if cu_offset + size > len(self._raw(".debug_info")):
+            raise DamagedDwarf(f"unit at {cu_offset:#x}: unit_length runs past the end of .debug_info")
+        data = self._patched_slice(".debug_info", cu_offset, cu_offset + size)
+        header = unit_header(data, 0, self.obj.little)
+        return _Unit(header.die, data, header.abbrev_offset, (header.address_size, header.offset_size,
+                                                               header.version))
 
     @_memo
     def _abbreviations(self, offset: int) -> dict[int, Abbreviation]:
         return abbreviations(self._bytes(".debug_abbrev"), offset)
 
-    def _die(self, offset: int) -> dict[str, tuple[str, int | None]]:
-        """Attribute name → (form, raw value) of the DIE at .debug_info `offset`: read by `dwarfline`,
-        by pyelftools for a form dwarfline does not size."""
+    def _die(self, offset: int, abbrev: dict[int, Abbreviation] | None = None) -> dict[str, tuple[str, int | None]]:
+        """Attribute name → (form, raw value) of the DIE at .debug_info `offset`: read by `dwarfline`
+        (`abbrev`: its unit's abbreviations, if not all of them), by pyelftools for a form dwarfline
+        does not size."""
         cu_offset = self._cu_of(offset)
         unit = self._unit(cu_offset)
-        found = die_attributes(unit.data, offset - cu_offset, unit.abbrev, *unit.sizes, self.obj.little)
+        found = die_attributes(unit.data, offset - cu_offset, abbrev or self._abbreviations(unit.abbrev_offset),
+                               *unit.sizes, self.obj.little)
         if found is None:
-            die = unit.cu.get_DIE_from_refaddr(offset)
+            die = self._dwarf.get_CU_at(cu_offset).get_DIE_from_refaddr(offset)
             found = {name: (a.form, a.raw_value) for name, a in die.attributes.items()}
         return found
+
+    @_memo
+    def _top_die(self, cu_offset: int) -> dict[str, tuple[str, int | None]]:
+        """Attributes of a CU's top DIE, its abbreviation table read only as far as its code (a line
+        lookup needs comp_dir of a few hundred CUs, not their whole tables)."""
+        unit = self._unit(cu_offset)
+        return self._die(cu_offset + unit.die, abbreviations(self._bytes(".debug_abbrev"), unit.abbrev_offset,
+                                                             die_code(unit.data, unit.die)))
 
     def _cu_of(self, offset: int) -> int:
         """The CU holding .debug_info `offset` (one offset per DIE read: a bisect, not a numpy call)."""
@@ -863,13 +925,22 @@ class SourceMap:
     @_per_unit(".debug_info", lambda: None)
     def _stmt_list(self, cu_offset: int) -> int | None:
         """DW_AT_stmt_list of a CU: the line program whose file table its declarations index."""
-        stmt = self._die(self._unit(cu_offset).cu.cu_die_offset).get("DW_AT_stmt_list")
+        stmt = self._top_die(cu_offset).get("DW_AT_stmt_list")
         return None if stmt is None else stmt[1]
 
     def _address(self, cu_offset: int, value: tuple[str, int | None]) -> int:
-        """An address-class attribute value: as is, or through .debug_addr for the DW_FORM_addrx forms."""
+        """An address-class attribute value: as is, or through .debug_addr for the DW_FORM_addrx forms
+        (from the CU's DW_AT_addr_base, as pyelftools' `get_addr` reads it; pyelftools without one)."""
         form, raw = value
-        return raw if form == "DW_FORM_addr" else self._dwarf.get_addr(self._unit(cu_offset).cu, raw)
+        if form == "DW_FORM_addr":
+            return raw
+        if (base := self._top_die(cu_offset).get("DW_AT_addr_base")) is None or ".debug_addr" not in self._index:
+            return self._dwarf.get_addr(self._dwarf.get_CU_at(cu_offset), raw)
+        size, table = self._unit(cu_offset).sizes[0], self._bytes(".debug_addr")
+        at = base[1] + raw * size
+        if at + size > len(table):
+            raise DamagedDwarf(f".debug_addr: address index {raw} past its end")
+        return int.from_bytes(table[at:at + size], "little" if self.obj.little else "big")
 
     @cached_property
     def _mask(self) -> int:
@@ -880,6 +951,6 @@ class SourceMap:
         if "DW_AT_decl_line" not in at or "DW_AT_decl_file" not in at:
             return None
         stmt = self._stmt_list(self._cu_of(offset))
-        files, f = self._files(stmt) if stmt is not None else [], at["DW_AT_decl_file"][1]
+        path = self._files(stmt).path(at["DW_AT_decl_file"][1]) if stmt is not None else ""
         column = at["DW_AT_decl_column"][1] if "DW_AT_decl_column" in at else 0
-        return SourceLocation(files[f] if 0 <= f < len(files) else "", at["DW_AT_decl_line"][1], column)
+        return SourceLocation(path, at["DW_AT_decl_line"][1], column)

@@ -171,7 +171,15 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
         sm = source_map(obj)
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
+            unit = sm._unit(cu_offset)  # the header as dwarfline reads it, its bytes relocated alone
+            assert (unit.die, unit.abbrev_offset, unit.sizes) == (cu.cu_die_offset - cu_offset, cu["debug_abbrev_offset"],
+                                                                 (cu["address_size"], cu.structs.dwarf_format // 8,
+                                                                  cu["version"]))
+            assert unit.data == bytes(sm._patched(".debug_info")[cu_offset:cu_offset + cu.size])
+            assert sm._top_die(cu_offset) == sm._die(cu.cu_die_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+            assert [sm._address(cu_offset, sm._die(d.offset)["DW_AT_low_pc"]) for d in want] == \
+                [d.attributes["DW_AT_low_pc"].value for d in want]
             assert sm._subprogram_offsets(cu_offset) == [d.offset for d in want], (path.name, cu_offset)
             top = cu.get_top_DIE().attributes
             if "DW_AT_stmt_list" in top and "DW_AT_comp_dir" in top:
@@ -203,8 +211,9 @@ def test_children_of_types_are_jumped_over(objects: list[Path]) -> None:
             sm = source_map(obj)
             for cu_offset in sm._unit_starts(".debug_info").tolist():
                 unit = sm._unit(cu_offset)
-                here = [d.offset - cu_offset for d in unit.cu.iter_DIEs() if d.tag == "DW_TAG_member"]
-                walk = (unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+                here = [d.offset - cu_offset for d in sm._dwarf.get_CU_at(cu_offset).iter_DIEs()
+                        if d.tag == "DW_TAG_member"]
+                walk = (unit.data, unit.die, sm._abbreviations(unit.abbrev_offset), lambda decl: decl.tag ==
                         "DW_TAG_member", *unit.sizes, obj.little)
                 assert die_offsets(*walk) == here
                 members |= {(path.name, cu_offset, o) for o in here}
