@@ -78,6 +78,12 @@ _ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx
 # Tags whose children (members, enumerators, subranges, parameter types) never hold code.
 _TYPES = frozenset(("DW_TAG_structure_type", "DW_TAG_union_type", "DW_TAG_class_type", "DW_TAG_enumeration_type",
                     "DW_TAG_array_type", "DW_TAG_subroutine_type"))
+# What a top DIE's attributes (by name, else by form) refer to: the debug section they index.
+_REFERS_TO = {"DW_AT_ranges": ".debug_ranges", "DW_AT_rnglists_base": ".debug_rnglists", "DW_AT_addr_base": ".debug_addr",
+              "DW_AT_str_offsets_base": ".debug_str_offsets", "DW_AT_loclists_base": ".debug_loclists",
+              "DW_FORM_rnglistx": ".debug_rnglists", "DW_FORM_loclistx": ".debug_loclists",
+              **dict.fromkeys(("DW_FORM_strx", "DW_FORM_strx1", "DW_FORM_strx2", "DW_FORM_strx3", "DW_FORM_strx4"),
+                              ".debug_str_offsets")}
 _DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
 _REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata", "DW_FORM_ref_addr")
 _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
@@ -839,6 +845,7 @@ class SourceMap:
     @_per_unit(".debug_info", _no_subprograms)
     def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
         """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
+        self._check_references(cu_offset)
         lows, highs, decls = [], [], []
         for offset in self._subprogram_offsets(cu_offset):
             at = self._die(offset)
@@ -902,6 +909,18 @@ class SourceMap:
             die = self._dwarf.get_CU_at(cu_offset).get_DIE_from_refaddr(offset)
             found = {name: (a.form, a.raw_value) for name, a in die.attributes.items()}
         return found
+
+    def _check_references(self, cu_offset: int) -> None:
+        """A CU whose top DIE refers to a debug section (its ranges, address or string offsets table)
+        that the file lacks or cannot read is damaged, though a lookup may not read that section."""
+        version = self._unit(cu_offset).sizes[2]
+        for name, (form, _) in self._top_die(cu_offset).items():
+            if (section := _REFERS_TO.get(name) or _REFERS_TO.get(form)) == ".debug_ranges" and version >= 5:
+                section = ".debug_rnglists"
+            if section is not None and section not in self._index:
+                raise DamagedDwarf(f"its {name} refers to {section}, which the file does not have")
+            if section is not None:
+                self._raw(section)
 
     @_memo
     def _top_die(self, cu_offset: int) -> dict[str, tuple[str, int | None]]:
