@@ -114,12 +114,16 @@ def _decode(program: bytes, header: Any, little: bool, mask: int, pos: int, stop
     for op in range(base, 256):
         step[op], lstep[op] = (op - base) // span * unit, header["line_base"] + (op - base) % span
     const_add, order = (255 - base) // span * unit, "little" if little else "big"
+    if resumed:  # the rows up to the first end_sequence: only skipped over
+        at, pos = _end_of_sequence(program, pos, stop, base, operands)
+        if at > until:  # `pos` was inside the sequence of `until`: nothing to decode
+            stop = pos
+    first = pos
     addrs: list[int] = []
     regs: list[int] = []  # file, line, column of each row, flat: numpy converts that 3x faster than tuples
     ends: list[int] = []
     defined: list[tuple[bytes, int]] = []
     address, file, line, column = 0, 1, 1, 0
-    first, kept = (-1, 0) if resumed else (pos, 0)  # where, and from which row, the registers are known
     while pos < stop:
         op = program[pos]
         pos += 1
@@ -146,8 +150,6 @@ def _decode(program: bytes, header: Any, little: bool, mask: int, pos: int, stop
                 addrs.append(address)
                 regs.extend((file, line, column))
                 address, file, line, column = 0, 1, 1, 0
-                if first < 0:
-                    first, kept = nxt, len(addrs)
                 if at > until:
                     break
             elif sub == 2:  # DW_LNE_set_address, operand of the address size
@@ -186,16 +188,42 @@ def _decode(program: bytes, header: Any, little: bool, mask: int, pos: int, stop
             continue
         addrs.append(address)
         regs.extend((file, line, column))
-    if first < 0:  # the walk began in the last sequence: nothing after it
-        first, kept = pos, len(addrs)
-    del addrs[:kept], regs[:3 * kept]
     if addrs and max(addrs) > mask:  # a step back is a wrapping DW_LNS_advance_pc
         addrs = [a & mask for a in addrs]
     table = np.array(regs, dtype=np.int64).reshape(-1, 3)
     end_flags = np.zeros(len(addrs), dtype=bool)
-    end_flags[[e - kept for e in ends if e >= kept]] = True
+    end_flags[ends] = True
     rows = LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
     return Sequences(rows, first, pos)
+
+
+# LEB128 operands of the standard opcodes that have them and no other kind (DWARF 5, 6.2.5.2); those
+# past 12 as the header declares, 9 (fixed_advance_pc) a uhalf.
+_LEB_OPERANDS = {2: 1, 3: 1, 4: 1, 5: 1, 12: 1}
+
+
+def _end_of_sequence(program: bytes, pos: int, stop: int, base: int, operands: list[int]) -> tuple[int, int]:
+    """(where the first DW_LNE_end_sequence from `pos` is, where the bytes after it start), by opcode
+    lengths alone: no registers, no rows; (stop, stop) if the program ends first."""
+    lebs = [_LEB_OPERANDS.get(op, 0) if op <= 12 else operands[op - 1] for op in range(base)]
+    while pos < stop:
+        op = program[pos]
+        pos += 1
+        if op >= base:
+            continue
+        if op == 0:
+            n, at = _uleb(program, pos)
+            if program[at] == 1:
+                return pos - 1, at + n
+            pos = at + n
+        elif op == 9:
+            pos += 2
+        else:
+            for _ in range(lebs[op]):
+                while program[pos] & 0x80:
+                    pos += 1
+                pos += 1
+    return stop, stop
 
 
 # DWARF 5 line table entry formats: the content types kept, and the forms of their values.
