@@ -108,7 +108,8 @@ def main() -> None:
             targets = sourcemap.code_addresses(others, np.zeros(len(others), dtype=np.uint64))
             lines, declarations = sourcemap.locations_for(sites, targets)
             times.append(time.perf_counter() - start)
-        print(f"{path}: {len(obj.sections)} sections, .debug_line {sum(s.size for s in obj.sections if s.name == '.debug_line'):,} B")
+        line_bytes = sum(section.size for section in obj.sections if section.name == ".debug_line")
+        print(f"{path}: {len(obj.sections)} sections, .debug_line {line_bytes:,} B")
         print(f"locations_for, {args.sites} sites + {args.sites} targets: median {statistics.median(times):.3f} s "
               f"(runs {', '.join(f'{t:.3f}' for t in times)}); {sum(map(bool, lines))} lines, "
               f"{sum(map(bool, declarations))} declarations; decoded: {getattr(sourcemap, 'decoded', '?')}")

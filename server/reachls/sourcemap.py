@@ -79,8 +79,9 @@ _ADDR_FORMS = ("DW_FORM_addr", "DW_FORM_addrx", "DW_FORM_addrx1", "DW_FORM_addrx
 _TYPES = frozenset(("DW_TAG_structure_type", "DW_TAG_union_type", "DW_TAG_class_type", "DW_TAG_enumeration_type",
                     "DW_TAG_array_type", "DW_TAG_subroutine_type"))
 # What a top DIE's attributes (by name, else by form) refer to: the debug section they index.
-_REFERS_TO = {"DW_AT_ranges": ".debug_ranges", "DW_AT_rnglists_base": ".debug_rnglists", "DW_AT_addr_base": ".debug_addr",
-              "DW_AT_str_offsets_base": ".debug_str_offsets", "DW_AT_loclists_base": ".debug_loclists",
+_REFERS_TO = {"DW_AT_ranges": ".debug_ranges", "DW_AT_rnglists_base": ".debug_rnglists",
+              "DW_AT_addr_base": ".debug_addr", "DW_AT_str_offsets_base": ".debug_str_offsets",
+              "DW_AT_loclists_base": ".debug_loclists",
               "DW_FORM_rnglistx": ".debug_rnglists", "DW_FORM_loclistx": ".debug_loclists",
               **dict.fromkeys(("DW_FORM_strx", "DW_FORM_strx1", "DW_FORM_strx2", "DW_FORM_strx3", "DW_FORM_strx4"),
                               ".debug_str_offsets")}
@@ -90,8 +91,8 @@ _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) refere
 
 # One debug relocation table: r_offset, section of the symbol (-1: none/special), S + A (no base), type.
 _Rel = namedtuple("_Rel", "offset section value type")
-# A decoded line program: rows sorted by (sequence, address); sequence i covers [lo[i], hi[i]) and
-# owns rows first[i]:first[i+1]; `files` maps the file column to paths.
+# A decoded line program (or some of its sequences): rows sorted by (sequence, address); sequence i
+# covers [lo[i], hi[i]) and owns rows first[i]:first[i+1]; `files` (a `_FileTable`) names the file column.
 _Lines = namedtuple("_Lines", "lo hi first addr line column file files")
 # The sequence starts relocations show: per code relocation of .debug_line (the operand of a
 # DW_LNE_set_address), sorted by code address: that address, its line program, the .debug_line offset
@@ -253,7 +254,7 @@ def _no_files() -> _FileTable:
     return _FileTable(str, [], [])
 
 
-def _no_subprograms() -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
+def _no_subprograms() -> tuple[np.ndarray, np.ndarray, list[int]]:
     return np.zeros(0, np.uint64), np.zeros(0, np.uint64), []
 
 
@@ -377,9 +378,14 @@ class SourceMap:
         its DW_LNE_set_address names), in a linked image 0."""
         if not self.obj.is_relocatable:
             return np.zeros(len(points), np.uint64)
-        code = np.sort(self._bases[self._is_code[:-1]])
+        code = self._code_bases
         k = np.searchsorted(code, points, "right") - 1
         return np.where(k >= 0, code[np.maximum(k, 0)] if len(code) else 0, 0).astype(np.uint64)
+
+    @cached_property
+    def _code_bases(self) -> np.ndarray:
+        """The synthetic bases of the code sections, in order."""
+        return np.sort(self._bases[self._is_code[:-1]])
 
     def declarations_at(self, addresses: np.ndarray) -> list[SourceLocation | None]:
         """DW_AT_decl_file/line of the function starting at (else the smallest containing) each address.
@@ -397,23 +403,24 @@ class SourceMap:
         low = np.concatenate([np.zeros(0, np.uint64)] + [t[1] for t in tables])
         high = np.concatenate([np.zeros(0, np.uint64)] + [t[2] for t in tables])
         unit = np.concatenate([np.full(len(t[1]), t[0], np.int64) for t in tables] + [[-1]])  # [-1]: none
-        decls = [d for t in tables for d in t[3]]
+        dies = [(t[0], d) for t in tables for d in t[3]]
         which, several = _only_cover(low, high, points)
         taken = (which >= 0) & ~several & (unit[which] == nearest)
         for i in np.flatnonzero(~taken & (nearest >= 0)).tolist():
             candidates = [int(nearest[i])] if self._cu_table is None else self._near(self._cu_table, ".debug_info", points[i])
             found[i] = self._declaration_in(candidates, points[i])
         for i in np.flatnonzero(taken).tolist():
-            found[i] = decls[which[i]]
+            found[i] = self._declared(*dies[which[i]])
         return found
 
     def _declaration_in(self, cus: list[int], address: np.uint64) -> SourceLocation | None:
         """The first of `cus` with a function around `address`: the one starting there, else the innermost."""
         for cu in cus:
-            low, high, decl = self._subprograms(cu)
+            low, high, dies = self._subprograms(cu)
             inside = np.flatnonzero((low <= address) & (address < high))
             if len(inside):
-                return decl[inside[np.argmin(np.where(low[inside] == address, 0, high[inside] - low[inside]))]]
+                return self._declared(cu, dies[inside[np.argmin(np.where(low[inside] == address, 0,
+                                                                         high[inside] - low[inside]))]])
         return None
 
     def _line_at(self, address: int) -> SourceLocation | None:
@@ -748,6 +755,7 @@ class SourceMap:
             return _FileTable(lambda: comp, [""] + dirs[1:], entries)
         # directory 0 is the CU's comp_dir, file indexes start at 1
         return _FileTable(functools.partial(self._comp_dir, offset), [""] + dirs, [None] + entries)
+
     @_per_unit(".debug_line", str)
     def _comp_dir(self, program: int) -> str:
         if (cu := self._cu_of_program.get(program)) is None:
@@ -843,30 +851,39 @@ class SourceMap:
 
     @_memo
     @_per_unit(".debug_info", _no_subprograms)
-    def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[SourceLocation | None]]:
-        """(low_pc, high_pc, declaration) of every DW_TAG_subprogram with code in one CU."""
+    def _subprograms(self, cu_offset: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """(low_pc, high_pc, .debug_info offset) of every DW_TAG_subprogram with code in one CU; the
+        declarations of those a lookup picks: `_declared`."""
         self._check_references(cu_offset)
-        lows, highs, decls = [], [], []
-        for offset in self._subprogram_offsets(cu_offset):
+        lows, highs = [], []
+        offsets = self._subprogram_offsets(cu_offset)
+        for offset in offsets:
             at = self._die(offset)
             low = self._address(cu_offset, at["DW_AT_low_pc"])
             hp = at.get("DW_AT_high_pc")
             lows.append(low)
             highs.append(low + 1 if hp is None else self._address(cu_offset, hp) if hp[0] in _ADDR_FORMS
                          else (low + hp[1]) & self._mask)
-            decl_offset, decl = offset, at  # out-of-line copies and definitions of declarations point to
-            seen = {offset}                  # the declaring DIE
-            while "DW_AT_decl_line" not in decl and (ref := next((r for r in _DECL_REFS if r in decl), None)):
-                form, value = decl[ref]
-                if form not in _REF_FORMS:
-                    break
-                decl_offset = value if form == "DW_FORM_ref_addr" else self._cu_of(decl_offset) + value
-                if decl_offset in seen:
-                    break
-                seen.add(decl_offset)
-                decl = self._die(decl_offset)
-            decls.append(self._declaration(decl_offset, decl))
-        return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), decls
+        return np.array(lows, dtype=np.uint64), np.array(highs, dtype=np.uint64), offsets
+
+    @_memo
+    @_per_unit(".debug_info", lambda: None)
+    def _declared(self, cu_offset: int, offset: int) -> SourceLocation | None:
+        """Where the subprogram DIE at `offset` (in CU `cu_offset`) is declared: its own
+        DW_AT_decl_file/line, else those of the declaring DIE its DW_AT_specification /
+        DW_AT_abstract_origin chain leads to (out-of-line copies, definitions of declarations)."""
+        decl_offset, decl = offset, self._die(offset)
+        seen = {offset}
+        while "DW_AT_decl_line" not in decl and (ref := next((r for r in _DECL_REFS if r in decl), None)):
+            form, value = decl[ref]
+            if form not in _REF_FORMS:
+                break
+            decl_offset = value if form == "DW_FORM_ref_addr" else self._cu_of(decl_offset) + value
+            if decl_offset in seen:
+                break
+            seen.add(decl_offset)
+            decl = self._die(decl_offset)
+        return self._declaration(decl_offset, decl)
 
     def _subprogram_offsets(self, cu_offset: int) -> list[int]:
         """.debug_info offsets of the DW_TAG_subprogram DIEs with a DW_AT_low_pc of one CU, in file

@@ -172,9 +172,9 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
             unit = sm._unit(cu_offset)  # the header as dwarfline reads it, its bytes relocated alone
-            assert (unit.die, unit.abbrev_offset, unit.sizes) == (cu.cu_die_offset - cu_offset, cu["debug_abbrev_offset"],
-                                                                 (cu["address_size"], cu.structs.dwarf_format // 8,
-                                                                  cu["version"]))
+            assert (unit.die, unit.abbrev_offset, unit.sizes) == (
+                cu.cu_die_offset - cu_offset, cu["debug_abbrev_offset"],
+                (cu["address_size"], cu.structs.dwarf_format // 8, cu["version"]))
             assert unit.data == bytes(sm._patched(".debug_info")[cu_offset:cu_offset + cu.size])
             assert sm._top_die(cu_offset) == sm._die(cu.cu_die_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
@@ -360,7 +360,10 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
     with ElfInput(path) as obj:
         fast = source_map(obj)
         lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
-        dies = [fast._subprograms(c) for c in fast._unit_starts(".debug_info").tolist()]
+        units = fast._unit_starts(".debug_info").tolist()
+        dies = [fast._subprograms(c) for c in units]
+        declared = [[fast._declared(c, offset) for offset in found[2]] for c, found in zip(units, dies)]
+        assert any(declared)
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
@@ -369,3 +372,4 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
         for ours, theirs in zip(dies, (slow._subprograms(c) for c in slow._unit_starts(".debug_info").tolist())):
             assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1]) and ours[2] == theirs[2]
+        assert declared == [[slow._declared(c, offset) for offset in found[2]] for c, found in zip(units, dies)]
