@@ -520,34 +520,50 @@ def die_attributes(unit: bytes, pos: int, abbrev: dict[int, Abbreviation], addre
     integers for constant, address, index, offset and reference forms (references relative to the
     unit unless DW_FORM_ref_addr), the bytes of DW_FORM_string, None for flags and blocks (not
     needed here); None for the whole DIE if a form is not handled here (or an unknown code)."""
+    return dies_attributes(unit, [pos], abbrev, address_size, offset_size, version, little)[0]
+
+
+@_reading("DIE")
+def dies_attributes(unit: bytes, positions: list[int], abbrev: dict[int, Abbreviation], address_size: int,
+                    offset_size: int, version: int, little: bool, wanted: frozenset[str] | None = None
+                    ) -> list[dict[str, tuple[str, int | bytes | None]] | None]:
+    """`die_attributes` of the DIEs at `positions` in one unit; with `wanted`, each read only as far
+    as the last of those attributes its abbreviation has (a CU's thousands of subprograms: their
+    address range, not their names and frame bases)."""
     sizes = _form_sizes(address_size, offset_size, version)
     order = "little" if little else "big"
-    code, pos = _uleb(unit, pos)
-    if code == 0:
-        return None
-    values: dict[str, tuple[str, int | bytes | None]] = {}
-    if code not in abbrev:
-        return None
-    for name, form, implicit in abbrev[code].specs:
-        value: int | bytes | None = None
-        if form == "DW_FORM_implicit_const":
-            value = implicit
-        elif form == "DW_FORM_sdata":
-            value, pos = _sleb(unit, pos)
-        elif (size := sizes.get(form)) is not None:
-            value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
-        elif (step := _VARIABLE.get(form)) == _LEB:
-            value, pos = _uleb(unit, pos)
-        elif step == _BLOCK:
-            size, pos = _uleb(unit, pos)
-            pos += size
-        elif step == _STRING:
-            end = unit.index(0, pos)
-            value, pos = unit[pos:end], end + 1
-        elif step is not None:
-            width = (1, 2, 4)[_BLOCK1 - step]
-            pos += width + int.from_bytes(unit[pos:pos + width], order)
-        else:
-            return None
-        values[name] = (form, value)
-    return values
+    read: dict[int, tuple[tuple[str | int, str | int, int | None], ...]] = {}  # per code: the specs read
+    found: list[dict[str, tuple[str, int | bytes | None]] | None] = []
+    for pos in positions:
+        code, pos = _uleb(unit, pos)
+        if (specs := read.get(code)) is None and code in abbrev:
+            specs = abbrev[code].specs
+            if wanted is not None:
+                specs = specs[:max((k + 1 for k, (name, _, _) in enumerate(specs) if name in wanted), default=0)]
+            read[code] = specs
+        values: dict[str, tuple[str, int | bytes | None]] | None = None if specs is None else {}
+        for name, form, implicit in specs or ():
+            value: int | bytes | None = None
+            if form == "DW_FORM_implicit_const":
+                value = implicit
+            elif form == "DW_FORM_sdata":
+                value, pos = _sleb(unit, pos)
+            elif (size := sizes.get(form)) is not None:
+                value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
+            elif (step := _VARIABLE.get(form)) == _LEB:
+                value, pos = _uleb(unit, pos)
+            elif step == _BLOCK:
+                size, pos = _uleb(unit, pos)
+                pos += size
+            elif step == _STRING:
+                end = unit.index(0, pos)
+                value, pos = unit[pos:end], end + 1
+            elif step is not None:
+                width = (1, 2, 4)[_BLOCK1 - step]
+                pos += width + int.from_bytes(unit[pos:pos + width], order)
+            else:
+                values = None
+                break
+            values[name] = (form, value)
+        found.append(values)
+    return found

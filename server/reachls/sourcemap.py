@@ -40,7 +40,7 @@ from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo, DwarfCon
 from elftools.dwarf.structs import DWARFStructs
 
 from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_code, die_offsets,
-                        line_header, line_rows, sequence_rows, unit_header)
+                        dies_attributes, line_header, line_rows, sequence_rows, unit_header)
 from .elf import U64, ElfInput
 from .errors import ReachlsError
 from .record import SourceLocation
@@ -85,6 +85,7 @@ _REFERS_TO = {"DW_AT_ranges": ".debug_ranges", "DW_AT_rnglists_base": ".debug_rn
               "DW_FORM_rnglistx": ".debug_rnglists", "DW_FORM_loclistx": ".debug_loclists",
               **dict.fromkeys(("DW_FORM_strx", "DW_FORM_strx1", "DW_FORM_strx2", "DW_FORM_strx3", "DW_FORM_strx4"),
                               ".debug_str_offsets")}
+_RANGE = frozenset(("DW_AT_low_pc", "DW_AT_high_pc"))
 _DECL_REFS = ("DW_AT_specification", "DW_AT_abstract_origin")
 _REF_FORMS = ("DW_FORM_ref1", "DW_FORM_ref2", "DW_FORM_ref4", "DW_FORM_ref8", "DW_FORM_ref_udata", "DW_FORM_ref_addr")
 _SYNTHETIC_START = 0x10000  # no code section at 0, so unresolved (S = 0) references never alias code
@@ -856,9 +857,11 @@ class SourceMap:
         declarations of those a lookup picks: `_declared`."""
         self._check_references(cu_offset)
         lows, highs = [], []
-        offsets = self._subprogram_offsets(cu_offset)
-        for offset in offsets:
-            at = self._die(offset)
+        offsets, unit = self._subprogram_offsets(cu_offset), self._unit(cu_offset)
+        ranges = dies_attributes(unit.data, [offset - cu_offset for offset in offsets],
+                                 self._abbreviations(unit.abbrev_offset), *unit.sizes, self.obj.little, _RANGE)
+        for offset, read in zip(offsets, ranges):
+            at = self._die(offset) if read is None else read
             low = self._address(cu_offset, at["DW_AT_low_pc"])
             hp = at.get("DW_AT_high_pc")
             lows.append(low)

@@ -355,7 +355,8 @@ def test_vliw_programs_are_left_to_pyelftools() -> None:
 
 
 def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None:
-    """VLIW line programs and unsized forms go through pyelftools: same rows and DIEs."""
+    """VLIW line programs and unsized forms go through pyelftools: same rows, DIEs, subprogram ranges
+    and declarations."""
     path = next(p for p in objects if p.name == "combined5.o")
     with ElfInput(path) as obj:
         fast = source_map(obj)
@@ -367,6 +368,7 @@ def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
+        monkeypatch.setattr("reachls.sourcemap.dies_attributes", lambda unit, positions, *args: [None] * len(positions))
         slow = source_map(obj)
         for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
