@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from reachls.elf import ElfInput
 from reachls.record import SourceLocation
+from reachls.sourcemap import SourceMap
 from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
 from toolchain import TARGET, function_symbols, gnu_addr2line, need, run, source_map
 
@@ -285,33 +287,69 @@ def _sequences_in_dump(dump: str) -> list[tuple[int, int, int]]:
     return found
 
 
-@pytest.mark.parametrize("dwarf", [4, 5])
-def test_only_the_sequences_holding_the_sites_are_decoded(dwarf: int, tmp_path: Path) -> None:
-    """40 functions in two line programs of a `ld -r` object (one sequence each): the lines of every
-    instruction of 3 of them (the first of the first program, one inside, the last of the second)
-    equal GNU addr2line's on the linked image, and the rows decoded are exactly those
-    llvm-dwarfdump prints for the 3 sequences holding them, no whole program."""
-    need("clang", "ld.lld", "llvm-dwarfdump", "aarch64-linux-gnu-addr2line")
-    (tmp_path / "a.c").write_text(_many_functions(0, 20))
-    (tmp_path / "b.c").write_text(_many_functions(20, 20))
+@pytest.fixture(scope="module", params=[4, 5], ids=["dwarf4", "dwarf5"])
+def many(request, tmp_path_factory) -> Path:
+    """40 functions in two line programs of a `ld -r` object `combined.o` (one sequence each), and
+    `image`, it linked."""
+    need("clang", "ld.lld")
+    root = tmp_path_factory.mktemp(f"many{request.param}")
+    (root / "a.c").write_text(_many_functions(0, 20))
+    (root / "b.c").write_text(_many_functions(20, 20))
     for name in ("a", "b"):
-        run("clang", TARGET, f"-gdwarf-{dwarf}", "-O1", "-ffunction-sections", "-c", f"{name}.c", cwd=tmp_path)
-    run("ld.lld", "-r", "a.o", "b.o", "-o", "combined.o", cwd=tmp_path)
-    run("ld.lld", "-e", "f0", "combined.o", "-o", "image", cwd=tmp_path)
-    sequences = _sequences_in_dump(run("llvm-dwarfdump", "--debug-line", tmp_path / "image").stdout)
-    assert len(sequences) == 40
-    with ElfInput(tmp_path / "combined.o") as obj, ElfInput(tmp_path / "image") as image:
+        run("clang", TARGET, f"-gdwarf-{request.param}", "-O1", "-ffunction-sections", "-c", f"{name}.c", cwd=root)
+    run("ld.lld", "-r", "a.o", "b.o", "-o", "combined.o", cwd=root)
+    run("ld.lld", "-e", "f0", "combined.o", "-o", "image", cwd=root)
+    return root
+
+
+PICKED = ("f0", "f7", "f39")  # the first function of the first program, one inside, the last of the second
+
+
+def _lines_of_picked(root: Path, sm_of: Callable[[ElfInput], SourceMap]) -> SourceMap:
+    """Map every instruction of the picked functions of `combined.o` with the source map `sm_of`
+    gives: lines equal GNU addr2line's on the linked image. The source map, for what it decoded."""
+    with ElfInput(root / "combined.o") as obj, ElfInput(root / "image") as image:
         final = {name: value for name, _, value, _ in function_symbols(image)}
         functions = {name: (sec, size) for name, sec, _, size in function_symbols(obj)}
-        sm = source_map(obj)
-        sites = [(name, off) for name in ("f0", "f7", "f39") for off in range(0, functions[name][1], 4)]
+        sm = sm_of(obj)
+        sites = [(name, off) for name in PICKED for off in range(0, functions[name][1], 4)]
         ours = sm.lines_at(sm.code_addresses([functions[name][0] for name, _ in sites], [off for _, off in sites]))
-        gnu = gnu_addr2line(tmp_path / "image", [final[name] + off for name, off in sites])
+        gnu = gnu_addr2line(root / "image", [final[name] + off for name, off in sites])
         assert [(loc.file, loc.line) if loc else None for loc in ours] == \
             [(os.path.normpath(f), n) if n else None for f, n in gnu]
         assert all(ours)
-        holding = [next(rows for lo, hi, rows in sequences if lo <= final[name] < hi) for name in ("f0", "f7", "f39")]
-        assert (sm.decoded.programs, sm.decoded.sequences, sm.decoded.rows) == (0, 3, sum(holding))
+        return sm
+
+
+def test_only_the_sequences_holding_the_sites_are_decoded(many: Path) -> None:
+    """The lines of every instruction of 3 of the 40 functions equal GNU addr2line's, and the rows
+    decoded are exactly those llvm-dwarfdump prints for the 3 sequences holding them, no whole
+    program."""
+    need("llvm-dwarfdump", "aarch64-linux-gnu-addr2line")
+    sequences = _sequences_in_dump(run("llvm-dwarfdump", "--debug-line", many / "image").stdout)
+    assert len(sequences) == 40
+    sm = _lines_of_picked(many, source_map)
+    with ElfInput(many / "image") as image:
+        final = {name: value for name, _, value, _ in function_symbols(image)}
+    holding = [next(rows for lo, hi, rows in sequences if lo <= final[name] < hi) for name in PICKED]
+    assert (sm.decoded.programs, sm.decoded.sequences, sm.decoded.rows) == (0, 3, sum(holding))
+
+
+def test_a_walk_starting_inside_the_wanted_sequence_restarts_at_the_program(many: Path) -> None:
+    """Where the DW_LNE_set_address before a sequence's own lies in that same sequence (an assembler
+    may restate the address inside one), the walk from it finds no sequence end before the wanted
+    one: it starts again at the program's first opcode. Made so here by giving every sequence start
+    its own opcode as the one before: same lines, each program's sequences up to the wanted one."""
+    need("aarch64-linux-gnu-addr2line")
+
+    def restating(obj: ElfInput) -> SourceMap:
+        sm = source_map(obj)
+        starts = sm._starts
+        sm.__dict__["_starts"] = starts._replace(anchor=np.where(starts.opcode >= 0, starts.opcode, starts.anchor))
+        return sm
+    sm = _lines_of_picked(many, restating)
+    # f0 is the first sequence of a.c's program, f7 the eighth, f39 the last of b.c's (20 sequences)
+    assert (sm.decoded.programs, sm.decoded.sequences) == (0, 1 + 8 + 20)
 
 
 def test_fast_decoders_equal_pyelftools(build: Build) -> None:
