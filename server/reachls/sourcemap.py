@@ -668,10 +668,11 @@ class SourceMap:
                 return None
             none = np.zeros(0, np.int64)
             return _Starts(np.zeros(0, np.uint64), none, none, none)
+        raw = np.frombuffer(self._raw(".debug_line"), dtype=np.uint8)
+        self._check_inside(".debug_line", rel.offset, self._operations(".debug_line", rel.type)[0], len(raw))
         m, addrs = self._code_addresses(rel)
         at = rel.offset[m].astype(np.int64)
         program = self._owner(".debug_line", at)
-        raw = np.frombuffer(self._raw(".debug_line"), dtype=np.uint8)
         width, _ = self._operations(".debug_line", rel.type[m])
         before = np.maximum(at, 3)[:, None] - np.arange(3, 0, -1)  # extended opcode: 0, length, 2
         is_set = (at >= 3) & (raw[before[:, 0]] == 0) & (raw[before[:, 1]] == width + 1) & (raw[before[:, 2]] == 2)
