@@ -76,6 +76,34 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     """Decode the opcodes of one line program (`program`: its bytes after the header, relocations
     applied; `header`: pyelftools' parsed header) as pyelftools' `get_entries()` does, addresses
     wrapped to `mask`. None if maximum_operations_per_instruction != 1 (VLIW op_index: not here)."""
+    decoded = _decode(program, header, little, mask, 0, len(program), len(program), resumed=False)
+    return None if decoded is None else decoded.rows
+
+
+class Sequences(NamedTuple):
+    """The rows `sequence_rows` decoded, and which bytes it read to get them."""
+
+    rows: LineRows  # whole sequences, the registers as the header starts them
+    first: int  # where the first of them starts: just after the end of the sequence the walk began in
+    stop: int  # just after the DW_LNE_end_sequence of the last
+
+
+@_reading("line program")
+def sequence_rows(data: bytes, header: Any, little: bool, mask: int, start: int, until: int) -> Sequences | None:
+    """The sequences of the line program `header` describes (`program_start`/`program_end`: where its
+    opcodes lie in `data`) from `start` to the end of the one holding byte `until`, without decoding
+    the rest: `start` is the program's first opcode, or an opcode inside a sequence (such as a
+    DW_LNE_set_address): a sequence starts from the header's initial registers, so the rows of the
+    one `start` falls in are walked only to find its end, and dropped. `first` > `until` says `start`
+    was in the sequence of `until` itself. None for VLIW programs, as `line_rows`."""
+    return _decode(data, header, little, mask, start, header["program_end"], until,
+                   resumed=start != header["program_start"])
+
+
+def _decode(program: bytes, header: Any, little: bool, mask: int, pos: int, stop: int, until: int,
+            resumed: bool) -> Sequences | None:
+    """The opcode walk of `line_rows` and `sequence_rows`, from byte `pos` to `stop` or to the end of the
+    sequence holding `until`; `resumed`: `pos` is inside a sequence whose rows are dropped."""
     if header["maximum_operations_per_instruction"] != 1:
         return None
     if header["line_range"] == 0:
@@ -86,12 +114,16 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     for op in range(base, 256):
         step[op], lstep[op] = (op - base) // span * unit, header["line_base"] + (op - base) % span
     const_add, order = (255 - base) // span * unit, "little" if little else "big"
+    if resumed:  # the rows up to the first end_sequence: only skipped over
+        at, pos = _end_of_sequence(program, pos, stop, base, operands)
+        if at > until:  # `pos` was inside the sequence of `until`: nothing to decode
+            stop = pos
+    first = pos
     addrs: list[int] = []
     regs: list[int] = []  # file, line, column of each row, flat: numpy converts that 3x faster than tuples
     ends: list[int] = []
     defined: list[tuple[bytes, int]] = []
     address, file, line, column = 0, 1, 1, 0
-    pos, stop = 0, len(program)
     while pos < stop:
         op = program[pos]
         pos += 1
@@ -109,20 +141,23 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
         elif op == 6:  # DW_LNS_negate_stmt (GCC toggles is_stmt often): no operand, no row
             continue
         elif op == 0:  # extended: length, sub-opcode, operands
+            at = pos - 1
             n, pos = _uleb(program, pos)
             sub, nxt = program[pos], pos + n
+            pos = nxt  # DW_LNE_set_discriminator and unknown ones: skipped
             if sub == 1:  # DW_LNE_end_sequence: a row, then the registers reset
                 ends.append(len(addrs))
                 addrs.append(address)
                 regs.extend((file, line, column))
                 address, file, line, column = 0, 1, 1, 0
+                if at > until:
+                    break
             elif sub == 2:  # DW_LNE_set_address, operand of the address size
-                address = int.from_bytes(program[pos + 1:nxt], order)
+                address = int.from_bytes(program[nxt - n + 1:nxt], order)
             elif sub == 3:  # DW_LNE_define_file: name, directory, mtime, length
-                end = program.index(0, pos + 1)
+                end = program.index(0, nxt - n + 1)
                 dir_index, _ = _uleb(program, end + 1)
-                defined.append((program[pos + 1:end], dir_index))
-            pos = nxt  # DW_LNE_set_discriminator and unknown ones: skipped
+                defined.append((program[nxt - n + 1:end], dir_index))
             continue
         elif op == 2:  # DW_LNS_advance_pc
             n, pos = _uleb(program, pos)
@@ -158,7 +193,37 @@ def line_rows(program: bytes, header: Any, little: bool, mask: int) -> LineRows 
     table = np.array(regs, dtype=np.int64).reshape(-1, 3)
     end_flags = np.zeros(len(addrs), dtype=bool)
     end_flags[ends] = True
-    return LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
+    rows = LineRows(np.array(addrs, dtype=np.uint64), table[:, 0], table[:, 1], table[:, 2], end_flags, defined)
+    return Sequences(rows, first, pos)
+
+
+# LEB128 operands of the standard opcodes that have them and no other kind (DWARF 5, 6.2.5.2); those
+# past 12 as the header declares, 9 (fixed_advance_pc) a uhalf.
+_LEB_OPERANDS = {2: 1, 3: 1, 4: 1, 5: 1, 12: 1}
+
+
+def _end_of_sequence(program: bytes, pos: int, stop: int, base: int, operands: list[int]) -> tuple[int, int]:
+    """(where the first DW_LNE_end_sequence from `pos` is, where the bytes after it start), by opcode
+    lengths alone: no registers, no rows; (stop, stop) if the program ends first."""
+    lebs = [_LEB_OPERANDS.get(op, 0) if op <= 12 else operands[op - 1] for op in range(base)]
+    while pos < stop:
+        op = program[pos]
+        pos += 1
+        if op >= base:
+            continue
+        if op == 0:
+            n, at = _uleb(program, pos)
+            if program[at] == 1:
+                return pos - 1, at + n
+            pos = at + n
+        elif op == 9:
+            pos += 2
+        else:
+            for _ in range(lebs[op]):
+                while program[pos] & 0x80:
+                    pos += 1
+                pos += 1
+    return stop, stop
 
 
 # DWARF 5 line table entry formats: the content types kept, and the forms of their values.
@@ -274,9 +339,10 @@ class Abbreviation(NamedTuple):
 
 
 @_reading("abbreviation table")
-def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
-    """The abbreviation table at `offset` of .debug_abbrev, code → declaration. pyelftools parses one
-    with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
+def abbreviations(data: bytes, offset: int, until: int | None = None) -> dict[int, Abbreviation]:
+    """The abbreviation table at `offset` of .debug_abbrev, code → declaration; with `until`, only as
+    far as the declaration of that code (a unit's top DIE mostly has the first). pyelftools parses
+    one with a construct per attribute spec: ~13 ms for one of GCC's CUs, paid once per CU."""
     table: dict[int, Abbreviation] = {}
     pos = offset
     while pos < len(data):
@@ -300,7 +366,51 @@ def abbreviations(data: bytes, offset: int) -> dict[int, Abbreviation]:
                 spec = (_AT_NAMES.get(name, name), _FORM_NAMES.get(form, form), None)
                 specs.append(_SPECS.setdefault((name, form), spec))
         table[code] = Abbreviation(_TAG_NAMES.get(tag, tag), tuple(specs))
+        if code == until:
+            break
     return table
+
+
+class UnitHeader(NamedTuple):
+    """The fields of a .debug_info unit header source mapping reads; offsets from the unit's start."""
+
+    version: int
+    address_size: int
+    offset_size: int
+    abbrev_offset: int
+    die: int  # the unit's top DIE
+    size: int  # the unit's bytes, its header included
+
+
+# DWARF 5 unit types with more header after debug_abbrev_offset: skeleton and split compile units
+# (dwo_id), type units (signature, then a type offset of the offset size).
+_UNIT_EXTRA = {4: 8, 5: 8, 2: 8, 6: 8}
+_UNIT_TYPE_OFFSET = (2, 6)
+
+
+@_reading("unit header")
+def unit_header(data: bytes, offset: int, little: bool) -> UnitHeader:
+    """The header of the .debug_info unit at `offset` of `data` (relocations applied: its
+    debug_abbrev_offset is relocated in a relocatable input), as pyelftools reads it but without
+    parsing, through its section stream, the whole section it needs relocated first."""
+    order = "little" if little else "big"
+    length, pos, offset_size = int.from_bytes(data[offset:offset + 4], order), offset + 4, 4
+    if length == 0xFFFFFFFF:
+        length, pos, offset_size = int.from_bytes(data[pos:pos + 8], order), pos + 8, 8
+    size = pos - offset + length
+    version, pos = int.from_bytes(data[pos:pos + 2], order), pos + 2
+    if not 2 <= version <= 5:
+        raise DamagedDwarf(f"unit at {offset:#x} of DWARF version {version}")
+    if version >= 5:
+        unit_type, address_size = data[pos], data[pos + 1]
+        abbrev_offset, pos = int.from_bytes(data[pos + 2:pos + 2 + offset_size], order), pos + 2 + offset_size
+        pos += _UNIT_EXTRA.get(unit_type, 0) + (offset_size if unit_type in _UNIT_TYPE_OFFSET else 0)
+    else:
+        abbrev_offset, pos = int.from_bytes(data[pos:pos + offset_size], order), pos + offset_size
+        address_size, pos = data[pos], pos + 1
+    if pos - offset > size:
+        raise DamagedDwarf(f"unit at {offset:#x}: unit_length {length:#x} shorter than its header")
+    return UnitHeader(version, address_size, offset_size, abbrev_offset, pos - offset, size)
 
 
 _SIZE = {"DW_FORM_flag_present": 0, "DW_FORM_implicit_const": 0, "DW_FORM_data16": 16,
@@ -398,40 +508,62 @@ def die_offsets(unit: bytes, start: int, abbrev: dict[int, Abbreviation], keep: 
 
 
 @_reading("DIE")
+def die_code(unit: bytes, pos: int) -> int:
+    """The abbreviation code of the DIE at `pos` in `unit`."""
+    return _uleb(unit, pos)[0]
+
+
+@_reading("DIE")
 def die_attributes(unit: bytes, pos: int, abbrev: dict[int, Abbreviation], address_size: int, offset_size: int,
                    version: int, little: bool) -> dict[str, tuple[str, int | bytes | None]] | None:
     """Attribute name → (form, raw value) of the DIE at `pos` in `unit`, as pyelftools' `raw_value`:
     integers for constant, address, index, offset and reference forms (references relative to the
     unit unless DW_FORM_ref_addr), the bytes of DW_FORM_string, None for flags and blocks (not
     needed here); None for the whole DIE if a form is not handled here (or an unknown code)."""
+    return dies_attributes(unit, [pos], abbrev, address_size, offset_size, version, little)[0]
+
+
+@_reading("DIE")
+def dies_attributes(unit: bytes, positions: list[int], abbrev: dict[int, Abbreviation], address_size: int,
+                    offset_size: int, version: int, little: bool, wanted: frozenset[str] | None = None
+                    ) -> list[dict[str, tuple[str, int | bytes | None]] | None]:
+    """`die_attributes` of the DIEs at `positions` in one unit; with `wanted`, each read only as far
+    as the last of those attributes its abbreviation has (a CU's thousands of subprograms: their
+    address range, not their names and frame bases)."""
     sizes = _form_sizes(address_size, offset_size, version)
     order = "little" if little else "big"
-    code, pos = _uleb(unit, pos)
-    if code == 0:
-        return None
-    values: dict[str, tuple[str, int | bytes | None]] = {}
-    if code not in abbrev:
-        return None
-    for name, form, implicit in abbrev[code].specs:
-        value: int | bytes | None = None
-        if form == "DW_FORM_implicit_const":
-            value = implicit
-        elif form == "DW_FORM_sdata":
-            value, pos = _sleb(unit, pos)
-        elif (size := sizes.get(form)) is not None:
-            value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
-        elif (step := _VARIABLE.get(form)) == _LEB:
-            value, pos = _uleb(unit, pos)
-        elif step == _BLOCK:
-            size, pos = _uleb(unit, pos)
-            pos += size
-        elif step == _STRING:
-            end = unit.index(0, pos)
-            value, pos = unit[pos:end], end + 1
-        elif step is not None:
-            width = (1, 2, 4)[_BLOCK1 - step]
-            pos += width + int.from_bytes(unit[pos:pos + width], order)
-        else:
-            return None
-        values[name] = (form, value)
-    return values
+    read: dict[int, tuple[tuple[str | int, str | int, int | None], ...]] = {}  # per code: the specs read
+    found: list[dict[str, tuple[str, int | bytes | None]] | None] = []
+    for pos in positions:
+        code, pos = _uleb(unit, pos)
+        if (specs := read.get(code)) is None and code in abbrev:
+            specs = abbrev[code].specs
+            if wanted is not None:
+                specs = specs[:max((k + 1 for k, (name, _, _) in enumerate(specs) if name in wanted), default=0)]
+            read[code] = specs
+        values: dict[str, tuple[str, int | bytes | None]] | None = None if specs is None else {}
+        for name, form, implicit in specs or ():
+            value: int | bytes | None = None
+            if form == "DW_FORM_implicit_const":
+                value = implicit
+            elif form == "DW_FORM_sdata":
+                value, pos = _sleb(unit, pos)
+            elif (size := sizes.get(form)) is not None:
+                value, pos = int.from_bytes(unit[pos:pos + size], order) if size else None, pos + size
+            elif (step := _VARIABLE.get(form)) == _LEB:
+                value, pos = _uleb(unit, pos)
+            elif step == _BLOCK:
+                size, pos = _uleb(unit, pos)
+                pos += size
+            elif step == _STRING:
+                end = unit.index(0, pos)
+                value, pos = unit[pos:end], end + 1
+            elif step is not None:
+                width = (1, 2, 4)[_BLOCK1 - step]
+                pos += width + int.from_bytes(unit[pos:pos + width], order)
+            else:
+                values = None
+                break
+            values[name] = (form, value)
+        found.append(values)
+    return found

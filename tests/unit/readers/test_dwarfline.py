@@ -14,7 +14,7 @@ import pytest
 from elftools.dwarf.lineprogram import LineProgram
 from elftools.dwarf.structs import DWARFStructs
 
-from reachls.dwarfline import die_offsets, line_rows
+from reachls.dwarfline import die_offsets, line_rows, sequence_rows
 from reachls.elf import ElfInput
 from toolchain import TARGET, need, run, source_map, uleb128
 
@@ -171,7 +171,15 @@ def assert_subprograms_match_pyelftools(path: Path) -> tuple[int, bool]:
         sm = source_map(obj)
         for cu_offset in sm._unit_starts(".debug_info").tolist():
             cu = sm._dwarf.get_CU_at(cu_offset)
+            unit = sm._unit(cu_offset)  # the header as dwarfline reads it, its bytes relocated alone
+            assert (unit.die, unit.abbrev_offset, unit.sizes) == (
+                cu.cu_die_offset - cu_offset, cu["debug_abbrev_offset"],
+                (cu["address_size"], cu.structs.dwarf_format // 8, cu["version"]))
+            assert unit.data == bytes(sm._patched(".debug_info")[cu_offset:cu_offset + cu.size])
+            assert sm._top_die(cu_offset) == sm._die(cu.cu_die_offset)
             want = [d for d in cu.iter_DIEs() if d.tag == "DW_TAG_subprogram" and "DW_AT_low_pc" in d.attributes]
+            assert [sm._address(cu_offset, sm._die(d.offset)["DW_AT_low_pc"]) for d in want] == \
+                [d.attributes["DW_AT_low_pc"].value for d in want]
             assert sm._subprogram_offsets(cu_offset) == [d.offset for d in want], (path.name, cu_offset)
             top = cu.get_top_DIE().attributes
             if "DW_AT_stmt_list" in top and "DW_AT_comp_dir" in top:
@@ -203,8 +211,9 @@ def test_children_of_types_are_jumped_over(objects: list[Path]) -> None:
             sm = source_map(obj)
             for cu_offset in sm._unit_starts(".debug_info").tolist():
                 unit = sm._unit(cu_offset)
-                here = [d.offset - cu_offset for d in unit.cu.iter_DIEs() if d.tag == "DW_TAG_member"]
-                walk = (unit.data, unit.cu.cu_die_offset - cu_offset, unit.abbrev, lambda decl: decl.tag ==
+                here = [d.offset - cu_offset for d in sm._dwarf.get_CU_at(cu_offset).iter_DIEs()
+                        if d.tag == "DW_TAG_member"]
+                walk = (unit.data, unit.die, sm._abbreviations(unit.abbrev_offset), lambda decl: decl.tag ==
                         "DW_TAG_member", *unit.sizes, obj.little)
                 assert die_offsets(*walk) == here
                 members |= {(path.name, cu_offset, o) for o in here}
@@ -225,10 +234,14 @@ def _sleb(value: int) -> bytes:
             return bytes(out)
 
 
-def _random_program(rng: random.Random, base: int) -> bytes:
+def _random_program(rng: random.Random, base: int, marks: dict[int, list[int]] | None = None) -> bytes:
+    """400 random opcodes; `marks`, if given, gets the offset of each DW_LNE_set_address (under 2)
+    and DW_LNE_end_sequence (under 1) opcode."""
     out = bytearray()
     for _ in range(400):
         kind = rng.randrange(16)
+        if marks is not None and kind in (5, 6):
+            marks.setdefault(7 - kind, []).append(len(out))
         if kind < 5:
             out.append(rng.randrange(base, 256))  # special
         elif kind == 5:
@@ -259,18 +272,27 @@ def _random_program(rng: random.Random, base: int) -> bytes:
     return bytes(out)
 
 
+def _random_header(rng: random.Random, base: int) -> dict:
+    return {"opcode_base": base, "line_range": rng.choice([12, 14, 16]), "line_base": rng.choice([-5, -3]),
+            "minimum_instruction_length": rng.choice([1, 4]), "maximum_operations_per_instruction": 1,
+            "default_is_stmt": 1, "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1][:base - 1],
+            "file_entry": []}
+
+
+def _oracle(program: bytes, header: dict) -> tuple[LineProgram, list]:
+    """pyelftools' reading of a generated program: the program and its state rows."""
+    oracle = LineProgram(dict(header, file_entry=[]), io.BytesIO(program), DWARFStructs(True, 32, 8),
+                         0, len(program))
+    return oracle, [e.state for e in oracle.get_entries() if e.state is not None]
+
+
 @pytest.mark.parametrize("base", [10, 13])  # DWARF 2 (10 standard opcodes) and 3+ (13)
 @pytest.mark.parametrize("seed", range(6))
 def test_generated_programs_equal_pyelftools(base: int, seed: int) -> None:
     rng = random.Random(seed * 100 + base)
     program = _random_program(rng, base)
-    header = {"opcode_base": base, "line_range": rng.choice([12, 14, 16]), "line_base": rng.choice([-5, -3]),
-              "minimum_instruction_length": rng.choice([1, 4]), "maximum_operations_per_instruction": 1,
-              "default_is_stmt": 1, "standard_opcode_lengths": [0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1][:base - 1],
-              "file_entry": []}
-    oracle = LineProgram(dict(header, file_entry=[]), io.BytesIO(program), DWARFStructs(True, 32, 8),
-                         0, len(program))
-    states = [e.state for e in oracle.get_entries() if e.state is not None]
+    header = _random_header(rng, base)
+    oracle, states = _oracle(program, header)
     rows = line_rows(program, header, True, 2 ** 64 - 1)
     assert rows.address.tolist() == [s.address & (2 ** 64 - 1) for s in states]
     assert rows.address.dtype == np.uint64 and max(s.address for s in states) >= 2 ** 64  # wrapped
@@ -278,6 +300,39 @@ def test_generated_programs_equal_pyelftools(base: int, seed: int) -> None:
         [[s.file for s in states], [s.line for s in states], [s.column for s in states],
          [bool(s.end_sequence) for s in states]]
     assert rows.defined == [(f.name, f.dir_index) for f in oracle.header["file_entry"]]
+
+
+@pytest.mark.parametrize("base", [10, 13])
+@pytest.mark.parametrize("seed", range(4))
+def test_sequences_decoded_from_inside_the_one_before(base: int, seed: int) -> None:
+    """`sequence_rows` from any DW_LNE_set_address to the end of the sequence holding any later one:
+    the rows of pyelftools' whole-program decoding from the first end_sequence after the start to the
+    first one after `until`; `first` past `until` when no end_sequence lies between them."""
+    rng = random.Random(seed * 100 + base + 7)
+    marks: dict[int, list[int]] = {}
+    program = _random_program(rng, base, marks)
+    header = dict(_random_header(rng, base), program_start=0, program_end=len(program))
+    _, states = _oracle(program, header)
+    ends = marks[1]
+    checked = 0
+    for start in marks[2]:
+        for until in [u for u in marks[2] if u >= start][:6]:
+            found = sequence_rows(program, header, True, 2 ** 64 - 1, start, until)
+            after = [k for k, end in enumerate(ends) if end > start]
+            if not after or ends[after[0]] > until:  # start and until in one sequence
+                assert found.first > until
+                continue
+            first, last = after[0] + 1, next((k for k, end in enumerate(ends) if end > until), len(ends))
+            assert found.first == ends[first - 1] + 3
+            assert found.stop == (ends[last] + 3 if last < len(ends) else len(program))
+            row_ends = [k for k, s in enumerate(states) if s.end_sequence]
+            want = states[row_ends[first - 1] + 1:row_ends[last] + 1 if last < len(ends) else len(states)]
+            assert [found.rows.address.tolist(), found.rows.line.tolist(), found.rows.file.tolist(),
+                    found.rows.column.tolist(), found.rows.end.tolist()] == \
+                [[s.address & (2 ** 64 - 1) for s in want], [s.line for s in want], [s.file for s in want],
+                 [s.column for s in want], [bool(s.end_sequence) for s in want]]
+            checked += 1
+    assert checked > 20
 
 
 def test_unknown_standard_opcode_skipped_by_declared_length() -> None:
@@ -300,17 +355,23 @@ def test_vliw_programs_are_left_to_pyelftools() -> None:
 
 
 def test_fallbacks_to_pyelftools_agree(objects: list[Path], monkeypatch) -> None:
-    """VLIW line programs and unsized forms go through pyelftools: same rows and DIEs."""
+    """VLIW line programs and unsized forms go through pyelftools: same rows, DIEs, subprogram ranges
+    and declarations."""
     path = next(p for p in objects if p.name == "combined5.o")
     with ElfInput(path) as obj:
         fast = source_map(obj)
         lines = [fast._rows(o) for o in fast._unit_starts(".debug_line").tolist()]
-        dies = [fast._subprograms(c) for c in fast._unit_starts(".debug_info").tolist()]
+        units = fast._unit_starts(".debug_info").tolist()
+        dies = [fast._subprograms(c) for c in units]
+        declared = [[fast._declared(c, offset) for offset in found[2]] for c, found in zip(units, dies)]
+        assert any(declared)
         monkeypatch.setattr("reachls.sourcemap.line_rows", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_offsets", lambda *args: None)
         monkeypatch.setattr("reachls.sourcemap.die_attributes", lambda *args: None)
+        monkeypatch.setattr("reachls.sourcemap.dies_attributes", lambda unit, positions, *args: [None] * len(positions))
         slow = source_map(obj)
         for ours, theirs in zip(lines, (slow._rows(o) for o in slow._unit_starts(".debug_line").tolist())):
             assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
         for ours, theirs in zip(dies, (slow._subprograms(c) for c in slow._unit_starts(".debug_info").tolist())):
             assert np.array_equal(ours[0], theirs[0]) and np.array_equal(ours[1], theirs[1]) and ours[2] == theirs[2]
+        assert declared == [[slow._declared(c, offset) for offset in found[2]] for c, found in zip(units, dies)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from reachls.elf import ElfInput
 from reachls.record import SourceLocation
+from reachls.sourcemap import SourceMap
 from test_dwarfline import assert_rows_match_pyelftools, assert_subprograms_match_pyelftools
 from toolchain import TARGET, function_symbols, gnu_addr2line, need, run, source_map
 
@@ -244,19 +246,110 @@ def test_without_dwarf(tmp_path: Path) -> None:
 
 
 def test_only_the_needed_units_are_decoded_once(build: Build) -> None:
-    """Trap 3: a site in funcs.c decodes funcs.c's line program / CU (offset 0: first in combined.o)
-    and not alt.S's; rows are kept sorted per sequence."""
+    """Trap 3: a site in funcs.c decodes sequences of funcs.c's line program and its CU (offset 0:
+    first in combined.o), not alt.S's, and no whole program; rows are kept sorted per sequence."""
     with ElfInput(build.combined) as obj:
         sm = source_map(obj)
         entry = next(sec for name, sec, _, _ in function_symbols(obj) if name == "entry")
         assert sm.line_for(entry, 0) is not None and sm.line_for(entry, 4) is not None
         assert sm.function_declaration(entry, 0) is not None
-        units = [k for k in sm._memo if k[0] in ("_lines", "_subprograms")]
-        assert units == [("_lines", 0), ("_subprograms", 0)]
-        lines = sm._memo["_lines", 0]
+        units = [k for k in sm._memo if k[0] in ("_lines", "_sequences", "_subprograms")]
+        assert [k[:2] for k in units] == [("_sequences", 0), ("_subprograms", 0)]
+        assert sm.decoded.programs == 0 and sm.decoded.sequences == 1
+        lines = sm._memo[units[0]]
         for s in range(len(lines.lo)):
             rows = lines.addr[lines.first[s]:lines.first[s + 1]]
             assert (np.diff(rows.astype(np.int64)) >= 0).all()
+
+
+def _many_functions(first: int, count: int) -> str:
+    return "".join(f"""
+__attribute__((noinline)) int f{i}(int x)
+{{
+\tint y = x * {i + 3};
+\tif (y & 1)
+\t\ty += f{i}(x - 1);
+\treturn y ^ {i};
+}}
+""" for i in range(first, first + count))
+
+
+def _sequences_in_dump(dump: str) -> list[tuple[int, int, int]]:
+    """(first address, end address, rows with the end_sequence row) of each sequence `llvm-dwarfdump
+    --debug-line` prints."""
+    found, rows = [], []
+    for line in dump.splitlines():
+        if line.startswith("0x"):
+            rows.append(int(line.split()[0], 16))
+            if "end_sequence" in line.split():
+                found.append((rows[0], rows[-1], len(rows)))
+                rows = []
+    return found
+
+
+@pytest.fixture(scope="module", params=[4, 5], ids=["dwarf4", "dwarf5"])
+def many(request, tmp_path_factory) -> Path:
+    """40 functions in two line programs of a `ld -r` object `combined.o` (one sequence each), and
+    `image`, it linked."""
+    need("clang", "ld.lld")
+    root = tmp_path_factory.mktemp(f"many{request.param}")
+    (root / "a.c").write_text(_many_functions(0, 20))
+    (root / "b.c").write_text(_many_functions(20, 20))
+    for name in ("a", "b"):
+        run("clang", TARGET, f"-gdwarf-{request.param}", "-O1", "-ffunction-sections", "-c", f"{name}.c", cwd=root)
+    run("ld.lld", "-r", "a.o", "b.o", "-o", "combined.o", cwd=root)
+    run("ld.lld", "-e", "f0", "combined.o", "-o", "image", cwd=root)
+    return root
+
+
+PICKED = ("f0", "f7", "f39")  # the first function of the first program, one inside, the last of the second
+
+
+def _lines_of_picked(root: Path, sm_of: Callable[[ElfInput], SourceMap]) -> SourceMap:
+    """Map every instruction of the picked functions of `combined.o` with the source map `sm_of`
+    gives: lines equal GNU addr2line's on the linked image. The source map, for what it decoded."""
+    with ElfInput(root / "combined.o") as obj, ElfInput(root / "image") as image:
+        final = {name: value for name, _, value, _ in function_symbols(image)}
+        functions = {name: (sec, size) for name, sec, _, size in function_symbols(obj)}
+        sm = sm_of(obj)
+        sites = [(name, off) for name in PICKED for off in range(0, functions[name][1], 4)]
+        ours = sm.lines_at(sm.code_addresses([functions[name][0] for name, _ in sites], [off for _, off in sites]))
+        gnu = gnu_addr2line(root / "image", [final[name] + off for name, off in sites])
+        assert [(loc.file, loc.line) if loc else None for loc in ours] == \
+            [(os.path.normpath(f), n) if n else None for f, n in gnu]
+        assert all(ours)
+        return sm
+
+
+def test_only_the_sequences_holding_the_sites_are_decoded(many: Path) -> None:
+    """The lines of every instruction of 3 of the 40 functions equal GNU addr2line's, and the rows
+    decoded are exactly those llvm-dwarfdump prints for the 3 sequences holding them, no whole
+    program."""
+    need("llvm-dwarfdump", "aarch64-linux-gnu-addr2line")
+    sequences = _sequences_in_dump(run("llvm-dwarfdump", "--debug-line", many / "image").stdout)
+    assert len(sequences) == 40
+    sm = _lines_of_picked(many, source_map)
+    with ElfInput(many / "image") as image:
+        final = {name: value for name, _, value, _ in function_symbols(image)}
+    holding = [next(rows for lo, hi, rows in sequences if lo <= final[name] < hi) for name in PICKED]
+    assert (sm.decoded.programs, sm.decoded.sequences, sm.decoded.rows) == (0, 3, sum(holding))
+
+
+def test_a_walk_starting_inside_the_wanted_sequence_restarts_at_the_program(many: Path) -> None:
+    """Where the DW_LNE_set_address before a sequence's own lies in that same sequence (an assembler
+    may restate the address inside one), the walk from it finds no sequence end before the wanted
+    one: it starts again at the program's first opcode. Made so here by giving every sequence start
+    its own opcode as the one before: same lines, each program's sequences up to the wanted one."""
+    need("aarch64-linux-gnu-addr2line")
+
+    def restating(obj: ElfInput) -> SourceMap:
+        sm = source_map(obj)
+        starts = sm._starts
+        sm.__dict__["_starts"] = starts._replace(anchor=np.where(starts.opcode >= 0, starts.opcode, starts.anchor))
+        return sm
+    sm = _lines_of_picked(many, restating)
+    # f0 is the first sequence of a.c's program, f7 the eighth, f39 the last of b.c's (20 sequences)
+    assert (sm.decoded.programs, sm.decoded.sequences) == (0, 1 + 8 + 20)
 
 
 def test_fast_decoders_equal_pyelftools(build: Build) -> None:
