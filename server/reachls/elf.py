@@ -408,9 +408,27 @@ class ElfInput:
         return names
 
     def relocation_sections(self) -> dict[int, InputSection]:
-        """Relocation sections keyed by the section they apply to (checked to be a section of the file)."""
-        return {self.section(s.info, f"the sh_info of {s.name}").index: s for s in self.sections
-                if s.sh_type in (SHT_RELA, SHT_REL) and s.link == (self._symtab.index if self._symtab else -1)}
+        """Relocation sections keyed by the section they apply to (checked to be a section of the
+        file); built once, from the header table as a whole (the dict is shared: read, never change it)."""
+        return self._relocation_sections
+
+    @cached_property
+    def _relocation_sections(self) -> dict[int, InputSection]:
+        tables, site = self._relocation_tables
+        return dict(zip(site.tolist(), map(self.sections.__getitem__, tables.tolist())))
+
+    @cached_property
+    def _relocation_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(section index of each relocation table of the symbol table, the section it applies to),
+        the sh_info of each checked to be a section of the file."""
+        headers = self.section_headers
+        symtab = self._symtab.index if self._symtab else -1
+        tables = np.flatnonzero(((headers["type"] == SHT_RELA) | (headers["type"] == SHT_REL))
+                                & (headers["link"] == symtab))
+        site = headers["info"][tables].astype(np.int64)
+        if len(site) and (beyond := int(site.max())) >= len(headers):
+            self.section(beyond, f"the sh_info of {self.sections[int(tables[site.argmax()])].name}")
+        return tables, site
 
     def relocations(self, rel_section: InputSection) -> Relocations:
         """One relocation table as arrays; `sym` and `type` split out of r_info for this ELF class."""
@@ -435,12 +453,7 @@ class ElfInput:
 
     def _read_relocation_rows(self, types: np.ndarray) -> RelocationRows:
         headers = self.section_headers
-        symtab = self._symtab.index if self._symtab else -1
-        tables = np.flatnonzero(((headers["type"] == SHT_RELA) | (headers["type"] == SHT_REL))
-                                & (headers["link"] == symtab))
-        site = headers["info"][tables].astype(np.int64)
-        if len(site) and (beyond := int(site.max())) >= len(headers):
-            self.section(beyond, f"the sh_info of {self.sections[int(tables[site.argmax()])].name}")
+        tables, site = self._relocation_tables
         chosen = (headers["flags"][site] & SHF_ALLOC) != 0
         tables, site = tables[chosen], site[chosen]
         explicit = headers["type"][tables] == SHT_RELA

@@ -41,7 +41,7 @@ from elftools.dwarf.structs import DWARFStructs
 
 from .dwarfline import (Abbreviation, DamagedDwarf, LineRows, abbreviations, die_attributes, die_code, die_offsets,
                         dies_attributes, line_header, line_rows, sequence_rows, unit_header)
-from .elf import U64, ElfInput
+from .elf import SHF_ALLOC, SHF_EXECINSTR, U64, ElfInput
 from .errors import ReachlsError
 from .record import SourceLocation
 
@@ -514,14 +514,16 @@ class SourceMap:
         """Address of each section as DWARF sees it: sh_addr in a linked image; in a relocatable input
         disjoint synthetic ranges for code sections (0 for the rest), so that DWARF addresses of
         different sections never coincide and map back to (section, offset)."""
+        headers = self.obj.section_headers
         if not self.obj.is_relocatable:
-            return np.array([s.addr for s in self.obj.sections], dtype=np.uint64)
-        bases, cursor = np.zeros(len(self.obj.sections), dtype=np.uint64), _SYNTHETIC_START
-        for s in self.obj.sections:
-            if s.is_code:
-                align = max(s.align, 16)
-                cursor = (cursor + align - 1) // align * align
-                bases[s.index], cursor = cursor, cursor + max(s.size, 1)
+            return headers["addr"].astype(np.uint64)
+        # Each code section gets a slot of its size rounded up to one alignment (16 bytes up to a
+        # page, the largest of theirs), laid end to end at once; the ranges only need to be apart.
+        code = np.flatnonzero((headers["flags"] & (SHF_ALLOC | SHF_EXECINSTR)) == (SHF_ALLOC | SHF_EXECINSTR))
+        align = np.uint64(min(max(int(headers["addralign"][code].max(initial=0)), 16), 4096))
+        slot = (np.maximum(headers["size"][code].astype(np.uint64), 1) + align - np.uint64(1)) // align * align
+        bases = np.zeros(len(headers), dtype=np.uint64)
+        bases[code] = np.uint64(_SYNTHETIC_START) + np.cumsum(slot) - slot
         return bases
 
     @_memo
