@@ -19,13 +19,20 @@ import dataclasses
 
 import numpy as np
 
-from ..elf import SHF_STRINGS, ElfInput
+from ..elf import SHF_ALLOC, SHF_MERGE, SHF_STRINGS, ElfInput
 from . import Placement
+
+
+def merge_inputs(obj: ElfInput) -> np.ndarray:
+    """The allocated merge inputs (`InputSection.merge_kind`), from the header table at once."""
+    headers = obj.section_headers
+    return np.flatnonzero(((headers["flags"] & SHF_MERGE) != 0) & ((headers["flags"] & SHF_ALLOC) != 0)
+                          & (headers["entsize"] != 0) & (headers["size"] != 0))
 
 
 def unplaced_merge_sections(obj: ElfInput, placement: Placement) -> list[int]:
     """Allocated merge inputs the map gave no address."""
-    return [s.index for s in obj.sections if s.merge_kind and s.index not in placement.section_address]
+    return [index for index in merge_inputs(obj).tolist() if index not in placement.section_address]
 
 
 def _pieces(data: np.ndarray, strings: bool, stride: int, starts_only: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from ..errors import ReachlsError
 from . import LINKER_NAMES, Placement, undefined_symbols
 from .linkopts import LinkCommand, build_flavour
 from .members import final_link_inputs
-from .merged import place_merge_sections, unplaced_merge_sections
+from .merged import merge_inputs, place_merge_sections, unplaced_merge_sections
 from .script import check_size
 
 RELINK_TIMEOUT_SECONDS = 600
@@ -83,15 +83,24 @@ def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement
     with tempfile.TemporaryDirectory(prefix="reachls-relink-") as tmp:
         arguments = [*command.flags, *_script_option(command), str(obj.path.resolve())]
         output = Path(tmp) / "relinked"
-        text = _link(linker, arguments, output, command.flavour)
-        if command.flavour != "lld":
-            placement = parse_gnu_map(text, obj)
-        else:
-            placement = parse_lld_map(text, obj)
-            if unplaced_merge_sections(obj, placement) and output.is_file():  # which merged section holds them
-                probe = parse_lld_map(_link(linker, [*arguments, _NO_MERGING], Path(tmp) / "unmerged", "lld"), obj)
-                with ElfInput(output) as image:
-                    placement = place_merge_sections(obj, placement, _merged_sections(text), probe, image)
+        relink = _Link(linker, arguments, output, command.flavour)
+        # ld.lld's map leaves merge inputs out: the link that finds them (merging off) runs alongside.
+        probe = _Link(linker, [*arguments, _NO_MERGING], Path(tmp) / "unmerged", "lld") \
+            if command.flavour == "lld" and len(merge_inputs(obj)) else None
+        try:
+            text = relink.map_text()
+            if command.flavour != "lld":
+                placement = parse_gnu_map(text, obj)
+            else:
+                placement = parse_lld_map(text, obj)
+                if probe and unplaced_merge_sections(obj, placement) and output.is_file():
+                    unmerged = parse_lld_map(probe.map_text(), obj)
+                    with ElfInput(output) as image:
+                        placement = place_merge_sections(obj, placement, _merged_sections(text), unmerged, image)
+        finally:
+            for link in (relink, probe):
+                if link:
+                    link.cancel()
         symbols = link_defined_symbols(obj, output)
     return dataclasses.replace(placement, notes=placement.notes + _not_replayed(command), symbols=symbols)
 
@@ -173,28 +182,57 @@ def _not_replayed(command: LinkCommand) -> tuple[str, ...]:
     return tuple(f"relink did not replay {flag!r}" for flag in command.dropped)
 
 
+class _Link:
+    """One link to `output` in its directory, with `--noinhibit-exec` and a map: started at once,
+    its map read when wanted, so two links (a relink and its probe with merging off) run side by
+    side. The linker's messages go to a file, not a pipe, so a link with a million warnings never
+    waits for its reader."""
+
+    def __init__(self, linker: str, arguments: list[str], output: Path, flavour: str) -> None:
+        self.linker, self.map_path = linker, output.with_suffix(".map")
+        argv = [linker, *arguments, "-o", str(output), "-Map", str(self.map_path), "--noinhibit-exec", "--strip-debug"]
+        if flavour == "lld":
+            argv.append("--error-limit=0")
+        self._messages = open(output.with_suffix(".messages"), "w+b")  # closed once the link is over
+        try:
+            self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self._messages,
+                                             stdin=subprocess.DEVNULL, cwd=output.parent)
+        except OSError as exc:  # E2BIG: the build's options are too many or too long to pass on
+            self._messages.close()
+            raise ReachlsError(f"cannot run the linker: {exc.strerror or exc}", linker) from None
+        except ValueError as exc:  # an option with a NUL byte
+            self._messages.close()
+            raise ReachlsError(f"cannot run the linker: {exc}", linker) from None
+
+    def map_text(self) -> str:
+        """The map, once the link has finished. The map is the layout, even when an error
+        --noinhibit-exec does not downgrade (ld.lld's unencodeable immediates) kept the output
+        from being written. No map: the link failed."""
+        try:
+            returncode = self._process.wait(timeout=RELINK_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.cancel()
+            raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", self.linker) from None
+        with self._messages:
+            self._messages.seek(0)
+            messages = self._messages.read().decode(errors="replace")  # the linker echoes the script's bytes
+        if not self.map_path.is_file() or not self.map_path.stat().st_size:
+            lines = messages.splitlines()
+            first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {returncode}")
+            raise ReachlsError(f"relink failed: {first_error}", self.linker)
+        return self.map_path.read_text(errors="replace")
+
+    def cancel(self) -> None:
+        """Stop the link if it still runs (its map is not wanted)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._messages.close()
+
+
 def _link(linker: str, arguments: list[str], output: Path, flavour: str) -> str:
-    """Run one link to `output` in its directory, with `--noinhibit-exec` and a map; the map's text."""
-    map_path = output.with_suffix(".map")
-    argv = [linker, *arguments, "-o", str(output), "-Map", str(map_path), "--noinhibit-exec", "--strip-debug"]
-    if flavour == "lld":
-        argv.append("--error-limit=0")
-    try:  # the linker echoes the script's bytes, whatever their encoding
-        result = subprocess.run(argv, capture_output=True, text=True, errors="replace", cwd=output.parent,
-                                timeout=RELINK_TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ReachlsError(f"relink took longer than {RELINK_TIMEOUT_SECONDS} s", linker) from None
-    except OSError as exc:  # E2BIG: the build's options are too many or too long to pass on
-        raise ReachlsError(f"cannot run the linker: {exc.strerror or exc}", linker) from None
-    except ValueError as exc:  # an option with a NUL byte
-        raise ReachlsError(f"cannot run the linker: {exc}", linker) from None
-    # The map is the layout, even when an error --noinhibit-exec does not downgrade (ld.lld's
-    # unencodeable immediates) kept the output from being written. No map: the link failed.
-    if not map_path.is_file() or not map_path.stat().st_size:
-        lines = result.stderr.splitlines()
-        first_error = next((ln for ln in lines if "error" in ln), lines[0] if lines else f"exit {result.returncode}")
-        raise ReachlsError(f"relink failed: {first_error}", linker)
-    return map_path.read_text(errors="replace")
+    """Run one link to `output` (see `_Link`); the map's text."""
+    return _Link(linker, arguments, output, flavour).map_text()
 
 
 def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
@@ -202,7 +240,7 @@ def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
     `<internal>:(<output section>)`, one per merge kind."""
     found: dict[str, list[tuple[int, int]]] = {}
     current = None
-    for line in text.splitlines()[1:]:
+    for line in _section_lines(text):
         if not (match := _MAP_LINE.match(line)):
             continue
         indent, name = len(match.group(5)), match.group(6)
