@@ -284,7 +284,8 @@ class SourceMap:
         self._relocation_operations = relocation_operations
         self._index = {s.name: s.index for s in obj.sections if s.name in _DEBUG and s.size}
         self._e = "<" if obj.little else ">"
-        self._is_code = np.array([s.is_code for s in obj.sections] + [False])  # [-1] (no section): False
+        code = SHF_ALLOC | SHF_EXECINSTR
+        self._is_code = np.append((obj.section_headers["flags"] & code) == code, False)  # [-1] (no section): False
         self._damaged: dict[str, dict[int, str]] = {}  # section → unit offset → what is wrong with it
         self._unusable: str | None = None  # why no source line could be given at all
         self.decoded = LineStats()
