@@ -5,8 +5,8 @@ script and link line; built once and cached) and the small real kernel of
 `scripts/build-real-kernel.sh` (clang-lto).
 
 1. Goals (issue 9), on the largest size chosen: whole processes, each run `--repeat` times (median
-   wall; peak RSS from `os.wait4`, which counts the child and the children it waited for, e.g.
-   the ld.lld of a relink scan). The denominator is the relink itself: the ld.lld command the
+   wall; peak RSS from `os.wait4` in a small launcher, which counts the command and the children
+   it waited for, e.g. the ld.lld of a relink scan). The denominator is the relink itself: the ld.lld command the
    relink engine runs, captured from a relink scan through a logging `ld.lld` first on PATH and
    replayed unchanged. For context, the kernel's own link line (`.vmlinux.cmd`) on the same
    input. On the real kernel, `reachls scan <dir>` (engine auto) against its own relink, captured
