@@ -48,8 +48,10 @@ fuzz: deps
 		$(BIN)/python -m pytest tests/fuzz -q --hypothesis-seed=$(FUZZ_SEED); status=$$?; \
 		$(BIN)/python tests/fuzz/contract.py fuzz-tally.jsonl; exit $$status
 
-bench: deps
-	$(BIN)/python bench/run_bench.py
+# Issue 9's goals and the scaling table (bench/out/results.md); inputs are generated and cached
+# under $REACHLS_CACHE on first use. BENCH_ARGS=--quick measures the two small sizes only.
+bench: deps real-kernel
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 	$(BIN)/python bench/decode_bench.py
 	$(BIN)/python bench/lsp_latency.py
 

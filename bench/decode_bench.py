@@ -1,8 +1,9 @@
 """Linked-image mode throughput: decoding a final image's short-reach instructions vs `llvm-objdump -d`.
 
-The image is `bench/out/vmlinux.o` linked with `ld.lld -T bench/out/vmlinux.lds` into a temp
-dir (bench/out is left alone), or `--image PATH`, or, when neither exists, a generated one
-(a few MB of assembly dense in short-reach instructions, assembled by clang, linked by ld.lld).
+The image is the 100k-section input of `bench/generate.py` (built and cached if missing) linked
+with its kernel script by `ld.lld` into a temp dir, or `--image PATH`, or, when that link fails,
+a generated one (a few MB of assembly dense in short-reach instructions, assembled by clang,
+linked by ld.lld).
 It reports, as medians over `--repeat` runs:
 
 - decode: `decode.analyse_decoded` in-process (the vectorised decoder, statuses, records for
@@ -44,7 +45,10 @@ from reachls.elf import ElfInput
 from reachls.stages import linked_placement
 from reachls.record import Provenance
 
-BENCH_OBJ, BENCH_LDS = ROOT / "bench" / "out" / "vmlinux.o", ROOT / "bench" / "out" / "vmlinux.lds"
+sys.path.insert(0, str(ROOT / "bench"))
+from generate import ensure  # noqa: E402
+
+IMAGE_SIZE = "100k"
 REACHLS = str(Path(sys.executable).parent / "reachls")
 
 
@@ -105,13 +109,13 @@ def _generated(tmp: Path, functions: int = 4000, blocks: int = 60) -> Path:
 def _image(tmp: Path, image: Path | None) -> tuple[Path, str]:
     if image is not None:
         return image, str(image)
-    if BENCH_OBJ.is_file() and BENCH_LDS.is_file():
-        out = tmp / "vmlinux"
-        subprocess.run(["ld.lld", "-T", str(BENCH_LDS), str(BENCH_OBJ), "-o", str(out), "--noinhibit-exec"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        if out.is_file():
-            return out, f"`ld.lld -T bench/out/vmlinux.lds bench/out/vmlinux.o` ({BENCH_OBJ.stat().st_size >> 20} MiB)"
-    return _generated(tmp), "generated assembly (no bench/out/vmlinux.o)"
+    build = ensure(IMAGE_SIZE, log=lambda message: print(message, file=sys.stderr))
+    out = tmp / "vmlinux"
+    subprocess.run(["ld.lld", "-T", str(build.script), str(build.obj), "-o", str(out), "--noinhibit-exec"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    if out.is_file():
+        return out, f"the {IMAGE_SIZE} input of `bench/generate.py`, linked ({build.stats.size_bytes >> 20} MiB object)"
+    return _generated(tmp), f"generated assembly (the {IMAGE_SIZE} input did not link)"
 
 
 def main(argv: list[str] | None = None) -> int:
