@@ -1,6 +1,6 @@
 """Source lines of a linked image's `--all` records on a real multi-file build, against the toolchain.
 
-The input is what bench/generate.py makes, smaller: generated C (many translation units, calls
+The input is generated C (`generated_c.py`) (many translation units, calls
 near and far, loads of globals, top-level asm) compiled by clang with -g and linked by ld.lld,
 cached under ${REACHLS_CACHE:-~/.cache/reachls} by a hash of the generator, its parameters and
 the compiler. Answer keys: GNU addr2line for every site (it sorts line rows), llvm-symbolizer's
@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,10 +19,8 @@ import pytest
 from reachls.pipeline import ScanOptions, scan
 from reachls.record import SourceLocation
 from reachls.sourcemap import SourceMap
-from toolchain import ROOT, gnu_addr2line, llvm_function_starts, need, run
-
-sys.path.insert(0, str(ROOT / "bench"))
-from generate import Params, ensure, stamp_of  # noqa: E402
+from generated_c import Params, ensure, stamp_of
+from toolchain import gnu_addr2line, llvm_function_starts, need, run
 
 # ~70k short-reach instructions over 16 line programs / CUs: the shape of a kernel, a tenth its size.
 PARAMS = Params(files=16, funcs_per_file=64, calls_per_func=48)
@@ -34,7 +31,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     need("clang", "ld.lld")
     cache = Path(os.environ.get("REACHLS_CACHE", Path.home() / ".cache" / "reachls"))
     out = cache / f"linked-sources-{hashlib.sha256(stamp_of(PARAMS).encode()).hexdigest()[:16]}"
-    ensure(PARAMS, log=lambda message: None, out=out)
+    ensure(PARAMS, out, log=lambda message: None)
     linked = tmp_path_factory.mktemp("linked") / "vmlinux"
     run("ld.lld", "-T", out / "vmlinux.lds", out / "vmlinux.o", "-o", linked, "--noinhibit-exec")
     return linked
