@@ -10,7 +10,9 @@ of debug sections are never read here.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -255,7 +257,7 @@ class ElfInput:
         self.elf_type: int = {"ET_REL": ET_REL, "ET_EXEC": ET_EXEC, "ET_DYN": ET_DYN}.get(header["e_type"], 0)
         self.is64 = self.elffile.elfclass == 64
         self.relocation_info: RelocationInfo | None = None  # set by `arch.architecture_of`
-        self._last_rows: tuple[bytes, RelocationRows] | None = None
+        self._last_rows: tuple[bytes, Future[RelocationRows]] | None = None
         self.little = self.elffile.little_endian
         self._dt = _dtypes(self.is64, self.little)
         self.size = size
@@ -448,8 +450,26 @@ class ElfInput:
         read is kept: the layout (counting GOT slots) and the analysis ask for the same types."""
         key = np.asarray(types).tobytes()
         if self._last_rows is None or self._last_rows[0] != key:
-            self._last_rows = (key, self._read_relocation_rows(types))
-        return self._last_rows[1]
+            read: Future[RelocationRows] = Future()
+            self._last_rows = (key, read)
+            self._read_into_future(read, types)
+        return self._last_rows[1].result()
+
+    def read_relocation_rows_ahead(self, types: np.ndarray) -> None:
+        """Start `relocation_rows(types)` on a thread of its own, which it then waits for. The
+        reads and array operations release the GIL, so on a second core they run beside what
+        the caller does meanwhile in Python (the model's layout of hundreds of thousands of
+        sections, or waiting for the relink); an error is raised by `relocation_rows`."""
+        read: Future[RelocationRows] = Future()
+        self._last_rows = (np.asarray(types).tobytes(), read)
+        threading.Thread(target=self._read_into_future, args=(read, types), name="reachls-relocations",
+                         daemon=True).start()
+
+    def _read_into_future(self, read: Future[RelocationRows], types: np.ndarray) -> None:
+        try:
+            read.set_result(self._read_relocation_rows(types))
+        except BaseException as exc:  # raised again where the rows are asked for
+            read.set_exception(exc)
 
     def _read_relocation_rows(self, types: np.ndarray) -> RelocationRows:
         headers = self.section_headers

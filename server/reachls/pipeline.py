@@ -66,8 +66,8 @@ def _scan(path: Path, options: ScanOptions, progress: Progress) -> ScanResult:
         if decoded and arch.decoder is None:
             raise ReachlsError("linked image without relocations: link it with --emit-relocs, "
                                "or scan the pre-link vmlinux.o", str(inputs.artefact))
-        if not decoded:  # every table now; `obj` keeps them for the layout's GOT count and the analysis
-            obj.relocation_rows(short_reach_types(arch))
+        if not decoded:  # every table, beside the layout; `obj` keeps them for its GOT count and the analysis
+            obj.read_relocation_rows_ahead(short_reach_types(arch))
         progress.begin("place")
         placement = place(obj, inputs, options.engine, flavour, options.untrusted_roots)
         provenance = Provenance(str(inputs.artefact), inputs.artefact.stat().st_mtime,

@@ -7,6 +7,7 @@ through `pipeline.scan`; the log mode (`linklog`) places each object it reads ba
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -139,7 +140,7 @@ def _model(obj: ElfInput, arch: Architecture, inputs: BuildInputs, flavour: str)
     """The model's layout; of the objects themselves where the final link reads them (with GNU ld,
     whose `ld -r` made vmlinux.o), else of `obj` whole, saying why when the objects could not be read."""
     script = load_linker_script(inputs.script) if inputs.script else None
-    entries = got_entries(obj, arch)
+    entries = functools.partial(got_entries, obj, arch)  # counted as late as the layout can: see `model_layout`
     notes: tuple[str, ...] = ()
     if _replays_objects(inputs, flavour):
         try:

@@ -31,7 +31,7 @@ import fnmatch
 import operator
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,7 +205,12 @@ def _segment_flags(out: _Output) -> tuple[bool, bool]:
 # --- inputs -----------------------------------------------------------------------------------
 
 
-def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection] | None) -> list[_Input]:
+def _no_got() -> int:
+    return 0
+
+
+def _input_sections(obj: ElfInput, got_entries: Callable[[], int], objects: list[ObjectSection] | None
+                    ) -> list[_Input]:
     """lld's inputSections order: file sections, then COMMON symbols, then .eh_frame, .note.gnu.property;
     then the .got, when `got_entries` symbols need a slot in it.
 
@@ -249,8 +254,8 @@ def _input_sections(obj: ElfInput, got_entries: int, objects: list[ObjectSection
         ordinary.append(_Input(None, "COMMON", SHF_ALLOC | SHF_WRITE, SHT_NOBITS, int(syms["value"][i]) or 1,
                                int(syms["size"][i]), common_symbol=obj.symbol_name(i)))
     inputs = ordinary + sorted(synthetic, key=lambda s: s.name)
-    if got_entries:
-        inputs.append(_Input(None, ".got", SHF_ALLOC | SHF_WRITE, SHT_PROGBITS, 8, 8 * got_entries, synthetic=True))
+    if slots := got_entries():
+        inputs.append(_Input(None, ".got", SHF_ALLOC | SHF_WRITE, SHT_PROGBITS, 8, 8 * slots, synthetic=True))
     for order, inp in enumerate(inputs):
         inp.order = order
     return inputs
@@ -361,18 +366,19 @@ def _prefix_end(ordered: list[str], prefix: str, lo: int) -> int:
 class _Layout:
     """The output sections and location counter of one link, evaluated as lld 14 assigns addresses."""
 
-    def __init__(self, obj: ElfInput, script: LinkerScript | None, arch: Architecture, flavour: str, got_entries: int,
+    def __init__(self, obj: ElfInput, script: LinkerScript | None, arch: Architecture, flavour: str,
+                 got_entries: Callable[[], int],
                  objects: list[ObjectSection] | None) -> None:
         self.obj = obj
         self.arch = arch  # its page sizes and image base: ld.lld's defaults for the target
         self.flavour = flavour
         self.where = script.path if script else str(obj.path)
-        self.inputs = _input_sections(obj, got_entries, objects)
+        self.object_symbols, undefined = _global_symbols(obj)
+        self.inputs = _input_sections(obj, got_entries, objects)  # the GOT slots counted last: see `model_layout`
         self.by_index: dict[int, list[_Input]] = {}  # several: the objects' pieces, by offset
         for inp in sorted((i for i in self.inputs if i.index is not None), key=lambda i: i.piece_offset):
             self.by_index.setdefault(inp.index, []).append(inp)
         self.commons = {inp.common_symbol: inp for inp in self.inputs if inp.common_symbol}
-        self.object_symbols, undefined = _global_symbols(obj)
         self.commands: list = []
         #: (piece, offset in it, piece holding that string, offset there) per string, by merged section
         self.string_places: dict[int, list[tuple[_Input, int, _Input, int]]] = {}
@@ -1026,9 +1032,11 @@ def _assign_regions(layout: _Layout, script: LinkerScript) -> None:
 
 
 def model_layout(obj: ElfInput, script: LinkerScript | None, arch: Architecture, flavour: str = "lld",
-                 got_entries: int = 0, objects: list[ObjectSection] | None = None) -> Placement:
+                 got_entries: Callable[[], int] = _no_got, objects: list[ObjectSection] | None = None) -> Placement:
     """Where ld.lld 14 (`flavour` "lld") or GNU ld ("gnu") would put each allocated input section
-    of `obj` when linking it with `script`; `got_entries` symbols have a slot in the linker's .got.
+    of `obj` when linking it with `script`; `got_entries()` symbols have a slot in the linker's .got
+    (asked for once every section is read, so counting them, which reads every relocation table,
+    can run beside that).
     With `objects`, the link reads those objects' sections instead of `obj` (a GCC kernel's
     vmlinux.a): `obj`'s sections are placed piece by piece (`Placement.pieces`)."""
     layout = _Layout(obj, script, arch, flavour, got_entries, objects)
