@@ -2,8 +2,7 @@
 
 The input (`many_sections.py`: 100 000 code sections, 200 009 in all) is built once and cached;
 `ld.lld --noinhibit-exec` on it is the answer key for overflows and `llvm-nm`/`llvm-readelf` on
-its link for where every code label lands. On a 2-core machine each scan takes ~45 s (the
-analysis walks the relocation tables one section at a time), the whole module ~2 minutes.
+its link for where every code label lands.
 """
 
 from __future__ import annotations
