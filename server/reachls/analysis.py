@@ -279,8 +279,7 @@ def piece_targets(obj: ElfInput, placement: Placement, sym: np.ndarray, sections
     linker computes them: a section symbol (a string literal) reaches the piece holding
     value + addend; a named symbol, the piece holding its value, plus the addend."""
     target = target.copy()
-    for section in set(placement.pieces) & set(np.unique(sections).tolist()):
-        rows = np.flatnonzero(sections == section)
+    for section, rows in placement.rows_in_pieces(sections):
         value = obj.symbols["value"][sym[rows]].astype(np.int64)
         is_section = (obj.symbols["info"][sym[rows]] & 0xF) == STT_SECTION
         target[rows] = (placement.addresses(section, (value + np.where(is_section, addend[rows], 0)).astype(np.uint64))

@@ -7,6 +7,7 @@ Two engines fill the same `Placement`: `relink` (the build's own linker, exact) 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -68,12 +69,18 @@ class Placement:
         """`addresses` of many (placed section, offset) pairs at once; loops only over the few
         sections placed in pieces."""
         addresses = offsets + self._dense_addresses[sections]
-        if self.pieces:
-            in_pieces = np.flatnonzero(np.isin(sections, np.fromiter(self.pieces, dtype=np.int64)))
-            for section in np.unique(sections[in_pieces]).tolist():
-                rows = in_pieces[sections[in_pieces] == section]
-                addresses[rows] = self.addresses(section, offsets[rows])
+        for section, rows in self.rows_in_pieces(sections):
+            addresses[rows] = self.addresses(section, offsets[rows])
         return addresses
+
+    def rows_in_pieces(self, sections: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(section, the rows of `sections` naming it) for each section placed in pieces: found
+        with one array test over the rows, never a set of every section they name."""
+        if not self.pieces:
+            return
+        in_pieces = np.flatnonzero(np.isin(sections, np.fromiter(self.pieces, dtype=np.int64)))
+        for section in np.unique(sections[in_pieces]).tolist():
+            yield section, in_pieces[sections[in_pieces] == section]
 
     @cached_property
     def section_arrays(self) -> tuple[np.ndarray, np.ndarray]:

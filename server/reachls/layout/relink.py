@@ -92,11 +92,12 @@ def relink_layout(obj: ElfInput, command: LinkCommand, linker: str) -> Placement
             if command.flavour != "lld":
                 placement = parse_gnu_map(text, obj)
             else:
-                placement = parse_lld_map(text, obj)
+                lines = _section_lines(text)
+                placement = parse_lld_map(lines, obj)
                 if probe and unplaced_merge_sections(obj, placement) and output.is_file():
-                    unmerged = parse_lld_map(probe.map_text(), obj)
+                    unmerged = parse_lld_map(_section_lines(probe.map_text()), obj)
                     with ElfInput(output) as image:
-                        placement = place_merge_sections(obj, placement, _merged_sections(text), unmerged, image)
+                        placement = place_merge_sections(obj, placement, _merged_sections(lines), unmerged, image)
         finally:
             for link in (relink, probe):
                 if link:
@@ -235,12 +236,12 @@ def _link(linker: str, arguments: list[str], output: Path, flavour: str) -> str:
     return _Link(linker, arguments, output, flavour).map_text()
 
 
-def _merged_sections(text: str) -> dict[str, list[tuple[int, int]]]:
-    """Output section → (address, size) of each merged section in it: ld.lld names those
-    `<internal>:(<output section>)`, one per merge kind."""
+def _merged_sections(lines: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """Output section → (address, size) of each merged section in it, from a map's section
+    lines: ld.lld names those `<internal>:(<output section>)`, one per merge kind."""
     found: dict[str, list[tuple[int, int]]] = {}
     current = None
-    for line in _section_lines(text):
+    for line in lines:
         if not (match := _MAP_LINE.match(line)):
             continue
         indent, name = len(match.group(5)), match.group(6)
@@ -264,8 +265,8 @@ def _section_lines(text: str) -> list[str]:
     return [line for line in lines[1:] if not line[out:symbol].isspace()]
 
 
-def parse_lld_map(text: str, obj: ElfInput) -> Placement:
-    """Turn an ld.lld map into a `Placement` for the sections of `obj`.
+def parse_lld_map(lines: list[str], obj: ElfInput) -> Placement:
+    """Turn an ld.lld map's section lines (`_section_lines`) into a `Placement` for the sections of `obj`.
 
     Input sections are named by `file:(name)`; several sections of one name are matched to the
     object's sections of that name in file order, which is the order the linker places them.
@@ -276,7 +277,7 @@ def parse_lld_map(text: str, obj: ElfInput) -> Placement:
     output_start: dict[str, int] = {}
     got_address = None
     current: str | None = None
-    for line in _section_lines(text):
+    for line in lines:
         match = _MAP_LINE.match(line)
         if not match:
             continue
