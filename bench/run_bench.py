@@ -157,12 +157,13 @@ def captured_links(log_dir: Path) -> list[list[str]]:
 
 
 def measure_captured_relink(label: str, scan: Result, log_dir: Path, repeat: int) -> Result:
-    """The first ld.lld run of the scan (its relink), replayed as it ran: same arguments, its
-    private output directory swapped for a fresh one."""
+    """The scan's relink, replayed as it ran: same arguments, its private output directory swapped
+    for a fresh one. The probe with merging off (`-O0`) that places merged strings starts at the
+    same moment, so the relink is the first captured link that is not it."""
     links = captured_links(log_dir)
     if not links:
         return failed(label, ["ld.lld"], f"no ld.lld run captured from `{scan.label}`")
-    argv = ["ld.lld", *links[0]]
+    argv = ["ld.lld", *next((link for link in links if "-O0" not in link), links[0])]
     if "-o" not in argv[:-1]:
         return failed(label, argv, "no `-o OUTPUT` in the captured link: cannot give it a fresh directory")
     output_dir = Path(argv[argv.index("-o") + 1]).parent
@@ -171,7 +172,7 @@ def measure_captured_relink(label: str, scan: Result, log_dir: Path, repeat: int
         result = measure(label, replay, repeat, cwd=Path(tmp))
     result.argv = argv
     if (per_scan := len(links) // max(1, len(scan.walls))) > 1:
-        result.note = f"the first of the {per_scan} links each `{scan.label}` runs"
+        result.note = f"one of the {per_scan} links each `{scan.label}` runs; the other, with merging off, runs beside it"
     return result
 
 

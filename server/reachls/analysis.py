@@ -65,7 +65,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     unchecked = unchecked_groups(obj, arch, index, linked, relocs, missed, reason)
     del reason
     if len(missed):  # the checked ones; most often all of them, kept without a copy
-        relocs = RelocationRows(*(np.delete(getattr(relocs, field.name), missed) for field in dataclasses.fields(relocs)))
+        relocs = RelocationRows(*(np.delete(getattr(relocs, field.name), missed)
+                                  for field in dataclasses.fields(relocs)))
     site_section, offsets, sym, types, addend, explicit = (relocs.section, relocs.offset, relocs.sym, relocs.type,
                                                            relocs.addend, relocs.explicit_addend)
     del relocs
@@ -108,8 +109,8 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     columns["target"] -= bias.astype(np.uint64)
     columns["sym"], columns["addend"] = sym[row], addend[row] - bias
     if linked:
-        columns["site_offset"] = (columns["site_offset"].astype(np.uint64)
-                                  - obj.section_headers["addr"][columns["site_section"]].astype(np.uint64)).view(np.int64)
+        section_start = obj.section_headers["addr"][columns["site_section"]].astype(np.uint64)
+        columns["site_offset"] = (columns["site_offset"].astype(np.uint64) - section_start).view(np.int64)
     columns["word"] = obj.words_at(columns["site_section"], columns["site_offset"])
     records = build_records(obj, arch, placement, provenance, index, columns,
                             relocation_targets(obj, placement, index, linked, columns), sourcemap, linked,
