@@ -13,6 +13,7 @@ few examples, in `Analysis.unchecked`, so "0 overflow" can only mean that everyt
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 
@@ -22,9 +23,9 @@ from .errors import ReachlsError
 from .layout import Placement, undefined_symbols
 from .progress import SILENT, Progress
 from .record import DEFAULT_THRESHOLD, Provenance, Status
-from .records import (STATUS_CODES, UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows,
-                      SymbolIndex, TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally,
-                      build_records, statuses)
+from .records import (UNCHECKED_CODE, UNCHECKED_CODES, UNCHECKED_EXAMPLES, Analysis, ReportedRows, SymbolIndex,
+                      TargetOf, UncheckedExample, UncheckedGroup, UncheckedReason, UncheckedTally, build_records,
+                      count_statuses, statuses)
 from .sourcemap import SourceMap
 
 #: What scripts/kallsyms.c defines in the object link-vmlinux.sh adds to the final link after
@@ -88,7 +89,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
     # The PC bias in an addend as the assembler wrote it, in the instruction (-8 for A32) or in a
     # RELA entry (-4 for a MIPS64 branch), is not part of what is referenced.
     biased = (implicit | explicit) if arch.pc_bias else np.zeros(len(sym), dtype=bool)
-    counts = np.zeros(len(STATUS_CODES), dtype=np.int64)
+    counts: Counter[Status] = Counter()
     reported = ReportedRows(row=np.int64, bias=np.int64)
     for number in np.flatnonzero(np.bincount(types)).tolist():
         kind = arch.kinds[number]
@@ -98,7 +99,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
             kind_target = np.full_like(kind_target, np.uint64(got_start))
         distance = checked_distance(kind, kind_target, place[rows], arch.page_size)
         status = statuses(kind, distance, target_shndx[rows] != site_section[rows], threshold)
-        counts += np.bincount(status, minlength=len(counts))
+        count_statuses(counts, status)
         keep = slice(None) if include_ok else status != Status.OK.rank
         reported.add(kind=np.full(len(rows[keep]), number), site_section=site_section[rows[keep]],
                      site_offset=offsets[rows[keep]], place=place[rows[keep]], target=target[rows[keep]],
@@ -116,8 +117,7 @@ def analyse(obj: ElfInput, arch: Architecture, placement: Placement, provenance:
                             relocation_targets(obj, placement, index, linked, columns), sourcemap, linked,
                             progress=progress)
     notes = placement.notes + weak_note(obj, placement.linker, sym[weak_rows]) + ((arch.note,) if arch.note else ())
-    return Analysis(records, {STATUS_CODES[code]: int(n) for code, n in enumerate(counts.tolist()) if n}, unchecked,
-                    placement, notes)
+    return Analysis(records, dict(counts), unchecked, placement, notes)
 
 
 def section_bases(obj: ElfInput, placement: Placement) -> tuple[np.ndarray, np.ndarray]:

@@ -2,9 +2,9 @@
 
 A kernel's `vmlinux.o` has tens of thousands of sections and millions of relocations; one
 Python object per entry would take minutes and gigabytes. pyelftools checks the file header;
-the section header table, symbol table and the relocation tables of code sections are read
-as structured numpy arrays straight from the file (one `frombuffer` each). Relocation tables
-of debug sections are never read here.
+the section header table and symbol table are read as structured numpy arrays straight from the
+file (one `frombuffer` each), and the relocation tables of allocated sections all at once, in a
+few long reads (`relocation_rows`). Relocation tables of debug sections are never read here.
 """
 
 from __future__ import annotations
@@ -448,11 +448,8 @@ class ElfInput:
         are read in a few large runs of the file (tables a short gap apart share one read), and
         their entries located, split and filtered as whole arrays, never table by table. The last
         read is kept: the layout (counting GOT slots) and the analysis ask for the same types."""
-        key = np.asarray(types).tobytes()
-        if self._last_rows is None or self._last_rows[0] != key:
-            read: Future[RelocationRows] = Future()
-            self._last_rows = (key, read)
-            self._read_into_future(read, types)
+        if self._last_rows is None or self._last_rows[0] != np.asarray(types).tobytes():
+            self._read_into_future(self._start_read(types), types)
         return self._last_rows[1].result()
 
     def read_relocation_rows_ahead(self, types: np.ndarray) -> None:
@@ -460,10 +457,14 @@ class ElfInput:
         reads and array operations release the GIL, so on a second core they run beside what
         the caller does meanwhile in Python (the model's layout of hundreds of thousands of
         sections, or waiting for the relink); an error is raised by `relocation_rows`."""
+        threading.Thread(target=self._read_into_future, args=(self._start_read(types), types),
+                         name="reachls-relocations", daemon=True).start()
+
+    def _start_read(self, types: np.ndarray) -> Future[RelocationRows]:
+        """The rows of `types`, to come: kept as the last read from now on."""
         read: Future[RelocationRows] = Future()
         self._last_rows = (np.asarray(types).tobytes(), read)
-        threading.Thread(target=self._read_into_future, args=(read, types), name="reachls-relocations",
-                         daemon=True).start()
+        return read
 
     def _read_into_future(self, read: Future[RelocationRows], types: np.ndarray) -> None:
         try:
